@@ -1,0 +1,1006 @@
+"""Bundles: the directory the online engine serves from (format version 1).
+
+A bundle holds everything the online path needs and nothing it has to compute: the intent
+trie, each item's cached intent paths, the node and item vectors, the composition weights,
+one usearch index per item domain and one over the trie leaves. The arrays are ``.npy`` files
+(little-endian, C order, data aligned to 64 bytes by ``np.save``) so the Rust engine can
+memory-map them; ``manifest.json`` records the format version, dimensions, configuration,
+index settings and the sha256 of every file, so a truncated or corrupted bundle is refused at
+load time instead of crashing (or silently misbehaving) at request time.
+
+The arrays and their meaning are specified in ``docs/online-path.md`` §0; this module is the
+only writer, and :func:`load_arrays` is the Python reader used by the NumPy reference and tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from functools import partial
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from airrec.errors import (
+    AirrecError,
+    BundleChecksumError,
+    BundleError,
+    BundleVersionError,
+    ConfigError,
+    InputError,
+    InputTypeError,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DEFAULT_INDEX",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "BundleArrays",
+    "Composition",
+    "Dims",
+    "load_arrays",
+    "read_manifest",
+    "trie_depths",
+    "trie_leaves",
+    "validate_config",
+    "write_bundle",
+]
+
+FORMAT: Final = "airrec-bundle"
+FORMAT_VERSION: Final = 1
+MANIFEST: Final = "manifest.json"
+MAX_DEPTH: Final = 255  # trie_depth is uint8
+MAX_DOMAINS: Final = 256  # item_domain is uint8
+
+#: The engine configuration of docs/online-path.md §6, with its defaults.
+DEFAULT_CONFIG: Final[dict[str, Any]] = {
+    "behaviour_weights": [1.0],
+    "decay_lambda": 0.05,
+    "beam_width": 4,
+    "max_chains": 2,
+    "max_chain_depth": 4,
+    "walk_alpha": 0.1,
+    "node_evidence_cap": 16,
+    "max_evidence": 8,
+    "evidence_alpha": 1.0,
+    "evidence_max_age": None,
+    "cold_start_paths": 2,
+}
+
+#: usearch HNSW settings. Building is single-threaded, so the same inputs give the same index
+#: file byte for byte; ``expansion_search`` is not stored in the index file, so readers must
+#: apply it from the manifest.
+DEFAULT_INDEX: Final[dict[str, Any]] = {
+    "metric": "cos",
+    "connectivity": 16,
+    "expansion_add": 128,
+    "expansion_search": 64,
+}
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+U8 = npt.NDArray[np.uint8]
+
+
+# --------------------------------------------------------------------------------------------
+# Dimensions and the array table
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dims:
+    """The sizes every array of a bundle is checked against (manifest ``dims``)."""
+
+    n_nodes: int
+    n_items: int
+    dim: int
+    attn_dim: int
+    n_heads: int
+    max_depth: int
+    path_slots: int
+    n_domains: int
+
+    def to_json(self) -> dict[str, int]:
+        return {f.name: int(getattr(self, f.name)) for f in fields(self)}
+
+
+_Shape = Callable[[Dims], tuple[int | None, ...]]  # None: any length
+
+# name -> (dtype, shape). The order is the order files are written and listed.
+ARRAY_SPECS: Final[dict[str, tuple[str, _Shape]]] = {
+    "trie_parent": ("<i4", lambda d: (d.n_nodes,)),
+    "trie_depth": ("|u1", lambda d: (d.n_nodes,)),
+    "trie_phrase_offsets": ("<i8", lambda d: (d.n_nodes + 1,)),
+    "trie_phrase_bytes": ("|u1", lambda d: (None,)),
+    "item_path_offsets": ("<i8", lambda d: (d.n_items * d.path_slots + 1,)),
+    "item_path_leaves": ("<i4", lambda d: (None,)),
+    "node_vectors": ("<f4", lambda d: (d.n_nodes, d.dim)),
+    "item_vectors": ("<f4", lambda d: (d.n_items, d.dim)),
+    "item_domain": ("|u1", lambda d: (d.n_items,)),
+    "compose_wq": ("<f4", lambda d: (d.dim, d.attn_dim)),
+    "compose_wk": ("<f4", lambda d: (d.dim, d.attn_dim)),
+    "compose_wv": ("<f4", lambda d: (d.dim, d.attn_dim)),
+    "compose_wo": ("<f4", lambda d: (d.attn_dim, d.dim)),
+    "compose_bo": ("<f4", lambda d: (d.dim,)),
+    "compose_type_key": ("<f4", lambda d: (d.max_depth + 2, d.attn_dim)),
+    "compose_type_value": ("<f4", lambda d: (d.max_depth + 2, d.attn_dim)),
+    "compose_weight_bias": ("<f4", lambda d: (d.n_heads,)),
+    "score_w_out": ("<f4", lambda d: (d.dim,)),
+    "score_w_inter": ("<f4", lambda d: (d.dim,)),
+    "score_bias": ("<f4", lambda d: (1,)),
+}
+
+
+_COMPOSITION_ARRAYS: Final = tuple(n for n in ARRAY_SPECS if n.startswith(("compose_", "score_")))
+
+
+def array_file(name: str) -> str:
+    """The file name of bundle array ``name``."""
+    return f"{name}.npy"
+
+
+def items_index_file(domain: int) -> str:
+    """The file name of the usearch index over the items of ``domain``."""
+    return f"index_items_{domain}.usearch"
+
+
+LEAVES_INDEX_FILE: Final = "index_leaves.usearch"
+
+
+def _required_files(dims: Dims) -> list[str]:
+    arrays = [array_file(name) for name in ARRAY_SPECS]
+    indexes = [items_index_file(k) for k in range(dims.n_domains)] + [LEAVES_INDEX_FILE]
+    return arrays + indexes
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _config_int(config: Mapping[str, Any], key: str, minimum: int) -> int:
+    value = config[key]
+    if not _is_int(value) or value < minimum:
+        raise ConfigError(f"config {key!r} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _config_float(config: Mapping[str, Any], key: str, minimum: float | None = None) -> float:
+    value = config[key]
+    if not _is_real(value) or not math.isfinite(value) or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise ConfigError(f"config {key!r} must be a finite number{bound}, got {value!r}")
+    return float(value)
+
+
+def _behaviour_weights(value: object) -> list[float]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise ConfigError(f"config 'behaviour_weights' must be a list of numbers, got {value!r}")
+    weights = list(value)
+    if not weights or not all(_is_real(w) and math.isfinite(w) and w > 0 for w in weights):
+        raise ConfigError(
+            f"config 'behaviour_weights' must be a non-empty list of finite numbers > 0 "
+            f"(a zero weight would give nodes weight 0 and ln 0 = -inf), got {value!r}"
+        )
+    return [float(w) for w in weights]
+
+
+def validate_config(
+    config: Mapping[str, Any] | None = None, *, path_slots: int | None = None
+) -> dict[str, Any]:
+    """Fill in :data:`DEFAULT_CONFIG` and check every key's type and range.
+
+    ``path_slots`` (when known) must be 1 or the number of behaviour types, because the
+    path slot of an event is its behaviour when there is more than one slot.
+    Raises :class:`~airrec.errors.ConfigError`, naming the key.
+    """
+    config = dict(config or {})
+    unknown = sorted(set(config) - set(DEFAULT_CONFIG))
+    if unknown:
+        raise ConfigError(f"unknown config keys {unknown}; known: {sorted(DEFAULT_CONFIG)}")
+    merged = {**DEFAULT_CONFIG, **config}
+    out: dict[str, Any] = {"behaviour_weights": _behaviour_weights(merged["behaviour_weights"])}
+    out["decay_lambda"] = _config_float(merged, "decay_lambda", 0.0)
+    for key in ("beam_width", "max_chains", "max_chain_depth"):
+        out[key] = _config_int(merged, key, 1)
+    out["walk_alpha"] = _config_float(merged, "walk_alpha")
+    out["node_evidence_cap"] = _config_int(merged, "node_evidence_cap", 0)
+    out["max_evidence"] = _config_int(merged, "max_evidence", 0)
+    out["evidence_alpha"] = _config_float(merged, "evidence_alpha")
+    out["evidence_max_age"] = (
+        None
+        if merged["evidence_max_age"] is None
+        else _config_float(merged, "evidence_max_age", 0.0)
+    )
+    out["cold_start_paths"] = _config_int(merged, "cold_start_paths", 0)
+    n_behaviours = len(out["behaviour_weights"])
+    if path_slots is not None and path_slots not in (1, n_behaviours):
+        raise ConfigError(
+            f"the bundle has {path_slots} path slots per item, which must be 1 or the number "
+            f"of behaviour types ({n_behaviours} behaviour_weights)"
+        )
+    return {key: out[key] for key in DEFAULT_CONFIG}
+
+
+# --------------------------------------------------------------------------------------------
+# Checks shared by the writer (bad input: InputError) and the reader (bad bundle: BundleError)
+# --------------------------------------------------------------------------------------------
+
+
+def trie_depths(parent: npt.ArrayLike, error: type[AirrecError] = InputError) -> U8:
+    """Depth of every trie node (roots 1), checking the topological order ``parent[n] < n``.
+
+    Vectorised by fixpoint iteration: after ``k`` rounds every node of depth ``<= k + 1`` is
+    right, so it converges within ``max_depth`` rounds; deeper than 255 is an error since
+    ``trie_depth`` is uint8.
+    """
+    p = np.asarray(parent, dtype=np.int64)
+    ids = np.arange(p.size, dtype=np.int64)
+    bad = np.flatnonzero((p < -1) | (p >= ids))
+    if bad.size:
+        n = int(bad[0])
+        raise error(f"trie_parent[{n}] = {int(p[n])}: parents must be -1 or < the node's id")
+    is_root = p < 0
+    safe_parent = np.where(is_root, 0, p)
+    depth = np.ones(p.size, dtype=np.int64)
+    for _ in range(MAX_DEPTH + 1):
+        new = np.where(is_root, 1, depth[safe_parent] + 1)
+        if np.array_equal(new, depth):
+            return depth.astype(np.uint8)
+        depth = new
+        if depth.max(initial=0) > MAX_DEPTH:
+            break
+    raise error(f"the trie is deeper than {MAX_DEPTH} levels")
+
+
+def trie_leaves(parent: npt.ArrayLike) -> I64:
+    """Ids of the trie nodes without children, ascending."""
+    p = np.asarray(parent, dtype=np.int64)
+    has_child = np.zeros(p.size, dtype=bool)
+    has_child[p[p >= 0]] = True
+    return np.flatnonzero(~has_child).astype(np.int64)
+
+
+def _check_offsets(name: str, offsets: npt.NDArray[Any], n_values: int,
+                   error: type[AirrecError]) -> None:
+    """CSR offsets start at 0, never decrease and end at the number of values."""
+    if offsets.size == 0 or offsets[0] != 0 or offsets[-1] != n_values:
+        raise error(f"{name} must start at 0 and end at {n_values} (the number of values)")
+    drops = np.flatnonzero(np.diff(offsets) < 0)
+    if drops.size:
+        raise error(f"{name} decreases at row {int(drops[0])}")
+
+
+def _check_ids(name: str, values: npt.NDArray[Any], upper: int,
+               error: type[AirrecError]) -> None:
+    out = np.flatnonzero((values < 0) | (values >= upper))
+    if out.size:
+        i = int(out[0])
+        raise error(f"{name}[{i}] = {int(values[i])} is outside [0, {upper})")
+
+
+def _check_finite(name: str, array: npt.NDArray[Any], error: type[AirrecError]) -> None:
+    if not np.isfinite(array).all():
+        raise error(f"{name} holds NaN or infinite values")
+
+
+def _check_unit_rows(name: str, vectors: npt.NDArray[Any], error: type[AirrecError]) -> None:
+    _check_finite(name, vectors, error)
+    norms = np.linalg.norm(np.asarray(vectors, dtype=np.float64), axis=1)
+    bad = np.flatnonzero(np.abs(norms - 1.0) > 1e-3)
+    if bad.size:
+        raise error(f"{name} row {int(bad[0])} is not L2-normalised (norm {norms[bad[0]]:.6g})")
+
+
+# --------------------------------------------------------------------------------------------
+# Composition weights
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Composition:
+    """The composition (multi-head attention) and score-head weights of docs/online-path.md §4.
+
+    Shapes: ``wq, wk, wv`` [d, a]; ``wo`` [a, d]; ``bo`` [d]; ``type_key, type_value``
+    [D+2, a]; ``weight_bias`` [H]; ``score_w_out, score_w_inter`` [d]; ``score_bias`` [1].
+    Arrays are converted to C-contiguous float32 and checked on construction.
+    """
+
+    wq: F32
+    wk: F32
+    wv: F32
+    wo: F32
+    bo: F32
+    type_key: F32
+    type_value: F32
+    weight_bias: F32
+    score_w_out: F32
+    score_w_inter: F32
+    score_bias: F32
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            array = np.ascontiguousarray(value, dtype=np.float32)
+            _check_finite(f"composition {f.name}", array, InputError)
+            object.__setattr__(self, f.name, array)
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        if self.wq.ndim != 2 or self.type_key.ndim != 2 or self.weight_bias.ndim != 1:
+            raise InputError("composition wq and type_key must be 2-D, weight_bias 1-D")
+        d, a, h = self.wq.shape[0], self.wq.shape[1], self.weight_bias.shape[0]
+        if d == 0 or h == 0 or a % h:
+            raise InputError(f"attn_dim {a} must be a positive multiple of n_heads {h} (d={d})")
+        if self.type_key.shape[0] < 3:
+            raise InputError("composition type_key needs max_depth + 2 >= 3 rows")
+        rows = self.type_key.shape[0]
+        expected = {
+            "wq": (d, a), "wk": (d, a), "wv": (d, a), "wo": (a, d), "bo": (d,),
+            "type_key": (rows, a), "type_value": (rows, a), "weight_bias": (h,),
+            "score_w_out": (d,), "score_w_inter": (d,), "score_bias": (1,),
+        }
+        for name, shape in expected.items():
+            actual = getattr(self, name).shape
+            if actual != shape:
+                raise InputError(f"composition {name} has shape {actual}, expected {shape}")
+
+    @property
+    def dim(self) -> int:
+        return int(self.wq.shape[0])
+
+    @property
+    def attn_dim(self) -> int:
+        return int(self.wq.shape[1])
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.weight_bias.shape[0])
+
+    @property
+    def max_depth(self) -> int:
+        return int(self.type_key.shape[0]) - 2
+
+    @classmethod
+    def init(
+        cls, dim: int, attn_dim: int, n_heads: int, max_depth: int, seed: int = 0
+    ) -> Composition:
+        """A deterministic random init under which an untrained bundle is already meaningful.
+
+        Every matrix is a scaled normal (std ``1/sqrt(fan_in)``, the scale of torch's default
+        linear init), but the projections share one random basis ``Q`` [d, a] with
+        ``Q @ Q.T ≈ I``: ``wk = wv = Q``, ``wo = Q.T`` and ``wq = Q`` times a temperature.
+        So ``q·k`` approximates the cosine of candidate and slot, and the intent vector
+        approximates the attention-weighted mean of the slot vectors, in the item embedding
+        space; the score head starts as ``u · x_c`` (``score_w_inter = 1``). Slot-type offsets
+        are small (std 0.02) and ``weight_bias = 1`` makes attention proportional to weight.
+        Training moves away from all of this; it only has to be a sensible start.
+        """
+        if min(dim, attn_dim, n_heads, max_depth) < 1 or attn_dim % n_heads:
+            raise ConfigError(
+                f"need dim, attn_dim, n_heads, max_depth >= 1 and attn_dim % n_heads == 0, got "
+                f"{dim=}, {attn_dim=}, {n_heads=}, {max_depth=}"
+            )
+        rng = np.random.default_rng(seed)
+        dk = attn_dim // n_heads
+        basis = rng.normal(0.0, 1.0 / math.sqrt(attn_dim), size=(dim, attn_dim))
+        # Per-head logits are ~ cos/H before the 1/sqrt(dk) scaling; undo both, then sharpen.
+        temperature = 4.0 * n_heads * math.sqrt(dk)
+        types = rng.normal(0.0, 0.02, size=(2, max_depth + 2, attn_dim))
+        return cls(
+            wq=(basis * temperature).astype(np.float32),
+            wk=basis.astype(np.float32),
+            wv=basis.astype(np.float32),
+            wo=basis.T.astype(np.float32),
+            bo=np.zeros(dim, dtype=np.float32),
+            type_key=types[0].astype(np.float32),
+            type_value=types[1].astype(np.float32),
+            weight_bias=np.ones(n_heads, dtype=np.float32),
+            score_w_out=np.zeros(dim, dtype=np.float32),
+            score_w_inter=np.ones(dim, dtype=np.float32),
+            score_bias=np.zeros(1, dtype=np.float32),
+        )
+
+    def arrays(self) -> dict[str, F32]:
+        """The bundle arrays (``compose_*``, ``score_*``) keyed by bundle name."""
+        return {
+            ("compose_" + f.name if not f.name.startswith("score_") else f.name): getattr(
+                self, f.name
+            )
+            for f in fields(self)
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, npt.ArrayLike]) -> Composition:
+        """The inverse of :meth:`arrays`."""
+        kwargs = {
+            f.name: arrays[f.name if f.name.startswith("score_") else "compose_" + f.name]
+            for f in fields(cls)
+        }
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BundleArrays:
+    """Every array of a bundle (memory-mapped, read-only) plus its parsed manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+    dims: Dims
+    config: dict[str, Any]
+    domains: list[str]
+    trie_parent: I32
+    trie_depth: U8
+    trie_phrase_offsets: I64
+    trie_phrase_bytes: U8
+    item_path_offsets: I64
+    item_path_leaves: I32
+    node_vectors: F32
+    item_vectors: F32
+    item_domain: U8
+    compose_wq: F32
+    compose_wk: F32
+    compose_wv: F32
+    compose_wo: F32
+    compose_bo: F32
+    compose_type_key: F32
+    compose_type_value: F32
+    compose_weight_bias: F32
+    score_w_out: F32
+    score_w_inter: F32
+    score_bias: F32
+
+    @property
+    def composition(self) -> Composition:
+        return Composition.from_arrays(
+            {name: getattr(self, name) for name in _COMPOSITION_ARRAYS}
+        )
+
+    def phrase(self, node: int) -> str:
+        """The intent phrase of trie node ``node``."""
+        start, end = self.trie_phrase_offsets[node], self.trie_phrase_offsets[node + 1]
+        return bytes(self.trie_phrase_bytes[start:end]).decode("utf-8")
+
+
+def _manifest_dims(manifest: Mapping[str, Any]) -> Dims:
+    raw = manifest.get("dims")
+    names = [f.name for f in fields(Dims)]
+    if not isinstance(raw, dict) or set(raw) != set(names):
+        raise BundleError(f"manifest 'dims' must hold exactly {names}")
+    if not all(_is_int(raw[n]) and raw[n] >= 0 for n in names):
+        raise BundleError(f"manifest 'dims' must be non-negative integers, got {raw}")
+    dims = Dims(**{n: int(raw[n]) for n in names})
+    positive = ("n_nodes", "dim", "attn_dim", "n_heads", "max_depth", "path_slots", "n_domains")
+    if any(getattr(dims, n) == 0 for n in positive) or dims.attn_dim % dims.n_heads:
+        raise BundleError(f"manifest 'dims' are inconsistent: {raw}")
+    return dims
+
+
+def _manifest_files(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise BundleError("manifest 'files' must be an object")
+    for name, entry in files.items():
+        if "/" in name or "\\" in name or name in ("", ".", "..", MANIFEST):
+            raise BundleError(f"manifest lists an invalid file name {name!r}")
+        ok = (
+            isinstance(entry, dict)
+            and isinstance(entry.get("sha256"), str)
+            and len(entry["sha256"]) == 64
+            and _is_int(entry.get("bytes"))
+        )
+        if not ok:
+            raise BundleError(f"manifest entry of {name!r} needs 'sha256' (hex) and 'bytes'")
+    return files
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse and check ``<path>/manifest.json`` (format, version, dims, domains, config, files).
+
+    Raises :class:`~airrec.errors.BundleVersionError` for another format version and
+    :class:`~airrec.errors.BundleError` for anything else that is wrong. The returned dict's
+    ``config`` has every key of :data:`DEFAULT_CONFIG`.
+    """
+    file = Path(path) / MANIFEST
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise BundleError(f"{path} is not a bundle: {MANIFEST} is missing") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"cannot read {file}: {e}") from e
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(f"{file} is not an {FORMAT} manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleVersionError(
+            f"{path} has bundle format version {version!r}; this airrec reads {FORMAT_VERSION}"
+        )
+    dims = _manifest_dims(manifest)
+    domains = manifest.get("domains")
+    if not (isinstance(domains, list) and len(domains) == dims.n_domains
+            and all(isinstance(n, str) for n in domains)):
+        raise BundleError(f"manifest 'domains' must list {dims.n_domains} names")
+    try:
+        manifest["config"] = validate_config(manifest.get("config"), path_slots=dims.path_slots)
+    except ConfigError as e:
+        raise BundleError(f"manifest config: {e}") from e
+    index = manifest.get("index")
+    if not isinstance(index, dict) or index.get("metric") != "cos" or not all(
+        _is_int(index.get(k)) for k in ("connectivity", "expansion_add", "expansion_search")
+    ):
+        raise BundleError("manifest 'index' must give metric 'cos' and integer HNSW settings")
+    _manifest_files(manifest)
+    return manifest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify_files(root: Path, files: Mapping[str, Mapping[str, Any]], verify: bool) -> None:
+    for name, entry in files.items():
+        file = root / name
+        if not file.is_file():
+            raise BundleError(f"bundle file {name} is missing from {root}")
+        size = file.stat().st_size
+        if size != entry["bytes"]:
+            raise BundleChecksumError(
+                f"bundle file {name} has {size} bytes, the manifest says {entry['bytes']} "
+                "(truncated or replaced)"
+            )
+        if verify and _sha256(file) != entry["sha256"]:
+            raise BundleChecksumError(f"bundle file {name} does not match its sha256 (corrupted)")
+
+
+def _load_array(root: Path, name: str, dims: Dims) -> npt.NDArray[Any]:
+    dtype, shape_of = ARRAY_SPECS[name]
+    try:
+        array: npt.NDArray[Any] = np.load(
+            root / array_file(name), mmap_mode="r", allow_pickle=False
+        )
+    except (OSError, ValueError, EOFError) as e:
+        raise BundleError(f"cannot read {array_file(name)}: {e}") from e
+    expected = shape_of(dims)
+    shape_ok = array.ndim == len(expected) and all(
+        e is None or a == e for a, e in zip(array.shape, expected)
+    )
+    if array.dtype != np.dtype(dtype) or not shape_ok or not array.flags.c_contiguous:
+        shown = tuple("*" if e is None else e for e in expected)
+        raise BundleError(
+            f"{array_file(name)} is {array.dtype.str}{list(array.shape)}; the manifest dims "
+            f"require C-ordered {dtype}{list(shown)}"
+        )
+    return array
+
+
+def _check_loaded(arrays: Mapping[str, npt.NDArray[Any]], dims: Dims) -> None:
+    """Semantic checks of a bundle, so the engine can index without bounds surprises."""
+    depth = trie_depths(arrays["trie_parent"], BundleError)
+    if not np.array_equal(depth, arrays["trie_depth"]):
+        raise BundleError("trie_depth disagrees with the depths trie_parent implies")
+    if int(depth.max()) != dims.max_depth:
+        raise BundleError(f"manifest max_depth {dims.max_depth} != the trie's {int(depth.max())}")
+    _check_offsets("trie_phrase_offsets", arrays["trie_phrase_offsets"],
+                   arrays["trie_phrase_bytes"].size, BundleError)
+    try:
+        bytes(arrays["trie_phrase_bytes"]).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BundleError(f"trie_phrase_bytes is not UTF-8: {e}") from e
+    _check_offsets("item_path_offsets", arrays["item_path_offsets"],
+                   arrays["item_path_leaves"].size, BundleError)
+    _check_ids("item_path_leaves", arrays["item_path_leaves"], dims.n_nodes, BundleError)
+    _check_unit_rows("node_vectors", arrays["node_vectors"], BundleError)
+    _check_unit_rows("item_vectors", arrays["item_vectors"], BundleError)
+    if arrays["item_domain"].size and int(arrays["item_domain"].max()) >= dims.n_domains:
+        raise BundleError(f"item_domain holds a domain >= n_domains ({dims.n_domains})")
+    for name in _COMPOSITION_ARRAYS:
+        _check_finite(name, arrays[name], BundleError)
+
+
+def load_arrays(path: str | os.PathLike[str], verify: bool = True) -> BundleArrays:
+    """Open a bundle: check the manifest, every file's size (and sha256 when ``verify``),
+    every array's dtype and shape against the manifest dims, and the arrays' invariants.
+
+    Arrays are memory-mapped read-only. Raises :class:`~airrec.errors.BundleChecksumError`
+    (size or sha256 mismatch), :class:`~airrec.errors.BundleVersionError` or
+    :class:`~airrec.errors.BundleError`.
+    """
+    root = Path(path)
+    manifest = read_manifest(root)
+    dims = _manifest_dims(manifest)
+    files = _manifest_files(manifest)
+    unlisted = [name for name in _required_files(dims) if name not in files]
+    if unlisted:
+        raise BundleError(f"the manifest of {root} does not list {unlisted}")
+    _verify_files(root, files, verify)
+    arrays = {name: _load_array(root, name, dims) for name in ARRAY_SPECS}
+    _check_loaded(arrays, dims)
+    return BundleArrays(
+        path=root,
+        manifest=manifest,
+        dims=dims,
+        config=dict(manifest["config"]),
+        domains=list(manifest["domains"]),
+        **arrays,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def _integers(name: str, values: npt.ArrayLike, ndim: int = 1) -> I64:
+    array = np.asarray(values)
+    if array.size == 0 and array.dtype == np.float64:  # an empty list
+        array = array.astype(np.int64)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise InputTypeError(f"{name} must hold integers, got dtype {array.dtype}")
+    if array.ndim != ndim:
+        raise InputError(f"{name} must be {ndim}-D, got shape {array.shape}")
+    return array.astype(np.int64)
+
+
+def _unit_rows(name: str, values: npt.ArrayLike, dim: int | None) -> F32:
+    """``values`` as float32 [rows, dim] with every row L2-normalised (in float64)."""
+    array = np.asarray(values)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise InputTypeError(f"{name} must hold numbers, got dtype {array.dtype}")
+    if array.ndim != 2 or array.shape[1] == 0 or (dim is not None and array.shape[1] != dim):
+        want = "[rows, d]" if dim is None else f"[rows, {dim}]"
+        raise InputError(f"{name} must have shape {want}, got {array.shape}")
+    array = array.astype(np.float64)
+    _check_finite(name, array, InputError)
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    zero = np.flatnonzero(norms[:, 0] == 0)
+    if zero.size:
+        raise InputError(f"{name} row {int(zero[0])} is all zeros and cannot be normalised")
+    return np.ascontiguousarray(array / norms, dtype=np.float32)
+
+
+def _encode_phrases(phrases: Sequence[str], n_nodes: int) -> tuple[I64, U8]:
+    if isinstance(phrases, str) or len(phrases) != n_nodes:
+        raise InputError(f"trie_phrases must be a sequence of {n_nodes} strings (one per node)")
+    if not all(isinstance(p, str) for p in phrases):
+        raise InputTypeError("trie_phrases must hold str")
+    encoded = [p.encode("utf-8") for p in phrases]
+    offsets = np.zeros(n_nodes + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return offsets, np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+
+
+def _domains(domain_names: Sequence[str], item_domain: npt.ArrayLike, n_items: int) -> U8:
+    names = list(domain_names)
+    if isinstance(domain_names, str) or not 1 <= len(names) <= MAX_DOMAINS:
+        raise InputError(f"domain_names must list 1 to {MAX_DOMAINS} names, got {domain_names!r}")
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise InputError(f"domain_names must be distinct non-empty strings, got {names}")
+    domain = _integers("item_domain", item_domain)
+    if domain.size != n_items:
+        raise InputError(f"item_domain has {domain.size} entries for {n_items} items")
+    out = np.flatnonzero((domain < 0) | (domain >= len(names)))
+    if out.size:
+        i = int(out[0])
+        raise InputError(f"item_domain[{i}] = {int(domain[i])} is outside [0, {len(names)})")
+    return domain.astype(np.uint8)
+
+
+def _index_settings(index: Mapping[str, Any] | None) -> dict[str, Any]:
+    settings = {**DEFAULT_INDEX, **(index or {})}
+    unknown = sorted(set(settings) - set(DEFAULT_INDEX))
+    if unknown or settings["metric"] != "cos":
+        raise ConfigError(f"index settings take {sorted(DEFAULT_INDEX)} with metric 'cos'")
+    for key in ("connectivity", "expansion_add", "expansion_search"):
+        if not _is_int(settings[key]) or settings[key] < 2:
+            raise ConfigError(f"index {key!r} must be an integer >= 2, got {settings[key]!r}")
+        settings[key] = int(settings[key])
+    return settings
+
+
+def _composition_for(
+    composition: Composition | None, dim: int, max_depth: int, n_heads: int | None,
+    attn_dim: int | None, seed: int,
+) -> Composition:
+    if composition is None:
+        return Composition.init(dim, attn_dim or dim, n_heads or 4, max_depth, seed)
+    if composition.dim != dim or composition.max_depth != max_depth:
+        raise InputError(
+            f"the composition is for dim {composition.dim}, max_depth {composition.max_depth}; "
+            f"the vectors have dim {dim} and the trie max_depth {max_depth}"
+        )
+    for name, given in (("n_heads", n_heads), ("attn_dim", attn_dim)):
+        if given is not None and given != getattr(composition, name):
+            raise ConfigError(f"{name}={given} disagrees with the composition's "
+                              f"{getattr(composition, name)}")
+    return composition
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Validated, converted bundle contents, ready to write."""
+
+    dims: Dims
+    arrays: dict[str, npt.NDArray[Any]]
+    config: dict[str, Any]
+    domains: list[str]
+    leaves: I64
+
+
+def _prepare(
+    *, trie_parent: npt.ArrayLike, trie_phrases: Sequence[str], item_path_offsets: npt.ArrayLike,
+    item_path_leaves: npt.ArrayLike, node_vectors: npt.ArrayLike, item_vectors: npt.ArrayLike,
+    item_domain: npt.ArrayLike, domain_names: Sequence[str], composition: Composition | None,
+    config: Mapping[str, Any] | None, n_heads: int | None, attn_dim: int | None, path_slots: int,
+    seed: int,
+) -> _Prepared:
+    parent = _integers("trie_parent", trie_parent)
+    if parent.size == 0:
+        raise InputError("the trie needs at least one node")
+    depth = trie_depths(parent)
+    phrase_offsets, phrase_bytes = _encode_phrases(trie_phrases, parent.size)
+    nodes = _unit_rows("node_vectors", node_vectors, None)
+    if nodes.shape[0] != parent.size:
+        raise InputError(f"node_vectors has {nodes.shape[0]} rows for {parent.size} trie nodes")
+    items = _unit_rows("item_vectors", item_vectors, nodes.shape[1])
+    if not _is_int(path_slots) or path_slots < 1:
+        raise ConfigError(f"path_slots must be an integer >= 1, got {path_slots!r}")
+    offsets = _integers("item_path_offsets", item_path_offsets)
+    leaves = _integers("item_path_leaves", item_path_leaves)
+    if offsets.size != items.shape[0] * path_slots + 1:
+        raise InputError(
+            f"item_path_offsets must have n_items * path_slots + 1 = "
+            f"{items.shape[0] * path_slots + 1} entries, got {offsets.size}"
+        )
+    _check_offsets("item_path_offsets", offsets, leaves.size, InputError)
+    _check_ids("item_path_leaves", leaves, parent.size, InputError)
+    domains = _domains(domain_names, item_domain, items.shape[0])
+    comp = _composition_for(composition, nodes.shape[1], int(depth.max()), n_heads, attn_dim, seed)
+    dims = Dims(
+        n_nodes=parent.size, n_items=items.shape[0], dim=nodes.shape[1], attn_dim=comp.attn_dim,
+        n_heads=comp.n_heads, max_depth=comp.max_depth, path_slots=int(path_slots),
+        n_domains=len(domain_names),
+    )
+    arrays: dict[str, npt.NDArray[Any]] = {
+        "trie_parent": parent.astype(np.int32), "trie_depth": depth,
+        "trie_phrase_offsets": phrase_offsets, "trie_phrase_bytes": phrase_bytes,
+        "item_path_offsets": offsets, "item_path_leaves": leaves.astype(np.int32),
+        "node_vectors": nodes, "item_vectors": items, "item_domain": domains,
+        **comp.arrays(),
+    }
+    return _Prepared(
+        dims=dims, arrays=arrays, config=validate_config(config, path_slots=dims.path_slots),
+        domains=list(domain_names), leaves=trie_leaves(parent),
+    )
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_array(path: Path, array: npt.NDArray[Any], dtype: str) -> None:
+    with path.open("wb") as f:
+        np.save(f, np.ascontiguousarray(array, dtype=np.dtype(dtype)), allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_index(
+    path: Path, keys: I64, vectors: F32, settings: Mapping[str, Any], progress: bool
+) -> None:
+    """A usearch cosine index, built single-threaded so the file is reproducible."""
+    from usearch.index import Index
+
+    index = Index(
+        ndim=vectors.shape[1], metric="cos", dtype="f32",
+        connectivity=settings["connectivity"], expansion_add=settings["expansion_add"],
+        expansion_search=settings["expansion_search"],
+    )
+    if keys.size:
+        index.add(keys.astype(np.uint64), vectors, threads=1, log=progress)
+    index.save(str(path))
+    _fsync_file(path)
+
+
+def _airrec_version() -> str:
+    try:
+        return metadata.version("airrec")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _json_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = dict(meta or {})
+    try:
+        json.dumps(out, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"meta must be JSON-serialisable: {e}") from e
+    return out
+
+
+def _write_contents(
+    root: Path, prepared: _Prepared, index: Mapping[str, Any], meta: dict[str, Any],
+    progress: bool,
+) -> None:
+    """Write every file into ``root`` (an empty directory), the manifest last."""
+    dims, arrays = prepared.dims, prepared.arrays
+    steps: list[tuple[str, Callable[[Path], None]]] = [
+        (array_file(name), partial(_write_array, array=arrays[name], dtype=dtype))
+        for name, (dtype, _) in ARRAY_SPECS.items()
+    ]
+    for k in range(dims.n_domains):
+        keys = np.flatnonzero(arrays["item_domain"] == k).astype(np.int64)
+        vectors = arrays["item_vectors"][keys]
+        steps.append((items_index_file(k), partial(
+            _write_index, keys=keys, vectors=vectors, settings=index, progress=progress)))
+    leaves = prepared.leaves
+    steps.append((LEAVES_INDEX_FILE, partial(
+        _write_index, keys=leaves, vectors=arrays["node_vectors"][leaves], settings=index,
+        progress=progress)))
+    files: dict[str, dict[str, Any]] = {}
+    with _progress(len(steps), progress) as advance:
+        for name, write in steps:
+            write(root / name)
+            files[name] = {"sha256": _sha256(root / name), "bytes": (root / name).stat().st_size}
+            advance(name)
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "created_by": f"airrec {_airrec_version()}", "dims": dims.to_json(),
+        "domains": prepared.domains, "config": prepared.config, "index": dict(index),
+        "files": files, "meta": meta,
+    }
+    with (root / MANIFEST).open("w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, allow_nan=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    _fsync_dir(root)
+
+
+@contextmanager
+def _progress(total: int, enabled: bool) -> Iterator[Callable[[str], None]]:
+    if not enabled:
+        yield lambda _name: None
+        return
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+    with tqdm(total=total, desc="writing bundle", unit="file") as bar:
+
+        def advance(name: str) -> None:
+            bar.set_postfix_str(name)
+            bar.update(1)
+
+        yield advance
+
+
+def _check_destination(out: Path, overwrite: bool) -> None:
+    if not out.exists():
+        return
+    if not overwrite:
+        raise BundleError(f"{out} already exists; pass overwrite=True to replace it")
+    if not (out / MANIFEST).is_file():
+        raise BundleError(f"refusing to overwrite {out}: it is not a bundle (no {MANIFEST})")
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished bundle to ``out``; an old bundle there is swapped out, then deleted."""
+    if not out.exists():
+        os.replace(tmp, out)
+        _fsync_dir(out.parent)
+        return
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    _fsync_dir(out.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_bundle(
+    out_dir: str | os.PathLike[str],
+    *,
+    trie_parent: npt.ArrayLike,
+    trie_phrases: Sequence[str],
+    item_path_offsets: npt.ArrayLike,
+    item_path_leaves: npt.ArrayLike,
+    node_vectors: npt.ArrayLike,
+    item_vectors: npt.ArrayLike,
+    item_domain: npt.ArrayLike,
+    domain_names: Sequence[str],
+    composition: Composition | None = None,
+    config: Mapping[str, Any] | None = None,
+    n_heads: int | None = None,
+    attn_dim: int | None = None,
+    path_slots: int = 1,
+    index: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Validate the inputs and write a bundle directory atomically; returns its path.
+
+    Inputs follow docs/online-path.md §0: ``trie_parent[n] < n`` (-1 for roots), one phrase per
+    node, the CSR of each item's intent paths (row ``item * path_slots + slot``, each path given
+    by its deepest node), node and item vectors (L2-normalised here; zero rows are an error),
+    each item's domain index into ``domain_names``. Without ``composition`` the weights are
+    :meth:`Composition.init` with ``n_heads`` (default 4), ``attn_dim`` (default d) and
+    ``seed``. ``config`` overrides :data:`DEFAULT_CONFIG`; ``index`` overrides
+    :data:`DEFAULT_INDEX`; ``meta`` is free-form JSON provenance.
+
+    Everything is written to a temporary directory beside ``out_dir``, fsynced, then renamed,
+    so readers never see a half-written bundle and a failure leaves nothing behind. An
+    existing bundle is replaced only with ``overwrite=True``.
+
+    Raises :class:`~airrec.errors.InputError` / :class:`~airrec.errors.InputTypeError` for bad
+    arrays, :class:`~airrec.errors.ConfigError` for bad settings and
+    :class:`~airrec.errors.BundleError` when ``out_dir`` exists.
+    """
+    out = Path(out_dir).absolute()
+    _check_destination(out, overwrite)
+    prepared = _prepare(
+        trie_parent=trie_parent, trie_phrases=trie_phrases, item_path_offsets=item_path_offsets,
+        item_path_leaves=item_path_leaves, node_vectors=node_vectors, item_vectors=item_vectors,
+        item_domain=item_domain, domain_names=domain_names, composition=composition,
+        config=config, n_heads=n_heads, attn_dim=attn_dim, path_slots=path_slots, seed=seed,
+    )
+    settings = _index_settings(index)
+    manifest_meta = _json_meta(meta)
+    if composition is None:
+        manifest_meta.setdefault("composition", {"init": "Composition.init", "seed": seed})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is read by services too
+        _write_contents(tmp, prepared, settings, manifest_meta, progress)
+        _check_destination(out, overwrite)
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
