@@ -1,0 +1,326 @@
+//! The on-disk bundle (docs/online-path.md §0): a directory with `manifest.json`, `.npy` arrays
+//! and usearch index files, written by `airrec.bundle.write_bundle` in Python.
+//!
+//! Loading checks the format version, every file's size and sha256, every array's dtype and
+//! shape, index ranges, finiteness of every weight, and the trie's structure. Any mismatch is a
+//! typed [`Error`], never a panic.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::compose::{ComposeWeights, Composer};
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::index::VectorIndex;
+use crate::npy::{self, Array, Element};
+use crate::trie::Trie;
+
+/// The bundle format version this build reads and writes.
+pub const FORMAT_VERSION: u64 = 1;
+const FORMAT_NAME: &str = "airrec-bundle";
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+pub struct Dims {
+    pub n_nodes: usize,
+    pub n_items: usize,
+    pub dim: usize,
+    pub attn_dim: usize,
+    pub n_heads: usize,
+    pub max_depth: usize,
+    pub path_slots: usize,
+    pub n_domains: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct FileEntry {
+    sha256: String,
+    bytes: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    dims: Dims,
+    domains: Vec<String>,
+    config: EngineConfig,
+    files: BTreeMap<String, FileEntry>,
+    #[serde(default)]
+    meta: serde_json::Value,
+}
+
+/// How to load a bundle.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Verify every file's sha256 (a few tens of ms per 100 MB). Off trusts the files.
+    pub verify_checksums: bool,
+    /// Concurrent searches the vector indexes must support.
+    pub search_threads: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { verify_checksums: true, search_threads: 4 * std::thread::available_parallelism().map_or(4, |n| n.get()) }
+    }
+}
+
+/// A loaded, validated bundle. Immutable; shared by engines through an `Arc`.
+#[derive(Debug)]
+pub struct Bundle {
+    pub path: PathBuf,
+    pub dims: Dims,
+    pub domains: Vec<String>,
+    /// The configuration stored in the bundle (engines may override it).
+    pub config: EngineConfig,
+    pub meta: serde_json::Value,
+    pub trie: Trie,
+    pub(crate) item_path_offsets: Array<i64>,
+    pub(crate) item_path_leaves: Array<i32>,
+    pub node_vectors: Array<f32>,
+    pub item_vectors: Array<f32>,
+    pub item_domain: Array<u8>,
+    pub composer: Composer,
+    pub(crate) item_indexes: Vec<VectorIndex>,
+    pub(crate) leaf_index: VectorIndex,
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    let digest = hasher.finalize();
+    Ok((digest.iter().map(|b| format!("{b:02x}")).collect(), total))
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join("manifest.json");
+    if !dir.is_dir() {
+        return Err(Error::bundle(dir, "not a directory"));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::bundle(&path, format!("cannot read: {e}")))?;
+    let raw: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::bundle(&path, format!("invalid JSON: {e}")))?;
+    if raw.get("format").and_then(|v| v.as_str()) != Some(FORMAT_NAME) {
+        return Err(Error::bundle(&path, format!("not an airrec bundle manifest (format != {FORMAT_NAME:?})")));
+    }
+    // The version is checked before the rest so an old or new bundle gets a version error.
+    let version = raw.get("format_version").and_then(|v| v.as_u64()).ok_or_else(|| Error::bundle(&path, "no format_version"))?;
+    if version != FORMAT_VERSION {
+        return Err(Error::BundleVersion { path: dir.to_path_buf(), found: version, supported: FORMAT_VERSION });
+    }
+    serde_json::from_value(raw).map_err(|e| Error::bundle(&path, format!("invalid manifest: {e}")))
+}
+
+fn verify_files(dir: &Path, files: &BTreeMap<String, FileEntry>, checksums: bool) -> Result<()> {
+    files.par_iter().try_for_each(|(name, entry)| {
+        if name.contains('/') || name.contains('\\') || name.starts_with('.') {
+            return Err(Error::bundle(dir, format!("manifest names a file outside the bundle: {name:?}")));
+        }
+        let path = dir.join(name);
+        let size = std::fs::metadata(&path).map_err(|e| Error::bundle(&path, format!("missing file: {e}")))?.len();
+        if size != entry.bytes {
+            return Err(Error::BundleChecksum {
+                path,
+                message: format!("size {size} bytes, manifest says {} (truncated or replaced?)", entry.bytes),
+            });
+        }
+        if checksums {
+            let (digest, _) = sha256_file(&path).map_err(|e| Error::bundle(&path, format!("cannot read: {e}")))?;
+            if !digest.eq_ignore_ascii_case(&entry.sha256) {
+                return Err(Error::BundleChecksum {
+                    path,
+                    message: format!("sha256 {digest}, manifest says {} (corrupted?)", entry.sha256),
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+struct Loader<'a> {
+    dir: &'a Path,
+    files: &'a BTreeMap<String, FileEntry>,
+}
+
+impl Loader<'_> {
+    fn path(&self, name: &str) -> Result<PathBuf> {
+        if !self.files.contains_key(name) {
+            return Err(Error::bundle(self.dir, format!("manifest does not list required file {name:?}")));
+        }
+        Ok(self.dir.join(name))
+    }
+
+    fn array<T: Element>(&self, stem: &str, shape: &[Option<usize>]) -> Result<Array<T>> {
+        npy::load_shaped(&self.path(&format!("{stem}.npy"))?, shape)
+    }
+
+    fn finite(&self, stem: &str, shape: &[Option<usize>]) -> Result<Array<f32>> {
+        let a: Array<f32> = self.array(stem, shape)?;
+        if let Some(pos) = a.par_iter().position_any(|v| !v.is_finite()) {
+            return Err(Error::bundle(self.dir.join(format!("{stem}.npy")), format!("non-finite value at flat index {pos}")));
+        }
+        Ok(a)
+    }
+}
+
+fn check_csr(path: &Path, offsets: &[i64], n_values: usize) -> Result<()> {
+    if offsets.first() != Some(&0) || *offsets.last().unwrap_or(&-1) != n_values as i64 {
+        return Err(Error::bundle(path, format!("offsets must start at 0 and end at {n_values}")));
+    }
+    if offsets.windows(2).any(|w| w[1] < w[0]) {
+        return Err(Error::bundle(path, "offsets must be non-decreasing"));
+    }
+    Ok(())
+}
+
+impl Bundle {
+    /// Loads and validates the bundle in `dir`.
+    pub fn load(dir: impl AsRef<Path>, options: &LoadOptions) -> Result<Bundle> {
+        let dir = dir.as_ref();
+        let manifest = read_manifest(dir)?;
+        manifest.config.validate().map_err(|e| Error::bundle(dir.join("manifest.json"), e.to_string()))?;
+        verify_files(dir, &manifest.files, options.verify_checksums)?;
+        let d = &manifest.dims;
+        let ld = Loader { dir, files: &manifest.files };
+        let bad = |m: String| Error::bundle(dir.join("manifest.json"), m);
+        if d.dim == 0 || d.n_heads == 0 || d.attn_dim == 0 || d.attn_dim % d.n_heads != 0 {
+            return Err(bad(format!("dims: need dim > 0 and attn_dim ({}) a positive multiple of n_heads ({})", d.attn_dim, d.n_heads)));
+        }
+        if d.max_depth == 0 || d.max_depth > 254 {
+            return Err(bad(format!("dims: max_depth must be in 1..=254, got {}", d.max_depth)));
+        }
+        if d.path_slots == 0 {
+            return Err(bad("dims: path_slots must be >= 1".into()));
+        }
+        if d.n_domains == 0 || d.n_domains > 255 || manifest.domains.len() != d.n_domains {
+            return Err(bad(format!("dims: n_domains {} must be 1..=255 and match the {} domain names", d.n_domains, manifest.domains.len())));
+        }
+        if d.n_nodes > i32::MAX as usize || d.n_items > u32::MAX as usize / d.path_slots.max(1) {
+            return Err(bad("dims: too many nodes or items".into()));
+        }
+        let (n, i, dim, a) = (Some(d.n_nodes), Some(d.n_items), Some(d.dim), Some(d.attn_dim));
+
+        // Trie.
+        let parent: Array<i32> = ld.array("trie_parent", &[n])?;
+        let depth: Array<u8> = ld.array("trie_depth", &[n])?;
+        let ppath = dir.join("trie_parent.npy");
+        for (node, (&p, &dep)) in parent.iter().zip(depth.iter()).enumerate() {
+            let want = if p < 0 {
+                if p != -1 {
+                    return Err(Error::bundle(&ppath, format!("node {node}: parent {p} (roots use -1)")));
+                }
+                1
+            } else {
+                if p as usize >= node {
+                    return Err(Error::bundle(&ppath, format!("node {node}: parent {p} must be < {node} (topological order)")));
+                }
+                depth[p as usize] as usize + 1
+            };
+            if dep as usize != want || want > d.max_depth {
+                return Err(Error::bundle(dir.join("trie_depth.npy"), format!("node {node}: depth {dep}, expected {want} (max_depth {})", d.max_depth)));
+            }
+        }
+        let phrase_offsets: Array<i64> = ld.array("trie_phrase_offsets", &[Some(d.n_nodes + 1)])?;
+        let phrase_bytes: Array<u8> = ld.array("trie_phrase_bytes", &[None])?;
+        let opath = dir.join("trie_phrase_offsets.npy");
+        check_csr(&opath, &phrase_offsets, phrase_bytes.len())?;
+        for node in 0..d.n_nodes {
+            let bytes = &phrase_bytes[phrase_offsets[node] as usize..phrase_offsets[node + 1] as usize];
+            if std::str::from_utf8(bytes).is_err() {
+                return Err(Error::bundle(dir.join("trie_phrase_bytes.npy"), format!("phrase of node {node} is not UTF-8")));
+            }
+        }
+        let trie = Trie::new(parent, depth, phrase_offsets, phrase_bytes);
+
+        // Item → path leaves.
+        let item_path_offsets: Array<i64> = ld.array("item_path_offsets", &[Some(d.n_items * d.path_slots + 1)])?;
+        let item_path_leaves: Array<i32> = ld.array("item_path_leaves", &[None])?;
+        check_csr(&dir.join("item_path_offsets.npy"), &item_path_offsets, item_path_leaves.len())?;
+        if let Some(bad_leaf) = item_path_leaves.iter().find(|&&l| l < 0 || l as usize >= d.n_nodes) {
+            return Err(Error::bundle(dir.join("item_path_leaves.npy"), format!("node id {bad_leaf} outside 0..{}", d.n_nodes)));
+        }
+
+        // Vectors.
+        let node_vectors = ld.finite("node_vectors", &[n, dim])?;
+        let item_vectors = ld.finite("item_vectors", &[i, dim])?;
+        let item_domain: Array<u8> = ld.array("item_domain", &[i])?;
+        if let Some(dm) = item_domain.iter().find(|&&x| x as usize >= d.n_domains) {
+            return Err(Error::bundle(dir.join("item_domain.npy"), format!("domain {dm} outside 0..{}", d.n_domains)));
+        }
+
+        // Composition.
+        let t = Some(d.max_depth + 2);
+        let weights = ComposeWeights {
+            wq: ld.finite("compose_wq", &[dim, a])?,
+            wk: ld.finite("compose_wk", &[dim, a])?,
+            wv: ld.finite("compose_wv", &[dim, a])?,
+            wo: ld.finite("compose_wo", &[a, dim])?,
+            bo: ld.finite("compose_bo", &[dim])?,
+            type_key: ld.finite("compose_type_key", &[t, a])?,
+            type_value: ld.finite("compose_type_value", &[t, a])?,
+            weight_bias: ld.finite("compose_weight_bias", &[Some(d.n_heads)])?,
+            score_w_out: ld.finite("score_w_out", &[dim])?,
+            score_w_inter: ld.finite("score_w_inter", &[dim])?,
+            score_bias: ld.finite("score_bias", &[Some(1)])?,
+        };
+
+        // Indexes: one per domain over its items, one over trie leaves.
+        let mut per_domain = vec![0usize; d.n_domains];
+        item_domain.iter().for_each(|&x| per_domain[x as usize] += 1);
+        let item_indexes = (0..d.n_domains)
+            .map(|k| VectorIndex::load(&ld.path(&format!("index_items_{k}.usearch"))?, d.dim, per_domain[k], options.search_threads))
+            .collect::<Result<Vec<_>>>()?;
+        let leaf_index = VectorIndex::load(&ld.path("index_leaves.usearch")?, d.dim, trie.n_leaves(), options.search_threads)?;
+
+        let composer = Composer::new(weights, &node_vectors, &item_vectors, d.dim, d.n_heads);
+        Ok(Bundle {
+            path: dir.to_path_buf(),
+            dims: manifest.dims,
+            domains: manifest.domains,
+            config: manifest.config,
+            meta: manifest.meta,
+            trie,
+            item_path_offsets,
+            item_path_leaves,
+            node_vectors,
+            item_vectors,
+            item_domain,
+            composer,
+            item_indexes,
+            leaf_index,
+        })
+    }
+
+    /// Cached path leaves of CSR slot `slot`.
+    #[inline]
+    pub fn path_leaves(&self, slot: usize) -> &[i32] {
+        let (a, b) = (self.item_path_offsets[slot], self.item_path_offsets[slot + 1]);
+        &self.item_path_leaves[a as usize..b as usize]
+    }
+
+    #[inline(always)]
+    pub fn node_vector(&self, node: u32) -> &[f32] {
+        self.node_vectors.row(node as usize)
+    }
+
+    #[inline(always)]
+    pub fn item_vector(&self, item: u32) -> &[f32] {
+        self.item_vectors.row(item as usize)
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.dims.n_items
+    }
+}

@@ -1,0 +1,583 @@
+//! The online engine: a loaded bundle plus a configuration, answering requests.
+//!
+//! An `Engine` is immutable and `Sync`: load it once, call it from many threads. A request is a
+//! [`UserTree`] (built from events, updated incrementally) and candidates; batch calls take
+//! CSR-packed histories and run users in parallel with rayon.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::bundle::{Bundle, LoadOptions};
+use crate::compose::{attend, score_head, ComposeScratch, Slot};
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::explain::{ChainExplanation, EvidenceExplanation, Explanation};
+use crate::retrieve::{walk, WalkScratch};
+use crate::tree::{Event, TreeParams, UserTree};
+
+static NEXT_BUNDLE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Candidates of one request: item ids of the bundle, or raw vectors of unseen items.
+#[derive(Clone, Copy, Debug)]
+pub enum Candidates<'a> {
+    Items(&'a [u32]),
+    /// Row-major `[C, dim]`, L2-normalised by the caller.
+    Vectors(&'a [f32]),
+}
+
+impl Candidates<'_> {
+    pub fn len(&self, dim: usize) -> usize {
+        match self {
+            Candidates::Items(c) => c.len(),
+            Candidates::Vectors(v) => v.len() / dim,
+        }
+    }
+}
+
+/// Chains (global node ids, root first) and evidence (event indices) chosen for a candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Context {
+    pub chains: Vec<Vec<u32>>,
+    pub evidence: Vec<u32>,
+}
+
+/// Per-thread reusable buffers.
+#[derive(Default)]
+pub struct Scratch {
+    walk: WalkScratch,
+    compose: ComposeScratch,
+    query: Vec<f32>,
+    u: Vec<f32>,
+}
+
+/// Users' histories packed as CSR: events of user `u` are `offsets[u]..offsets[u+1]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Histories<'a> {
+    pub offsets: &'a [i64],
+    pub items: &'a [i64],
+    pub behaviours: &'a [i64],
+    pub timestamps: &'a [f64],
+}
+
+impl Histories<'_> {
+    pub fn n_users(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+}
+
+/// What to compute per candidate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Scores,
+    Vectors,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    bundle: Arc<Bundle>,
+    config: EngineConfig,
+    bundle_id: u64,
+    /// Nearest leaves of every item (CSR), for items whose cached paths are empty.
+    cold_offsets: Arc<Vec<u32>>,
+    cold_leaves: Arc<Vec<u32>>,
+    avx2: bool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("bundle", &self.bundle.path).field("dims", &self.bundle.dims).finish()
+    }
+}
+
+fn detect_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+impl Engine {
+    /// Loads a bundle; `overrides` (a JSON object) replaces any of the bundle's config values.
+    pub fn load(path: impl AsRef<Path>, options: &LoadOptions, overrides: Option<&serde_json::Value>) -> Result<Engine> {
+        let bundle = Arc::new(Bundle::load(path, options)?);
+        let config = match overrides {
+            Some(o) => bundle.config.with_overrides(o)?,
+            None => bundle.config.clone(),
+        };
+        Engine::from_bundle(bundle, config)
+    }
+
+    /// An engine over an already loaded bundle (cheap: shares the bundle).
+    pub fn from_bundle(bundle: Arc<Bundle>, config: EngineConfig) -> Result<Engine> {
+        config.validate()?;
+        let p = bundle.dims.path_slots;
+        if p > 1 && p != config.n_behaviours() {
+            return Err(Error::Config(format!(
+                "the bundle stores paths per behaviour ({p} slots) but behaviour_weights names {} behaviours",
+                config.n_behaviours()
+            )));
+        }
+        let (cold_offsets, cold_leaves) = cold_start_table(&bundle, config.cold_start_paths)?;
+        Ok(Engine {
+            bundle,
+            config,
+            bundle_id: NEXT_BUNDLE_ID.fetch_add(1, Ordering::Relaxed),
+            cold_offsets: Arc::new(cold_offsets),
+            cold_leaves: Arc::new(cold_leaves),
+            avx2: detect_avx2(),
+        })
+    }
+
+    /// The same bundle with some config values replaced. Trees built by `self` remain usable
+    /// only if the tree-building values (behaviour weights, decay, evidence cap) are unchanged.
+    pub fn with_overrides(&self, overrides: &serde_json::Value) -> Result<Engine> {
+        let config = self.config.with_overrides(overrides)?;
+        let mut e = Engine::from_bundle(self.bundle.clone(), config)?;
+        e.bundle_id = self.bundle_id;
+        Ok(e)
+    }
+
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn dim(&self) -> usize {
+        self.bundle.dims.dim
+    }
+
+    fn tree_params(&self) -> TreeParams {
+        TreeParams {
+            behaviour_weights: self.config.behaviour_weights.clone(),
+            decay_lambda: self.config.decay_lambda,
+            node_evidence_cap: self.config.node_evidence_cap,
+            bundle_id: self.bundle_id,
+        }
+    }
+
+    /// An empty tree for this engine.
+    pub fn new_tree(&self) -> UserTree {
+        UserTree::empty(self.tree_params())
+    }
+
+    /// Checks a raw item id.
+    #[inline]
+    pub fn item_id(&self, item: i64) -> Result<u32> {
+        let n = self.bundle.n_items();
+        if item < 0 || item as u64 >= n as u64 {
+            return Err(Error::UnknownItem { item, n_items: n });
+        }
+        Ok(item as u32)
+    }
+
+    fn event(&self, item: i64, behaviour: i64, timestamp: f64) -> Result<Event> {
+        let item = self.item_id(item)?;
+        let nb = self.config.n_behaviours();
+        if behaviour < 0 || behaviour as u64 >= nb as u64 {
+            return Err(Error::UnknownBehaviour { behaviour, n_behaviours: nb });
+        }
+        if !timestamp.is_finite() {
+            return Err(Error::Input(format!("timestamp must be finite, got {timestamp}")));
+        }
+        Ok(Event { item, behaviour: behaviour as u32, timestamp })
+    }
+
+    /// Leaves of an event's cached paths, falling back to cold start.
+    fn event_leaves(&self, e: &Event, out: &mut Vec<u32>) {
+        out.clear();
+        let p = self.bundle.dims.path_slots;
+        let slot = e.item as usize * p + if p > 1 { e.behaviour as usize } else { 0 };
+        let row = self.bundle.path_leaves(slot);
+        if row.is_empty() {
+            let (a, b) = (self.cold_offsets[e.item as usize], self.cold_offsets[e.item as usize + 1]);
+            out.extend_from_slice(&self.cold_leaves[a as usize..b as usize]);
+        } else {
+            out.extend(row.iter().map(|&l| l as u32));
+        }
+    }
+
+    /// Builds a user's tree from parallel arrays of events (validated first, all or nothing).
+    pub fn build_tree(&self, items: &[i64], behaviours: &[i64], timestamps: &[f64]) -> Result<UserTree> {
+        if items.len() != behaviours.len() || items.len() != timestamps.len() {
+            return Err(Error::Input(format!(
+                "items, behaviours and timestamps must have the same length, got {}, {}, {}",
+                items.len(),
+                behaviours.len(),
+                timestamps.len()
+            )));
+        }
+        let events = (0..items.len())
+            .map(|k| self.event(items[k], behaviours[k], timestamps[k]))
+            .collect::<Result<Vec<_>>>()?;
+        let mut tree = self.new_tree();
+        if let Some(t_max) = events.iter().map(|e| e.timestamp).reduce(f64::max) {
+            tree.set_reference_time(t_max);
+        }
+        let mut leaves = Vec::new();
+        for e in events {
+            self.event_leaves(&e, &mut leaves);
+            tree.push(&self.bundle.trie, e, &leaves);
+        }
+        Ok(tree)
+    }
+
+    /// Adds one event to a tree (incremental update).
+    pub fn add_event(&self, tree: &mut UserTree, item: i64, behaviour: i64, timestamp: f64) -> Result<()> {
+        self.check_tree(tree)?;
+        let e = self.event(item, behaviour, timestamp)?;
+        tree.check_event(&e)?;
+        let mut leaves = Vec::new();
+        self.event_leaves(&e, &mut leaves);
+        tree.push(&self.bundle.trie, e, &leaves);
+        Ok(())
+    }
+
+    /// A tree is usable only with the bundle and tree parameters it was built with.
+    pub fn check_tree(&self, tree: &UserTree) -> Result<()> {
+        if tree.params != self.tree_params() {
+            return Err(Error::Input(
+                "this tree was built by an engine with another bundle or other tree settings \
+                 (behaviour_weights, decay_lambda, node_evidence_cap); rebuild it with this engine"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks candidate ids or vectors.
+    pub fn check_candidates(&self, c: &Candidates<'_>) -> Result<()> {
+        match c {
+            Candidates::Items(ids) => {
+                let n = self.bundle.n_items();
+                if let Some(&bad) = ids.iter().find(|&&i| i as usize >= n) {
+                    return Err(Error::UnknownItem { item: bad as i64, n_items: n });
+                }
+            }
+            Candidates::Vectors(v) => {
+                if v.len() % self.dim() != 0 {
+                    return Err(Error::Input(format!("candidate vectors must have {} columns", self.dim())));
+                }
+                if v.iter().any(|x| !x.is_finite()) {
+                    return Err(Error::Input("candidate vectors contain NaN or infinity".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the walk for candidate `k`, leaving its query in `s.query` and retrieval vector
+    /// reference returned.
+    #[inline(always)]
+    fn prepare<'s>(&'s self, tree: &UserTree, cands: &Candidates<'s>, k: usize, s: &mut Scratch) -> &'s [f32] {
+        let b = &*self.bundle;
+        let d = b.dims.dim;
+        let x: &'s [f32] = match cands {
+            Candidates::Items(ids) => b.item_vector(ids[k]),
+            Candidates::Vectors(v) => &v[k * d..(k + 1) * d],
+        };
+        s.query.resize(b.composer.attn_dim, 0.0);
+        match cands {
+            Candidates::Items(ids) => s.query.copy_from_slice(b.composer.item_query(ids[k])),
+            Candidates::Vectors(_) => b.composer.query_of(x, &mut s.query),
+        }
+        walk(tree, &self.config, x, |n| b.node_vector(n), |i| b.item_vector(i), &mut s.walk);
+        x
+    }
+
+    /// Composes the intent vector of the prepared candidate into `s.u`.
+    #[inline(always)]
+    fn compose(&self, tree: &UserTree, s: &mut Scratch) {
+        let b = &*self.bundle;
+        let c = &b.composer;
+        let evidence_ty = b.dims.max_depth as u8;
+        let mut slots: Vec<Slot<'_>> = Vec::with_capacity(s.walk.chain_nodes.len() + s.walk.evidence.len());
+        for &li in &s.walk.chain_nodes {
+            let node = tree.nodes[li as usize].node;
+            let (key, value) = c.node_kv(node);
+            let ty = b.trie.depth(node) - 1;
+            slots.push(Slot { key, value, ty, ln_w: tree.weight(li).ln() as f32 });
+        }
+        for &(e, _) in &s.walk.evidence {
+            let (key, value) = c.item_kv(tree.events()[e as usize].item);
+            slots.push(Slot { key, value, ty: evidence_ty, ln_w: tree.event_weight(e).ln() as f32 });
+        }
+        s.u.resize(b.dims.dim, 0.0);
+        attend(c, &s.query, &slots, &mut s.compose, &mut s.u);
+    }
+
+    #[inline(always)]
+    fn request_impl(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
+        let d = self.dim();
+        for k in 0..cands.len(d) {
+            let x = self.prepare(tree, &cands, k, s);
+            self.compose(tree, s);
+            match want {
+                Want::Scores => out[k] = score_head(&self.bundle.composer, &s.u, x),
+                Want::Vectors => out[k * d..(k + 1) * d].copy_from_slice(&s.u),
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn request_avx2(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
+        self.request_impl(tree, cands, want, out, s)
+    }
+
+    /// Runs one request with the best kernels this CPU supports.
+    fn request(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `avx2` is true only when the CPU reports AVX2 and FMA.
+            return unsafe { self.request_avx2(tree, cands, want, out, s) };
+        }
+        self.request_impl(tree, cands, want, out, s)
+    }
+
+    fn checked_request(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) -> Result<()> {
+        self.check_tree(tree)?;
+        self.check_candidates(&cands)?;
+        let per = if want == Want::Vectors { self.dim() } else { 1 };
+        if out.len() != cands.len(self.dim()) * per {
+            return Err(Error::Input(format!("output buffer has {} values, expected {}", out.len(), cands.len(self.dim()) * per)));
+        }
+        self.request(tree, cands, want, out, s);
+        Ok(())
+    }
+
+    /// Scores of candidates for a user (built-in score head).
+    pub fn scores_into(&self, tree: &UserTree, cands: Candidates<'_>, out: &mut [f32], s: &mut Scratch) -> Result<()> {
+        self.checked_request(tree, cands, Want::Scores, out, s)
+    }
+
+    /// Target-aware intent vectors `[C, dim]` of candidates for a user.
+    pub fn intent_vectors_into(&self, tree: &UserTree, cands: Candidates<'_>, out: &mut [f32], s: &mut Scratch) -> Result<()> {
+        self.checked_request(tree, cands, Want::Vectors, out, s)
+    }
+
+    pub fn scores(&self, tree: &UserTree, cands: Candidates<'_>) -> Result<Vec<f32>> {
+        let mut out = vec![0.0; cands.len(self.dim())];
+        self.scores_into(tree, cands, &mut out, &mut Scratch::default())?;
+        Ok(out)
+    }
+
+    pub fn intent_vectors(&self, tree: &UserTree, cands: Candidates<'_>) -> Result<Vec<f32>> {
+        let mut out = vec![0.0; cands.len(self.dim()) * self.dim()];
+        self.intent_vectors_into(tree, cands, &mut out, &mut Scratch::default())?;
+        Ok(out)
+    }
+
+    /// The chains and evidence chosen for each candidate.
+    pub fn contexts(&self, tree: &UserTree, cands: Candidates<'_>) -> Result<Vec<Context>> {
+        self.check_tree(tree)?;
+        self.check_candidates(&cands)?;
+        let mut s = Scratch::default();
+        Ok((0..cands.len(self.dim()))
+            .map(|k| {
+                self.prepare(tree, &cands, k, &mut s);
+                Context {
+                    chains: s
+                        .walk
+                        .chains
+                        .iter()
+                        .map(|c| c.nodes().iter().map(|&li| tree.nodes[li as usize].node).collect())
+                        .collect(),
+                    evidence: s.walk.evidence.iter().map(|&(e, _)| e).collect(),
+                }
+            })
+            .collect())
+    }
+
+    /// Everything behind one candidate's score: chains, evidence, attention.
+    pub fn explain(&self, tree: &UserTree, cands: Candidates<'_>) -> Result<Explanation> {
+        self.check_tree(tree)?;
+        self.check_candidates(&cands)?;
+        if cands.len(self.dim()) != 1 {
+            return Err(Error::Input("explain takes exactly one candidate".into()));
+        }
+        let b = &*self.bundle;
+        let mut s = Scratch::default();
+        let x = self.prepare(tree, &cands, 0, &mut s);
+        self.compose(tree, &mut s);
+        let score = score_head(&b.composer, &s.u, x);
+        let h = b.dims.n_heads;
+        let att = &s.compose.attention;
+        let mean_att = |slot: usize| att[slot * h..(slot + 1) * h].iter().sum::<f32>() / h as f32;
+        let slot_of_node = |li: u32| s.walk.chain_nodes.iter().position(|&n| n == li).expect("chain node has a slot");
+        let chains = s
+            .walk
+            .chains
+            .iter()
+            .map(|c| ChainExplanation {
+                nodes: c.nodes().iter().map(|&li| tree.nodes[li as usize].node).collect(),
+                phrases: c.nodes().iter().map(|&li| b.trie.phrase(tree.nodes[li as usize].node).to_string()).collect(),
+                weights: c.nodes().iter().map(|&li| tree.weight(li)).collect(),
+                similarities: c.nodes().iter().map(|&li| s.walk.node_similarity(li)).collect(),
+                attention: c.nodes().iter().map(|&li| mean_att(slot_of_node(li))).collect(),
+                score: c.score(),
+            })
+            .collect();
+        let n_nodes = s.walk.chain_nodes.len();
+        let evidence = s
+            .walk
+            .evidence
+            .iter()
+            .enumerate()
+            .map(|(j, &(e, ev_score))| {
+                let ev = tree.events()[e as usize];
+                EvidenceExplanation {
+                    event: e,
+                    item: ev.item,
+                    behaviour: ev.behaviour,
+                    timestamp: ev.timestamp,
+                    weight: tree.event_weight(e),
+                    similarity: crate::kernels::dot_f64(b.item_vector(ev.item), x),
+                    score: ev_score,
+                    attention: mean_att(n_nodes + j),
+                }
+            })
+            .collect();
+        let null_attention = mean_att(n_nodes + s.walk.evidence.len());
+        Ok(Explanation { score, intent_vector: s.u.clone(), chains, evidence, null_attention })
+    }
+
+    /// Batch of users: builds each tree and scores its row of `candidates` (`[U, C]`), in
+    /// parallel. Inputs are validated up front, so an error names the first bad user.
+    pub fn scores_batch(&self, h: Histories<'_>, candidates: &[u32], n_cands: usize, out: &mut [f32]) -> Result<()> {
+        self.batch(h, candidates, n_cands, Want::Scores, out)
+    }
+
+    /// Batch of users: intent vectors `[U, C, dim]`.
+    pub fn intent_vectors_batch(&self, h: Histories<'_>, candidates: &[u32], n_cands: usize, out: &mut [f32]) -> Result<()> {
+        self.batch(h, candidates, n_cands, Want::Vectors, out)
+    }
+
+    fn check_histories(&self, h: &Histories<'_>) -> Result<()> {
+        let e = h.items.len();
+        if h.behaviours.len() != e || h.timestamps.len() != e {
+            return Err(Error::Input(format!(
+                "items, behaviours and timestamps must have the same length, got {e}, {}, {}",
+                h.behaviours.len(),
+                h.timestamps.len()
+            )));
+        }
+        if h.offsets.is_empty() || h.offsets[0] != 0 || *h.offsets.last().unwrap() != e as i64 || h.offsets.windows(2).any(|w| w[1] < w[0]) {
+            return Err(Error::Input(format!("offsets must be non-decreasing from 0 to {e} (the number of events)")));
+        }
+        for k in 0..e {
+            self.event(h.items[k], h.behaviours[k], h.timestamps[k]).map_err(|err| match err {
+                Error::Input(m) => Error::Input(format!("event {k}: {m}")),
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn batch(&self, h: Histories<'_>, candidates: &[u32], n_cands: usize, want: Want, out: &mut [f32]) -> Result<()> {
+        self.check_histories(&h)?;
+        let u = h.n_users();
+        if candidates.len() != u * n_cands {
+            return Err(Error::Input(format!("candidates must be [{u}, {n_cands}], got {} values", candidates.len())));
+        }
+        self.check_candidates(&Candidates::Items(candidates))?;
+        let per_user = n_cands * if want == Want::Vectors { self.dim() } else { 1 };
+        if out.len() != u * per_user {
+            return Err(Error::Input(format!("output buffer has {} values, expected {}", out.len(), u * per_user)));
+        }
+        if per_user == 0 {
+            return Ok(());
+        }
+        out.par_chunks_mut(per_user).enumerate().try_for_each_init(Scratch::default, |s, (user, o)| {
+            let (a, b) = (h.offsets[user] as usize, h.offsets[user + 1] as usize);
+            let tree = self.build_tree(&h.items[a..b], &h.behaviours[a..b], &h.timestamps[a..b])?;
+            let cands = Candidates::Items(&candidates[user * n_cands..(user + 1) * n_cands]);
+            self.request(&tree, cands, want, o, s);
+            Ok(())
+        })
+    }
+
+    /// The user's profile vector: leaf retrieval vectors weighted by `w̃`, L2-normalised.
+    pub fn profile_vector(&self, tree: &UserTree) -> Option<Vec<f32>> {
+        let d = self.dim();
+        let mut p = vec![0.0f64; d];
+        for li in tree.leaves() {
+            let w = tree.weight(li);
+            for (pi, v) in p.iter_mut().zip(self.bundle.node_vector(tree.nodes[li as usize].node)) {
+                *pi += w * *v as f64;
+            }
+        }
+        let norm = p.iter().map(|v| v * v).sum::<f64>().sqrt();
+        (norm > 0.0).then(|| p.iter().map(|v| (v / norm) as f32).collect())
+    }
+
+    /// Top-k items of `domain` for a user: the profile vector's `pool` nearest items, re-scored
+    /// target-aware when `rerank` (best score first), else in index order (best similarity).
+    pub fn retrieve(&self, tree: &UserTree, domain: usize, k: usize, pool: usize, rerank: bool) -> Result<(Vec<u32>, Vec<f32>)> {
+        self.check_tree(tree)?;
+        let nd = self.bundle.dims.n_domains;
+        if domain >= nd {
+            return Err(Error::Input(format!("domain {domain} outside 0..{nd}")));
+        }
+        let Some(p) = self.profile_vector(tree) else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let (keys, sims) = self.bundle.item_indexes[domain].search(&p, pool.max(k))?;
+        let ids: Vec<u32> = keys.iter().map(|&key| key as u32).collect();
+        if !rerank {
+            let n = k.min(ids.len());
+            return Ok((ids[..n].to_vec(), sims[..n].to_vec()));
+        }
+        let scores = self.scores(tree, Candidates::Items(&ids))?;
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(ids[a].cmp(&ids[b])));
+        order.truncate(k);
+        Ok((order.iter().map(|&j| ids[j]).collect(), order.iter().map(|&j| scores[j]).collect()))
+    }
+
+    /// The `k` trie leaves nearest to `vector` (cosine), best first.
+    pub fn nearest_intents(&self, vector: &[f32], k: usize) -> Result<(Vec<u32>, Vec<f32>)> {
+        if vector.len() != self.dim() {
+            return Err(Error::Input(format!("vector has {} values, expected {}", vector.len(), self.dim())));
+        }
+        if vector.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Input("vector contains NaN or infinity".into()));
+        }
+        let (keys, sims) = self.bundle.leaf_index.search(vector, k)?;
+        Ok((keys.iter().map(|&key| key as u32).collect(), sims))
+    }
+}
+
+/// For every item with an empty path slot, its `k` nearest leaves (computed once, in parallel).
+fn cold_start_table(bundle: &Bundle, k: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+    let n = bundle.n_items();
+    let p = bundle.dims.path_slots;
+    let rows: Vec<Vec<u32>> = (0..n)
+        .into_par_iter()
+        .map(|item| {
+            let needs = k > 0 && (0..p).any(|b| bundle.path_leaves(item * p + b).is_empty());
+            if !needs {
+                return Ok(Vec::new());
+            }
+            let (keys, _) = bundle.leaf_index.search(bundle.item_vector(item as u32), k)?;
+            Ok(keys.iter().map(|&key| key as u32).collect())
+        })
+        .collect::<Result<_>>()?;
+    let mut offsets = Vec::with_capacity(n + 1);
+    let mut leaves = Vec::new();
+    offsets.push(0u32);
+    for r in rows {
+        leaves.extend(r);
+        offsets.push(leaves.len() as u32);
+    }
+    Ok((offsets, leaves))
+}

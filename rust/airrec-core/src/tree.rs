@@ -1,0 +1,239 @@
+//! The user intent tree (docs/online-path.md §2): the cached intent paths of a user's events,
+//! merged by shared prefix, with decayed behaviour weights and bounded evidence per node.
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+use crate::trie::Trie;
+
+/// One behaviour event: the user did `behaviour` on `item` at `timestamp`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Event {
+    pub item: u32,
+    pub behaviour: u32,
+    pub timestamp: f64,
+}
+
+/// A node of a user's tree.
+#[derive(Debug, Clone)]
+pub struct TreeNode {
+    /// Global trie node id.
+    pub node: u32,
+    /// Local index of the parent, if any.
+    pub parent: Option<u32>,
+    /// Decayed behaviour mass reaching this node, in units of the tree's reference time.
+    pub(crate) mass: f64,
+    /// Local indices of children, in ascending global node id.
+    pub children: Vec<u32>,
+    /// Event indices of the strongest evidence, unordered, at most `node_evidence_cap`.
+    pub evidence: Vec<u32>,
+}
+
+/// Parameters fixed when a tree is built; an engine checks them before using a tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeParams {
+    pub behaviour_weights: Vec<f64>,
+    pub decay_lambda: f64,
+    pub node_evidence_cap: usize,
+    /// Identity of the bundle whose trie the node ids refer to.
+    pub bundle_id: u64,
+}
+
+/// Smallest normalised weight fed to `ln`: keeps `ln(w)` finite when old events decay to zero.
+pub const MIN_WEIGHT: f64 = 1e-30;
+
+/// A user's weighted intent tree. Built from events at once or updated one event at a time;
+/// both give the same tree (up to rounding).
+#[derive(Debug, Clone)]
+pub struct UserTree {
+    pub(crate) params: TreeParams,
+    events: Vec<Event>,
+    /// Contribution `c_e` of each event, in units of `t_ref`.
+    contrib: Vec<f64>,
+    t_ref: f64,
+    total: f64,
+    pub(crate) nodes: Vec<TreeNode>,
+    local: FxHashMap<u32, u32>,
+    pub(crate) roots: Vec<u32>,
+    /// Scratch for an event's node set.
+    scratch: Vec<u32>,
+    path: Vec<u32>,
+}
+
+impl UserTree {
+    pub(crate) fn empty(params: TreeParams) -> Self {
+        UserTree {
+            params,
+            events: Vec::new(),
+            contrib: Vec::new(),
+            t_ref: f64::NEG_INFINITY,
+            total: 0.0,
+            nodes: Vec::new(),
+            local: FxHashMap::default(),
+            roots: Vec::new(),
+            scratch: Vec::new(),
+            path: Vec::new(),
+        }
+    }
+
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    pub fn nodes(&self) -> &[TreeNode] {
+        &self.nodes
+    }
+
+    pub fn n_events(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Largest timestamp seen (`-inf` for an empty tree).
+    pub fn t_ref(&self) -> f64 {
+        self.t_ref
+    }
+
+    /// Total decayed behaviour mass `W`, in units of `t_ref` (the latest event has weight
+    /// `behaviour_weights[b]`).
+    pub fn total_mass(&self) -> f64 {
+        self.total
+    }
+
+    /// `w̃_n`: the share of the user's decayed behaviour mass that reaches local node `i`.
+    #[inline]
+    pub fn weight(&self, i: u32) -> f64 {
+        (self.nodes[i as usize].mass / self.total).max(MIN_WEIGHT)
+    }
+
+    /// `c_e / W` for event `e`.
+    #[inline]
+    pub fn event_weight(&self, e: u32) -> f64 {
+        (self.contrib[e as usize] / self.total).max(MIN_WEIGHT)
+    }
+
+    pub fn event_age(&self, e: u32) -> f64 {
+        self.t_ref - self.events[e as usize].timestamp
+    }
+
+    /// Local index of a global node id, if the user's events reach it.
+    pub fn local_index(&self, node: u32) -> Option<u32> {
+        self.local.get(&node).copied()
+    }
+
+    /// Validates an event against the parameters (behaviour range, finite time).
+    pub(crate) fn check_event(&self, e: &Event) -> Result<()> {
+        let nb = self.params.behaviour_weights.len();
+        if e.behaviour as usize >= nb {
+            return Err(Error::UnknownBehaviour { behaviour: e.behaviour as i64, n_behaviours: nb });
+        }
+        if !e.timestamp.is_finite() {
+            return Err(Error::Input(format!("timestamp must be finite, got {}", e.timestamp)));
+        }
+        Ok(())
+    }
+
+    /// Fixes the reference time of an empty tree (a batch build uses the latest timestamp, so no
+    /// mass is ever rescaled).
+    pub(crate) fn set_reference_time(&mut self, t: f64) {
+        debug_assert!(self.events.is_empty());
+        self.t_ref = t;
+    }
+
+    /// Re-expresses every stored mass relative to a later reference time.
+    fn advance_to(&mut self, t: f64) {
+        if self.t_ref.is_finite() && t > self.t_ref {
+            let f = (-self.params.decay_lambda * (t - self.t_ref)).exp();
+            self.contrib.iter_mut().for_each(|c| *c *= f);
+            self.nodes.iter_mut().for_each(|n| n.mass *= f);
+            self.total *= f;
+        }
+        if t > self.t_ref {
+            self.t_ref = t;
+        }
+    }
+
+    /// Adds one event whose intent paths are given by their leaves. The caller has validated
+    /// the event.
+    pub(crate) fn push(&mut self, trie: &Trie, event: Event, leaves: &[u32]) {
+        self.advance_to(event.timestamp);
+        let bw = self.params.behaviour_weights[event.behaviour as usize];
+        let c = bw * (-self.params.decay_lambda * (self.t_ref - event.timestamp)).exp();
+        let e = self.events.len() as u32;
+        self.events.push(event);
+        self.contrib.push(c);
+        self.total += c;
+
+        let mut set = std::mem::take(&mut self.scratch);
+        let mut path = std::mem::take(&mut self.path);
+        set.clear();
+        for &leaf in leaves {
+            trie.path_into(leaf, &mut path);
+            let mut parent: Option<u32> = None;
+            for &node in &path {
+                let li = self.get_or_insert(node, parent);
+                set.push(li);
+                parent = Some(li);
+            }
+        }
+        set.sort_unstable();
+        set.dedup();
+        for &li in &set {
+            self.nodes[li as usize].mass += c;
+            self.offer_evidence(li, e);
+        }
+        self.scratch = set;
+        self.path = path;
+    }
+
+    fn get_or_insert(&mut self, node: u32, parent: Option<u32>) -> u32 {
+        if let Some(&li) = self.local.get(&node) {
+            return li;
+        }
+        let li = self.nodes.len() as u32;
+        self.nodes.push(TreeNode { node, parent, mass: 0.0, children: Vec::new(), evidence: Vec::new() });
+        self.local.insert(node, li);
+        // Keep siblings in ascending global id; node ids are what ties break on.
+        let siblings = match parent {
+            Some(p) => &self.nodes[p as usize].children,
+            None => &self.roots,
+        };
+        let pos = siblings.partition_point(|&s| self.nodes[s as usize].node < node);
+        match parent {
+            Some(p) => self.nodes[p as usize].children.insert(pos, li),
+            None => self.roots.insert(pos, li),
+        }
+        li
+    }
+
+    /// Keeps the `node_evidence_cap` largest events by `(c_e, e)`.
+    fn offer_evidence(&mut self, li: u32, e: u32) {
+        let cap = self.params.node_evidence_cap;
+        if cap == 0 {
+            return;
+        }
+        let contrib = &self.contrib;
+        let ev = &mut self.nodes[li as usize].evidence;
+        if ev.len() < cap {
+            ev.push(e);
+            return;
+        }
+        let key = |x: u32| (contrib[x as usize], x);
+        let (min_pos, &min_e) = ev
+            .iter()
+            .enumerate()
+            .min_by(|a, b| key(*a.1).partial_cmp(&key(*b.1)).unwrap_or(std::cmp::Ordering::Equal))
+            .expect("cap > 0");
+        if key(e) > key(min_e) {
+            ev[min_pos] = e;
+        }
+    }
+
+    /// Local leaves of the tree (nodes without tree children).
+    pub fn leaves(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.nodes.len() as u32).filter(|&i| self.nodes[i as usize].children.is_empty())
+    }
+}

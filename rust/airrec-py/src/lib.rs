@@ -1,0 +1,341 @@
+//! `airrec._airrec`: the PyO3 binding of `airrec-core`.
+//!
+//! Deliberately thin: it borrows NumPy arrays (zero-copy, typed: the Python layer in
+//! `airrec/engine.py` converts and validates dtypes first), releases the GIL for all compute,
+//! and maps core errors onto `airrec.errors`. The public, documented API is `airrec.Engine`.
+
+mod errors;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use airrec_core::{Candidates, Engine, Explanation, Histories, LoadOptions, UserTree};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use errors::{py_error, IntoPyResult};
+
+fn input_error(message: String) -> PyErr {
+    py_error("InputError", message)
+}
+
+/// Item ids arrive as int64 (NumPy's default); the core uses u32 after a range check.
+fn item_ids(engine: &Engine, ids: &[i64]) -> PyResult<Vec<u32>> {
+    ids.iter().map(|&i| engine.item_id(i)).collect::<Result<_, _>>().py()
+}
+
+fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| input_error(format!("{name} must be C-contiguous")))
+}
+
+/// A rayon pool per requested thread count, built once and reused.
+fn pool(n_threads: Option<usize>) -> PyResult<Option<Arc<rayon::ThreadPool>>> {
+    let Some(n) = n_threads else { return Ok(None) };
+    if n == 0 {
+        return Err(input_error("n_threads must be >= 1".into()));
+    }
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let mut pools = POOLS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = pools.get(&n) {
+        return Ok(Some(p.clone()));
+    }
+    let p = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| input_error(format!("cannot start {n} threads: {e}")))?,
+    );
+    pools.insert(n, p.clone());
+    Ok(Some(p))
+}
+
+fn in_pool<T: Send>(pool: Option<Arc<rayon::ThreadPool>>, f: impl FnOnce() -> T + Send) -> T {
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
+
+/// A user's weighted intent tree (see `airrec.UserTree`).
+#[pyclass(name = "UserTree", module = "airrec._airrec")]
+struct PyUserTree {
+    tree: UserTree,
+}
+
+#[pymethods]
+impl PyUserTree {
+    #[getter]
+    fn n_events(&self) -> usize {
+        self.tree.n_events()
+    }
+
+    #[getter]
+    fn n_nodes(&self) -> usize {
+        self.tree.nodes().len()
+    }
+
+    #[getter]
+    fn t_ref(&self) -> f64 {
+        self.tree.t_ref()
+    }
+
+    #[getter]
+    fn total_mass(&self) -> f64 {
+        self.tree.total_mass()
+    }
+
+    /// `(node_ids, weights)`: reached trie nodes in ascending id and their normalised weight.
+    fn nodes<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f64>>) {
+        let mut pairs: Vec<(i64, f64)> =
+            (0..self.tree.nodes().len() as u32).map(|i| (self.tree.nodes()[i as usize].node as i64, self.tree.weight(i))).collect();
+        pairs.sort_unstable_by_key(|p| p.0);
+        let (ids, ws): (Vec<i64>, Vec<f64>) = pairs.into_iter().unzip();
+        (PyArray1::from_vec(py, ids), PyArray1::from_vec(py, ws))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("UserTree(n_events={}, n_nodes={})", self.tree.n_events(), self.tree.nodes().len())
+    }
+}
+
+/// The online engine (see `airrec.Engine`).
+#[pyclass(name = "Engine", module = "airrec._airrec", frozen)]
+struct PyEngine {
+    engine: Engine,
+}
+
+fn explanation_dict<'py>(py: Python<'py>, e: &Explanation) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("score", e.score)?;
+    d.set_item("intent_vector", PyArray1::from_vec(py, e.intent_vector.clone()))?;
+    d.set_item("null_attention", e.null_attention)?;
+    let chains = PyList::empty(py);
+    for c in &e.chains {
+        let cd = PyDict::new(py);
+        cd.set_item("nodes", c.nodes.clone())?;
+        cd.set_item("phrases", c.phrases.clone())?;
+        cd.set_item("weights", c.weights.clone())?;
+        cd.set_item("similarities", c.similarities.clone())?;
+        cd.set_item("attention", c.attention.clone())?;
+        cd.set_item("score", c.score)?;
+        chains.append(cd)?;
+    }
+    d.set_item("chains", chains)?;
+    let evidence = PyList::empty(py);
+    for ev in &e.evidence {
+        let ed = PyDict::new(py);
+        ed.set_item("event", ev.event)?;
+        ed.set_item("item", ev.item)?;
+        ed.set_item("behaviour", ev.behaviour)?;
+        ed.set_item("timestamp", ev.timestamp)?;
+        ed.set_item("weight", ev.weight)?;
+        ed.set_item("similarity", ev.similarity)?;
+        ed.set_item("score", ev.score)?;
+        ed.set_item("attention", ev.attention)?;
+        evidence.append(ed)?;
+    }
+    d.set_item("evidence", evidence)?;
+    Ok(d)
+}
+
+#[pymethods]
+impl PyEngine {
+    #[staticmethod]
+    #[pyo3(signature = (path, overrides_json=None, verify_checksums=true))]
+    fn load(py: Python<'_>, path: std::path::PathBuf, overrides_json: Option<String>, verify_checksums: bool) -> PyResult<Self> {
+        let overrides = overrides_json
+            .map(|s| serde_json::from_str::<serde_json::Value>(&s))
+            .transpose()
+            .map_err(|e| py_error("ConfigError", format!("overrides are not valid JSON: {e}")))?;
+        let options = LoadOptions { verify_checksums, ..LoadOptions::default() };
+        let engine = py.detach(|| Engine::load(&path, &options, overrides.as_ref())).py()?;
+        Ok(PyEngine { engine })
+    }
+
+    fn with_overrides(&self, overrides_json: &str) -> PyResult<Self> {
+        let v: serde_json::Value =
+            serde_json::from_str(overrides_json).map_err(|e| py_error("ConfigError", format!("overrides are not valid JSON: {e}")))?;
+        Ok(PyEngine { engine: self.engine.with_overrides(&v).py()? })
+    }
+
+    #[getter]
+    fn config_json(&self) -> String {
+        serde_json::to_string(self.engine.config()).expect("config serialises")
+    }
+
+    #[getter]
+    fn dims_json(&self) -> String {
+        serde_json::to_string(&self.engine.bundle().dims).expect("dims serialise")
+    }
+
+    #[getter]
+    fn meta_json(&self) -> String {
+        self.engine.bundle().meta.to_string()
+    }
+
+    #[getter]
+    fn domains(&self) -> Vec<String> {
+        self.engine.bundle().domains.clone()
+    }
+
+    #[getter]
+    fn path(&self) -> std::path::PathBuf {
+        self.engine.bundle().path.clone()
+    }
+
+    fn build_tree(
+        &self,
+        py: Python<'_>,
+        items: PyReadonlyArray1<'_, i64>,
+        behaviours: PyReadonlyArray1<'_, i64>,
+        timestamps: PyReadonlyArray1<'_, f64>,
+    ) -> PyResult<PyUserTree> {
+        let (i, b, t) = (slice(&items, "items")?, slice(&behaviours, "behaviours")?, slice(&timestamps, "timestamps")?);
+        let tree = py.detach(|| self.engine.build_tree(i, b, t)).py()?;
+        Ok(PyUserTree { tree })
+    }
+
+    fn add_event(&self, mut tree: PyRefMut<'_, PyUserTree>, item: i64, behaviour: i64, timestamp: f64) -> PyResult<()> {
+        self.engine.add_event(&mut tree.tree, item, behaviour, timestamp).py()
+    }
+
+    fn scores<'py>(&self, py: Python<'py>, tree: PyRef<'_, PyUserTree>, candidates: PyReadonlyArray1<'_, i64>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let ids = item_ids(&self.engine, slice(&candidates, "candidates")?)?;
+        let t = &tree.tree;
+        let out = py.detach(|| self.engine.scores(t, Candidates::Items(&ids))).py()?;
+        Ok(PyArray1::from_vec(py, out))
+    }
+
+    fn scores_for_vectors<'py>(&self, py: Python<'py>, tree: PyRef<'_, PyUserTree>, vectors: PyReadonlyArray2<'_, f32>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let v = vectors.as_slice().map_err(|_| input_error("vectors must be C-contiguous".into()))?;
+        let t = &tree.tree;
+        let out = py.detach(|| self.engine.scores(t, Candidates::Vectors(v))).py()?;
+        Ok(PyArray1::from_vec(py, out))
+    }
+
+    fn intent_vectors<'py>(&self, py: Python<'py>, tree: PyRef<'_, PyUserTree>, candidates: PyReadonlyArray1<'_, i64>) -> PyResult<Bound<'py, PyAny>> {
+        let ids = item_ids(&self.engine, slice(&candidates, "candidates")?)?;
+        let t = &tree.tree;
+        let out = py.detach(|| self.engine.intent_vectors(t, Candidates::Items(&ids))).py()?;
+        let d = self.engine.dim();
+        Ok(PyArray1::from_vec(py, out).reshape([ids.len(), d])?.into_any())
+    }
+
+    fn intent_vectors_for_vectors<'py>(&self, py: Python<'py>, tree: PyRef<'_, PyUserTree>, vectors: PyReadonlyArray2<'_, f32>) -> PyResult<Bound<'py, PyAny>> {
+        let n = vectors.shape()[0];
+        let v = vectors.as_slice().map_err(|_| input_error("vectors must be C-contiguous".into()))?;
+        let t = &tree.tree;
+        let out = py.detach(|| self.engine.intent_vectors(t, Candidates::Vectors(v))).py()?;
+        Ok(PyArray1::from_vec(py, out).reshape([n, self.engine.dim()])?.into_any())
+    }
+
+    /// `[(chains, evidence)]` per candidate: chains as lists of node ids, evidence as event indices.
+    fn contexts(&self, py: Python<'_>, tree: PyRef<'_, PyUserTree>, candidates: PyReadonlyArray1<'_, i64>) -> PyResult<Vec<(Vec<Vec<u32>>, Vec<u32>)>> {
+        let ids = item_ids(&self.engine, slice(&candidates, "candidates")?)?;
+        let t = &tree.tree;
+        let out = py.detach(|| self.engine.contexts(t, Candidates::Items(&ids))).py()?;
+        Ok(out.into_iter().map(|c| (c.chains, c.evidence)).collect())
+    }
+
+    fn explain<'py>(&self, py: Python<'py>, tree: PyRef<'_, PyUserTree>, candidate: i64) -> PyResult<Bound<'py, PyDict>> {
+        let id = [self.engine.item_id(candidate).py()?];
+        let t = &tree.tree;
+        let e = py.detach(|| self.engine.explain(t, Candidates::Items(&id))).py()?;
+        explanation_dict(py, &e)
+    }
+
+    #[pyo3(signature = (offsets, items, behaviours, timestamps, candidates, vectors=false, n_threads=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn batch<'py>(
+        &self,
+        py: Python<'py>,
+        offsets: PyReadonlyArray1<'_, i64>,
+        items: PyReadonlyArray1<'_, i64>,
+        behaviours: PyReadonlyArray1<'_, i64>,
+        timestamps: PyReadonlyArray1<'_, f64>,
+        candidates: PyReadonlyArray2<'_, i64>,
+        vectors: bool,
+        n_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let h = Histories {
+            offsets: slice(&offsets, "offsets")?,
+            items: slice(&items, "items")?,
+            behaviours: slice(&behaviours, "behaviours")?,
+            timestamps: slice(&timestamps, "timestamps")?,
+        };
+        let (u, c) = (candidates.shape()[0], candidates.shape()[1]);
+        if u != h.n_users() {
+            return Err(input_error(format!("candidates has {u} rows but offsets describe {} users", h.n_users())));
+        }
+        let cand = item_ids(&self.engine, candidates.as_slice().map_err(|_| input_error("candidates must be C-contiguous".into()))?)?;
+        let d = self.engine.dim();
+        let per = if vectors { d } else { 1 };
+        let pool = pool(n_threads)?;
+        let out = py
+            .detach(|| {
+                let mut out = vec![0.0f32; u * c * per];
+                in_pool(pool, || {
+                    if vectors {
+                        self.engine.intent_vectors_batch(h, &cand, c, &mut out)
+                    } else {
+                        self.engine.scores_batch(h, &cand, c, &mut out)
+                    }
+                })
+                .map(|_| out)
+            })
+            .py()?;
+        let arr = PyArray1::from_vec(py, out);
+        Ok(if vectors { arr.reshape([u, c, d])?.into_any() } else { arr.reshape([u, c])?.into_any() })
+    }
+
+    fn retrieve<'py>(
+        &self,
+        py: Python<'py>,
+        tree: PyRef<'_, PyUserTree>,
+        domain: usize,
+        k: usize,
+        pool: usize,
+        rerank: bool,
+    ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)> {
+        let t = &tree.tree;
+        let (ids, scores) = py.detach(|| self.engine.retrieve(t, domain, k, pool, rerank)).py()?;
+        Ok((PyArray1::from_vec(py, ids.into_iter().map(i64::from).collect()), PyArray1::from_vec(py, scores)))
+    }
+
+    fn nearest_intents<'py>(&self, py: Python<'py>, vector: PyReadonlyArray1<'_, f32>, k: usize) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)> {
+        let v = slice(&vector, "vector")?;
+        let (ids, sims) = py.detach(|| self.engine.nearest_intents(v, k)).py()?;
+        Ok((PyArray1::from_vec(py, ids.into_iter().map(i64::from).collect()), PyArray1::from_vec(py, sims)))
+    }
+
+    fn phrase(&self, node: i64) -> PyResult<String> {
+        let trie = &self.engine.bundle().trie;
+        if node < 0 || node as usize >= trie.len() {
+            return Err(input_error(format!("node {node} outside 0..{}", trie.len())));
+        }
+        Ok(trie.phrase(node as u32).to_string())
+    }
+
+    fn path_text(&self, node: i64) -> PyResult<String> {
+        let trie = &self.engine.bundle().trie;
+        if node < 0 || node as usize >= trie.len() {
+            return Err(input_error(format!("node {node} outside 0..{}", trie.len())));
+        }
+        Ok(trie.path_text(node as u32))
+    }
+
+    fn __repr__(&self) -> String {
+        let d = &self.engine.bundle().dims;
+        format!("Engine(path={:?}, n_items={}, n_nodes={}, dim={})", self.engine.bundle().path, d.n_items, d.n_nodes, d.dim)
+    }
+}
+
+#[pymodule]
+fn _airrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyEngine>()?;
+    m.add_class::<PyUserTree>()?;
+    m.add("FORMAT_VERSION", airrec_core::FORMAT_VERSION)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
