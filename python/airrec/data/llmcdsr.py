@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from airrec.data._textio import read_lines
 from airrec.data.dataset import Dataset, IntArray, ItemTable, Split
 from airrec.data.safe_pickle import load_str_int_dict, load_str_str_dict
 from airrec.errors import DataError
@@ -50,7 +51,7 @@ LLMCDSR_FILES = (
     "item_set_A.pkl",
     "item_set_B.pkl",
 )
-_LINE = re.compile(r"(\d+)\t(\d+(?:,\d+)*)\r?", re.ASCII)
+_LINE = re.compile(r"(\d+)\t(\d+(?:,\d+)*)", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -62,23 +63,10 @@ class _Sequences:
     items: IntArray
 
 
-def _open_text(path: Path) -> list[str]:
-    """All lines of a UTF-8 file (with their newlines), or a DataError naming the file."""
-    try:
-        with path.open(encoding="utf-8", newline="") as f:
-            return f.readlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-
-
 def _read_counts(path: Path, names: tuple[str, ...], minimum: int) -> tuple[int, ...]:
     """Read one integer per line (``num.txt``, ``instance_num.txt``), named for messages."""
     values: list[int] = []
-    for lineno, raw in enumerate(_open_text(path), 1):
+    for lineno, raw in enumerate(read_lines(path), 1):
         text = raw.strip()
         if not text:
             continue
@@ -100,12 +88,11 @@ def _read_counts(path: Path, names: tuple[str, ...], minimum: int) -> tuple[int,
 def _diagnose(path: Path, lineno: int, line: str) -> DataError:
     """Say precisely what is wrong with a line that failed the fast regex."""
     where = f"{path}:{lineno}"
-    body = line.rstrip("\r\n")
-    if not body.strip():
+    if not line.strip():
         return DataError(f"{where}: empty line (expected 'user<TAB>i1,i2,...')")
-    user, tab, seq = body.partition("\t")
+    user, tab, seq = line.partition("\t")
     if not tab:
-        return DataError(f"{where}: no tab; expected 'user<TAB>i1,i2,...', got {body[:60]!r}")
+        return DataError(f"{where}: no tab; expected 'user<TAB>i1,i2,...', got {line[:60]!r}")
     if not (user.isascii() and user.isdigit()):
         return DataError(f"{where}: user id {user!r} is not a non-negative integer")
     if "\t" in seq:
@@ -115,7 +102,7 @@ def _diagnose(path: Path, lineno: int, line: str) -> DataError:
             return DataError(f"{where}: item {k} is empty (stray comma?)")
         if not (token.isascii() and token.isdigit()):
             return DataError(f"{where}: item {k} ({token[:30]!r}) is not a non-negative integer")
-    return DataError(f"{where}: malformed line {body[:60]!r}")
+    return DataError(f"{where}: malformed line {line[:60]!r}")
 
 
 def _read_sequences(path: Path, lo: int, hi: int, what: str, min_items: int) -> _Sequences:
@@ -128,8 +115,8 @@ def _read_sequences(path: Path, lo: int, hi: int, what: str, min_items: int) -> 
     lengths: list[int] = []
     items: list[int] = []
     match = _LINE.fullmatch
-    for lineno, line in enumerate(_open_text(path), 1):
-        m = match(line.rstrip("\n"))
+    for lineno, line in enumerate(read_lines(path), 1):
+        m = match(line)
         if m is None:
             raise _diagnose(path, lineno, line)
         ids = list(map(int, m.group(2).split(",")))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from airrec.data._parse import parse_id, parse_label, parse_timestamp
+from airrec.data._textio import read_lines
 from airrec.data.assemble import EventRows, ItemRows, assemble
 from airrec.data.dataset import Dataset
 from airrec.data.split import LeaveOneOut
@@ -77,15 +78,7 @@ class _Atomic:
 
 def _read_atomic(path: Path) -> _Atomic:
     """Parse the typed header and the tab-separated rows of an atomic file."""
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            text_lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    text_lines = read_lines(path)
     if not text_lines or not text_lines[0].strip():
         raise DataError(f"{path}:1: expected a header like 'user_id:token<TAB>item_id:token'")
     fields: list[str] = []

@@ -79,6 +79,18 @@ def _suffixes(path: Path) -> list[str]:
     return suffixes[:-1] if suffixes and suffixes[-1] == ".gz" else suffixes
 
 
+def _bad_utf8_line(path: Path) -> int:
+    """The line of the first invalid UTF-8 byte (text I/O decodes ahead, so it cannot say)."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return raw[: exc.start].count(b"\n") + 1
+    return 1
+
+
 def _read_csv(path: Path, delimiter: str | None) -> _Table:
     """Read a CSV/TSV file (optionally gzipped) column-wise, checking every row's width."""
     suffixes = _suffixes(path)
@@ -115,7 +127,7 @@ def _read_csv(path: Path, delimiter: str | None) -> _Table:
     except csv.Error as exc:
         raise DataError(f"{path}:{line_num + 1}: malformed CSV ({exc})") from None
     except UnicodeDecodeError:
-        raise DataError(f"{path}:{line_num + 1}: not UTF-8 text") from None
+        raise DataError(f"{path}:{_bad_utf8_line(path)}: not UTF-8 text") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
     return _Table(path, "line", lines, dict(zip(names, columns)))

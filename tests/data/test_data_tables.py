@@ -1,0 +1,234 @@
+"""The interactions + items table reader (CSV, TSV, gzip, Parquet) and its leave-one-out split."""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from airrec.data import LeaveOneOut, read_tables
+from airrec.errors import ConfigError, DataError
+
+INTERACTIONS = """\
+user,item,domain,behavior,timestamp
+u1,i1,food,click,2024-01-01T00:00:00
+u1,i2,food,order,2024-01-02
+u2,k1,kitchen,cart,5
+u1,k1,kitchen,click,1704240000
+u1,i3,food,click,2024-01-04T00:00:00Z
+u2,k2,kitchen,click,6
+u2,i1,food,click,7
+u3,i1,food,click,1
+u3,i2,food,click,2
+"""
+ITEMS = """\
+item,domain,text
+i1,food,"Green tea, matcha"
+i2,food,Curry paste
+k1,kitchen,Cast iron pan
+k2,kitchen,
+k9,kitchen,Unused kettle
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def csv_pair(tmp_path: Path) -> tuple[Path, Path]:
+    return write(tmp_path / "events.csv", INTERACTIONS), write(tmp_path / "items.csv", ITEMS)
+
+
+def test_csv_with_items(csv_pair: tuple[Path, Path]) -> None:
+    ds = read_tables(*csv_pair)
+    assert ds.name == "events" and ds.domain_names == ("food", "kitchen")
+    # Items: domain by domain, then first appearance (items table first, then interactions).
+    assert ds.items.external_ids == ("i1", "i2", "i3", "k1", "k2", "k9")
+    assert ds.items.domains.tolist() == [0, 0, 0, 1, 1, 1]
+    assert ds.items.texts == ("Green tea, matcha", "Curry paste", "", "Cast iron pan", "", "Unused kettle")
+    assert ds.behaviour_names == ("click", "order", "cart")
+    assert ds.user_external_ids == ("u1", "u2", "u3") and not ds.timestamps_are_positions
+
+    # u1: i1 < i2 < k1 < i3 by time (mixed ISO and epoch); u2: k1 < k2 < i1; u3 too short.
+    assert ds.train.offsets.tolist() == [0, 2, 3, 5]
+    assert ds.train.items.tolist() == [0, 1, 3, 0, 1]
+    assert ds.train.users.tolist() == [0, 1, 2]
+    assert ds.valid.users.tolist() == [0, 1]
+    assert ds.valid.targets is not None and ds.valid.targets.tolist() == [3, 4]
+    assert ds.test.targets is not None and ds.test.targets.tolist() == [2, 0]
+    assert ds.test.history(0).items.tolist() == [0, 1, 3]  # includes the valid target
+    assert ds.test.target_behaviours is not None and ds.test.target_behaviours.tolist() == [0, 0]
+    assert ds.valid.target_behaviours is not None and ds.valid.target_behaviours.tolist() == [0, 0]
+    assert ds.test.history(1).behaviours.tolist() == [2, 0]
+    assert ds.describe()["items.kitchen.no_text"] == 1
+
+
+def test_pinned_behaviours_and_domains(csv_pair: tuple[Path, Path]) -> None:
+    ds = read_tables(*csv_pair, behaviours=("click", "cart", "order"), domains=("kitchen", "food"))
+    assert ds.behaviour_names == ("click", "cart", "order")
+    assert ds.items.external_ids[:3] == ("k1", "k2", "k9")
+    with pytest.raises(DataError, match=r"events\.csv:3: unknown behaviour 'order'"):
+        read_tables(*csv_pair, behaviours=("click", "cart"))
+
+
+def test_no_optional_columns(tmp_path: Path) -> None:
+    events = write(tmp_path / "e.csv", "user,item\na,x\nb,y\na,y\na,z\nb,x\nb,z\n")
+    ds = read_tables(events)
+    assert ds.domain_names == ("default",) and ds.behaviour_names == ("interaction",)
+    assert ds.timestamps_are_positions
+    assert ds.test.targets is not None and ds.test.targets.tolist() == [2, 2]
+    assert ds.test.history(0).timestamps.tolist() == [0.0, 1.0]
+    assert ds.test.target_timestamps is not None and ds.test.target_timestamps.tolist() == [2.0, 2.0]
+
+
+def test_domain_inferred_from_items_table(tmp_path: Path) -> None:
+    events = write(tmp_path / "e.csv", "user,item\na,x\na,k\na,y\n")
+    items = write(tmp_path / "i.csv", "item,domain\nx,A\ny,A\nk,B\n")
+    ds = read_tables(events, items)
+    assert ds.domain_of(ds.test.targets if ds.test.targets is not None else []).tolist() == [0]
+    assert ds.items.domains.tolist() == [0, 0, 1]
+    unknown = write(tmp_path / "e2.csv", "user,item\na,x\na,zz\n")
+    with pytest.raises(DataError, match=r"e2\.csv:3: cannot tell the domain of item 'zz'"):
+        read_tables(unknown, items)
+
+
+def test_same_item_id_in_two_domains_is_two_items(tmp_path: Path) -> None:
+    events = write(tmp_path / "e.csv", "user,item,domain\na,1,A\na,1,B\na,2,A\n")
+    ds = read_tables(events)
+    assert ds.n_items == 3 and ds.items.external_ids == ("1", "2", "1")
+    items = write(tmp_path / "i.csv", "item,domain\n1,A\n1,B\n")
+    ambiguous = write(tmp_path / "e3.csv", "user,item\na,1\n")
+    with pytest.raises(DataError, match=r"e3\.csv:2: item '1' is in several domains"):
+        read_tables(ambiguous, items)
+
+
+def test_tsv_and_gzip(tmp_path: Path) -> None:
+    tsv = write(tmp_path / "e.tsv", INTERACTIONS.replace(",", "\t"))
+    gz = tmp_path / "e.csv.gz"
+    with gzip.open(gz, "wt", encoding="utf-8") as f:
+        f.write(INTERACTIONS)
+    a, b = read_tables(tsv), read_tables(gz)
+    assert np.array_equal(a.test.items, b.test.items) and a.n_items == b.n_items == 5
+
+
+def test_split_config(csv_pair: tuple[Path, Path]) -> None:
+    ds = read_tables(*csv_pair, split=LeaveOneOut(valid=0, test=2))
+    assert len(ds.valid) == 0
+    assert ds.test.users.tolist() == [0, 0, 1, 1]
+    assert ds.test.lengths.tolist() == [2, 3, 1, 2]
+    ds = read_tables(*csv_pair, split=LeaveOneOut(min_train=3))
+    assert ds.test.users.tolist() == []  # nobody has 3 + 2 events
+    with pytest.raises(ConfigError):
+        LeaveOneOut(valid=-1)
+
+
+BAD_EVENTS = [
+    ("user,item,timestamp\na,x,1\nb,y\n", 3, "2 fields, the header has 3"),
+    ("user,item,timestamp\na,x,1\n ,y,2\n", 3, "empty user"),
+    ("user,item,timestamp\na,x,1\nb,y,yesterday\n", 3, "neither a number nor an ISO-8601 date"),
+    ("user,item,timestamp\na,x,1\nb,y,nan\n", 3, "not finite"),
+    ("user,item,behaviour\na,x,click\nb,y,\n", 3, "empty behaviour"),
+    ('user,item\na,x\nb,"y\n', 3, "malformed CSV"),
+    ("user,timestamp\na,1\n", 1, "missing column(s) item"),
+    ("user,item,item\na,x,y\n", 1, "column 'item' appears twice"),
+]
+
+
+@pytest.mark.parametrize(("content", "line", "fragment"), BAD_EVENTS)
+def test_bad_interaction_rows(tmp_path: Path, content: str, line: int, fragment: str) -> None:
+    path = write(tmp_path / "bad.csv", content)
+    with pytest.raises(DataError) as err:
+        read_tables(path)
+    assert f"{path}:{line}:" in str(err.value)
+    assert fragment in str(err.value)
+
+
+def test_bad_item_rows(tmp_path: Path) -> None:
+    events = write(tmp_path / "e.csv", "user,item\na,x\n")
+    items = write(tmp_path / "i.csv", "item,text\nx,one\ny,two\nx,three\n")
+    with pytest.raises(DataError, match=r"i\.csv:4: item 'x' is already listed at .*i\.csv:2"):
+        read_tables(events, items)
+
+
+def test_file_problems(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="file not found"):
+        read_tables(tmp_path / "none.csv")
+    with pytest.raises(DataError, match="unknown table format"):
+        read_tables(write(tmp_path / "e.json", "{}"))
+    with pytest.raises(DataError, match="empty file"):
+        read_tables(write(tmp_path / "e.csv", ""))
+    with pytest.raises(DataError, match="no interactions"):
+        read_tables(write(tmp_path / "h.csv", "user,item\n"))
+    (tmp_path / "latin.csv").write_bytes(b"user,item\na,x\nb,caf\xe9\n")
+    with pytest.raises(DataError, match=r"latin\.csv:3: not UTF-8"):
+        read_tables(tmp_path / "latin.csv")
+
+
+def test_parquet_without_pyarrow_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.import_module
+
+    def no_pyarrow(name: str, package: str | None = None) -> ModuleType:
+        if name.startswith("pyarrow"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", no_pyarrow)
+    with pytest.raises(DataError, match=r"e\.parquet: reading Parquet needs pyarrow.*pip install pyarrow"):
+        read_tables(tmp_path / "e.parquet")
+
+
+def test_parquet_matches_csv(tmp_path: Path, csv_pair: tuple[Path, Path]) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    import datetime as dt
+
+    rows = [line.split(",") for line in INTERACTIONS.splitlines()[1:]]
+    table = pa.table(
+        {
+            "user": [r[0] for r in rows],
+            "item": [r[1] for r in rows],
+            "domain": [r[2] for r in rows],
+            "behaviour": [r[3] for r in rows],
+            "timestamp": [r[4] for r in rows],
+        }
+    )
+    pq.write_table(table, tmp_path / "e.parquet")
+    items = pa.table(
+        {
+            "item": ["i1", "i2", "k1", "k2", "k9"],
+            "domain": ["food", "food", "kitchen", "kitchen", "kitchen"],
+            "text": ["Green tea, matcha", "Curry paste", "Cast iron pan", None, "Unused kettle"],
+        }
+    )
+    pq.write_table(items, tmp_path / "i.parquet")
+    a, b = read_tables(tmp_path / "e.parquet", tmp_path / "i.parquet"), read_tables(*csv_pair)
+    assert a.items.texts == b.items.texts and a.items.external_ids == b.items.external_ids
+    for name in ("train", "valid", "test"):
+        sa, sb = a.split(name), b.split(name)  # type: ignore[arg-type]
+        assert np.array_equal(sa.items, sb.items) and np.array_equal(sa.offsets, sb.offsets)
+        assert np.array_equal(sa.timestamps, sb.timestamps)
+
+    # Native timestamp and integer id columns work too.
+    native = pa.table(
+        {
+            "user": [1, 1, 1],
+            "item": [10, 11, 12],
+            "timestamp": [dt.datetime(2024, 1, d) for d in (3, 1, 2)],
+        }
+    )
+    pq.write_table(native, tmp_path / "n.parquet")
+    ds = read_tables(tmp_path / "n.parquet")
+    assert ds.test.targets is not None and ds.items.external_ids[int(ds.test.targets[0])] == "10"
+
+    nulls = pa.table({"user": ["a", None], "item": ["x", "y"]})
+    pq.write_table(nulls, tmp_path / "null.parquet")
+    with pytest.raises(DataError, match=r"null\.parquet: row 2: missing user"):
+        read_tables(tmp_path / "null.parquet")
