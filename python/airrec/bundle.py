@@ -43,14 +43,21 @@ from airrec.errors import (
 )
 
 __all__ = [
+    "ARRAY_SPECS",
     "DEFAULT_CONFIG",
     "DEFAULT_INDEX",
     "FORMAT",
     "FORMAT_VERSION",
+    "LEAVES_INDEX_FILE",
     "MANIFEST",
+    "MAX_CHAIN_DEPTH",
+    "MAX_DEPTH",
+    "MAX_DOMAINS",
     "BundleArrays",
     "Composition",
     "Dims",
+    "array_file",
+    "items_index_file",
     "load_arrays",
     "read_manifest",
     "trie_depths",
@@ -62,8 +69,11 @@ __all__ = [
 FORMAT: Final = "airrec-bundle"
 FORMAT_VERSION: Final = 1
 MANIFEST: Final = "manifest.json"
-MAX_DEPTH: Final = 255  # trie_depth is uint8
-MAX_DOMAINS: Final = 256  # item_domain is uint8
+# Limits of the engine: slot types (depth - 1, then D for evidence and D + 1 for the null slot)
+# are uint8, so D <= 254; domains are uint8 ids; chains live in fixed arrays of 16 nodes.
+MAX_DEPTH: Final = 254
+MAX_DOMAINS: Final = 255
+MAX_CHAIN_DEPTH: Final = 16
 
 #: The engine configuration of docs/online-path.md §6, with its defaults.
 DEFAULT_CONFIG: Final[dict[str, Any]] = {
@@ -228,6 +238,9 @@ def validate_config(
     out["decay_lambda"] = _config_float(merged, "decay_lambda", 0.0)
     for key in ("beam_width", "max_chains", "max_chain_depth"):
         out[key] = _config_int(merged, key, 1)
+    if out["max_chain_depth"] > MAX_CHAIN_DEPTH:
+        raise ConfigError(f"config 'max_chain_depth' must be <= {MAX_CHAIN_DEPTH}, "
+                          f"got {out['max_chain_depth']}")
     out["walk_alpha"] = _config_float(merged, "walk_alpha")
     out["node_evidence_cap"] = _config_int(merged, "node_evidence_cap", 0)
     out["max_evidence"] = _config_int(merged, "max_evidence", 0)
@@ -256,8 +269,8 @@ def trie_depths(parent: npt.ArrayLike, error: type[AirrecError] = InputError) ->
     """Depth of every trie node (roots 1), checking the topological order ``parent[n] < n``.
 
     Vectorised by fixpoint iteration: after ``k`` rounds every node of depth ``<= k + 1`` is
-    right, so it converges within ``max_depth`` rounds; deeper than 255 is an error since
-    ``trie_depth`` is uint8.
+    right, so it converges within ``max_depth`` rounds; deeper than :data:`MAX_DEPTH` is an
+    error.
     """
     p = np.asarray(parent, dtype=np.int64)
     ids = np.arange(p.size, dtype=np.int64)

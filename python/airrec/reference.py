@@ -130,12 +130,16 @@ class RefTree:
         self._cache: _TreeState | None = None
 
     def add(self, item: int, behaviour: int = 0, timestamp: float | None = None) -> None:
-        """Add one event. ``timestamp=None`` means the next sequence position (``n_events``),
-        matching the default timestamps ``0..E-1`` of :meth:`Reference.tree`."""
+        """Add one event. ``timestamp=None`` means one after the latest (0 for the first), so
+        events without timestamps continue the positions ``0..E-1`` of :meth:`Reference.tree`,
+        as the engine's ``UserTree.add`` does."""
         item = _one_id("item", item, self._ref.arrays.dims.n_items, UnknownItemError)
         n_behaviours = len(self._ref.config["behaviour_weights"])
         behaviour = _one_id("behaviour", behaviour, n_behaviours, UnknownBehaviourError)
-        t = float(self.n_events) if timestamp is None else float(_timestamps([timestamp])[0])
+        if timestamp is None:
+            t = 0.0 if self.t_ref is None else self.t_ref + 1.0
+        else:
+            t = float(_timestamps([timestamp])[0])
         self._append(item, behaviour, t)
 
     def _append(self, item: int, behaviour: int, timestamp: float) -> None:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from airrec.bundle import Composition, trie_leaves, write_bundle
+from airrec.bundle import MAX_DEPTH, MAX_DOMAINS, Composition, trie_leaves, write_bundle
 from airrec.errors import ConfigError
 
 __all__ = ["Histories", "make_candidates", "make_synthetic_bundle", "make_synthetic_histories"]
@@ -130,14 +130,16 @@ def make_synthetic_bundle(
     ...). About 2% of items have no paths. The composition is :meth:`Composition.init`.
     ``config`` and ``index`` go to :func:`~airrec.bundle.write_bundle` unchanged.
     """
-    if not 1 <= depth <= 255 or n_nodes < depth or n_items < 1 or dim < 1:
+    if not 1 <= depth <= MAX_DEPTH or n_nodes < depth or n_items < 1 or dim < 1:
         raise ConfigError(
-            f"need 1 <= depth <= 255, n_nodes >= depth, n_items >= 1, dim >= 1; got "
+            f"need 1 <= depth <= {MAX_DEPTH}, n_nodes >= depth, n_items >= 1, dim >= 1; got "
             f"{depth=}, {n_nodes=}, {n_items=}, {dim=}"
         )
-    if paths_per_item < 0 or not 1 <= n_domains <= min(n_items, 256):
-        raise ConfigError(f"need paths_per_item >= 0, 1 <= n_domains <= min(n_items, 256); got "
-                          f"{paths_per_item=}, {n_domains=}")
+    if paths_per_item < 0 or not 1 <= n_domains <= min(n_items, MAX_DOMAINS):
+        raise ConfigError(
+            f"need paths_per_item >= 0, 1 <= n_domains <= min(n_items, {MAX_DOMAINS}); got "
+            f"{paths_per_item=}, {n_domains=}"
+        )
     rng = np.random.default_rng(seed)
     parent, phrases, node_vectors = _synthetic_trie(rng, n_nodes, depth, dim)
     offsets, path_leaves, item_vectors = _synthetic_items(
