@@ -212,7 +212,7 @@ def test_parquet_matches_csv(tmp_path: Path, csv_pair: tuple[Path, Path]) -> Non
     a, b = read_tables(tmp_path / "e.parquet", tmp_path / "i.parquet"), read_tables(*csv_pair)
     assert a.items.texts == b.items.texts and a.items.external_ids == b.items.external_ids
     for name in ("train", "valid", "test"):
-        sa, sb = a.split(name), b.split(name)  # type: ignore[arg-type]
+        sa, sb = a.split(name), b.split(name)
         assert np.array_equal(sa.items, sb.items) and np.array_equal(sa.offsets, sb.offsets)
         assert np.array_equal(sa.timestamps, sb.timestamps)
 

@@ -157,13 +157,15 @@ def _download(url: str, file: RemoteFile, dest: Path, timeout: float, bar: tqdm)
         with os.fdopen(fd, "wb") as out:
             try:
                 with urllib.request.urlopen(request, timeout=timeout) as response:
-                    while chunk := response.read(_CHUNK):
+                    while True:
+                        want = _CHUNK if limit is None else min(_CHUNK, limit - received)
+                        chunk = response.read(want) if want > 0 else b""
+                        if not chunk:
+                            break  # the end, or one byte past the expected size: a wrong file
                         digest.update(chunk)
                         out.write(chunk)
                         received += len(chunk)
                         bar.update(len(chunk))
-                        if limit is not None and received >= limit:
-                            break  # a wrong file; no need to fetch the rest of it
             except urllib.error.HTTPError as exc:
                 raise DataError(f"HTTP {exc.code} {exc.reason} fetching {url}") from None
             except urllib.error.URLError as exc:
@@ -178,9 +180,12 @@ def _download(url: str, file: RemoteFile, dest: Path, timeout: float, bar: tqdm)
             os.fsync(out.fileno())
         actual = digest.hexdigest()
         if actual != file.sha256.lower():
+            got = f"{received} bytes"
+            if limit is not None and received >= limit:
+                got = f"more than the expected {file.size} bytes; stopped reading"
             raise ChecksumError(
                 f"{file.name}: sha256 mismatch for {url}: expected {file.sha256.lower()}, "
-                f"got {actual} ({received} bytes); the download was discarded"
+                f"got {actual} ({got}); the download was discarded"
             )
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
