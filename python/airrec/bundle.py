@@ -780,6 +780,9 @@ def _prepare(
     config: Mapping[str, Any] | None, n_heads: int | None, attn_dim: int | None, path_slots: int,
     seed: int,
 ) -> _Prepared:
+    if not _is_int(path_slots) or path_slots < 1:
+        raise ConfigError(f"path_slots must be an integer >= 1, got {path_slots!r}")
+    engine_config = validate_config(config, path_slots=int(path_slots))
     parent = _integers("trie_parent", trie_parent)
     if parent.size == 0:
         raise InputError("the trie needs at least one node")
@@ -789,8 +792,6 @@ def _prepare(
     if nodes.shape[0] != parent.size:
         raise InputError(f"node_vectors has {nodes.shape[0]} rows for {parent.size} trie nodes")
     items = _unit_rows("item_vectors", item_vectors, nodes.shape[1])
-    if not _is_int(path_slots) or path_slots < 1:
-        raise ConfigError(f"path_slots must be an integer >= 1, got {path_slots!r}")
     offsets = _integers("item_path_offsets", item_path_offsets)
     leaves = _integers("item_path_leaves", item_path_leaves)
     if offsets.size != items.shape[0] * path_slots + 1:
@@ -815,7 +816,7 @@ def _prepare(
         **comp.arrays(),
     }
     return _Prepared(
-        dims=dims, arrays=arrays, config=validate_config(config, path_slots=dims.path_slots),
+        dims=dims, arrays=arrays, config=engine_config,
         domains=list(domain_names), leaves=trie_leaves(parent),
     )
 
