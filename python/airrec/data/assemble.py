@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from airrec.data.dataset import Dataset, ItemTable
+from airrec.data.dataset import MAX_DOMAINS, Dataset, ItemTable
 from airrec.data.split import LeaveOneOut, leave_one_out
 from airrec.errors import DataError
 
@@ -79,15 +79,21 @@ class _Vocabulary:
                 raise DataError(f"{what} {name!r} is listed twice")
             self.ids[name] = len(self.ids)
 
-    def id(self, name: str, where: str) -> int:
-        found = self.ids.get(name)
-        if found is not None:
-            return found
-        if self.fixed:
-            known = ", ".join(repr(n) for n in self.ids)
-            raise DataError(f"{where}: unknown {self.what} {name!r} (expected one of {known})")
-        self.ids[name] = len(self.ids)
-        return self.ids[name]
+    def encode(self, names: Sequence[str], rows: _Rows) -> list[int]:
+        """Ids of a column of names; an unknown name under a fixed list is an error at its row."""
+        ids = self.ids
+        out: list[int] = []
+        for name in names:
+            found = ids.get(name)
+            if found is None:
+                if self.fixed:
+                    known = ", ".join(repr(n) for n in ids)
+                    raise DataError(
+                        f"{rows.where(len(out))}: unknown {self.what} {name!r} (expected one of {known})"
+                    )
+                found = ids[name] = len(ids)
+            out.append(found)
+        return out
 
     def names(self) -> tuple[str, ...]:
         return tuple(self.ids)
@@ -104,19 +110,33 @@ def _domain_hints(events: Sequence[EventRows], items: Sequence[ItemRows]) -> dic
     return hints
 
 
-def _resolve_domain(
-    item: str, hints: dict[str, set[str]], all_domains: set[str], default: str, where: str
-) -> str:
-    """The domain of ``item`` in a row that does not name one (see the module rules)."""
-    found = hints.get(item)
-    if found is not None and len(found) == 1:
-        return next(iter(found))
-    if found:
-        names = ", ".join(sorted(found))
-        raise DataError(f"{where}: item {item!r} is in several domains ({names}); add a domain column")
-    if len(all_domains) <= 1:
-        return next(iter(all_domains), default)
-    raise DataError(f"{where}: cannot tell the domain of item {item!r}; add a domain column")
+def _domain_column(
+    rows: EventRows | ItemRows, hints: dict[str, set[str]], default: str
+) -> list[str]:
+    """Each row's domain name: its own column, else inferred from its item (module rules)."""
+    if rows.domains is not None:
+        return rows.domains
+    all_domains = {d for found in hints.values() for d in found}
+    fallback = next(iter(all_domains), default) if len(all_domains) <= 1 else None
+    out: list[str] = []
+    for item in rows.items:
+        found = hints.get(item)
+        if found is not None and len(found) == 1:
+            out.append(next(iter(found)))
+        elif found:
+            names = ", ".join(sorted(found))
+            raise DataError(
+                f"{rows.where(len(out))}: item {item!r} is in several domains ({names}); "
+                "add a domain column"
+            )
+        elif fallback is not None:
+            out.append(fallback)
+        else:
+            raise DataError(
+                f"{rows.where(len(out))}: cannot tell the domain of item {item!r}; "
+                "add a domain column"
+            )
+    return out
 
 
 def assemble(
@@ -139,26 +159,23 @@ def assemble(
         without = next(rows.path for rows in events if rows.timestamps is None)
         raise DataError(f"{without}: has no timestamp column while the other files do")
 
-    hints = _domain_hints(events, items)
-    all_domains = {d for found in hints.values() for d in found}
+    # Hints are only needed (and only built) when some file has no domain column.
+    needs_hints = any(e.domains is None for e in events) or any(t.domains is None for t in items)
+    hints = _domain_hints(events, items) if needs_hints else {}
     domain_vocab = _Vocabulary("domain", domains)
     behaviour_vocab = _Vocabulary("behaviour", behaviours)
 
     # Item keys (domain id, external id) in first-appearance order, and their texts.
     keys: dict[tuple[int, str], int] = {}
     texts: dict[tuple[int, str], str] = {}
-    defined_at: dict[tuple[int, str], str] = {}
+    defined_at: dict[tuple[int, str], tuple[ItemRows, int]] = {}
     for table in items:
-        for k, item in enumerate(table.items):
-            where = table.where(k)
-            if table.domains is not None:
-                dname = table.domains[k]
-            else:
-                dname = _resolve_domain(item, hints, all_domains, default_domain, where)
-            key = (domain_vocab.id(dname, where), item)
+        domain_ids = domain_vocab.encode(_domain_column(table, hints, default_domain), table)
+        for k, key in enumerate(zip(domain_ids, table.items)):
             if key in defined_at:
-                raise DataError(f"{where}: item {item!r} is already listed at {defined_at[key]}")
-            defined_at[key] = where
+                first, j = defined_at[key]
+                raise DataError(f"{table.where(k)}: item {key[1]!r} is already listed at {first.where(j)}")
+            defined_at[key] = (table, k)
             keys.setdefault(key, len(keys))
             texts[key] = table.texts[k] if table.texts is not None else ""
 
@@ -168,23 +185,18 @@ def assemble(
     event_behaviours: list[int] = []
     event_times: list[float] = []
     for log in events:
-        for k, item in enumerate(log.items):
-            where = log.where(k)
-            if log.domains is not None:
-                dname = log.domains[k]
-            else:
-                dname = _resolve_domain(item, hints, all_domains, default_domain, where)
-            key = (domain_vocab.id(dname, where), item)
-            event_keys.append(keys.setdefault(key, len(keys)))
-            event_users.append(users.setdefault(log.users[k], len(users)))
-            behaviour = log.behaviours[k] if log.behaviours is not None else default_behaviour
-            event_behaviours.append(behaviour_vocab.id(behaviour, where))
+        domain_ids = domain_vocab.encode(_domain_column(log, hints, default_domain), log)
+        add_key, add_user = keys.setdefault, users.setdefault
+        event_keys.extend(add_key(key, len(keys)) for key in zip(domain_ids, log.items))
+        event_users.extend(add_user(user, len(users)) for user in log.users)
+        behaviour_names = log.behaviours or [default_behaviour] * len(log.items)
+        event_behaviours.extend(behaviour_vocab.encode(behaviour_names, log))
         if log.timestamps is not None:
             event_times.extend(log.timestamps)
 
     domain_names = domain_vocab.names()
-    if len(domain_names) > 256:
-        raise DataError(f"{name}: {len(domain_names)} domains; at most 256 are supported")
+    if len(domain_names) > MAX_DOMAINS:
+        raise DataError(f"{name}: {len(domain_names)} domains; at most {MAX_DOMAINS} are supported")
     # Global ids: by domain, then first appearance (a stable sort keeps that order).
     key_list = list(keys)
     key_domains = np.fromiter((d for d, _ in key_list), dtype=np.int64, count=len(key_list))

@@ -47,6 +47,8 @@ FloatArray = npt.NDArray[np.float64]
 DomainArray = npt.NDArray[np.uint8]
 SplitName = Literal["train", "valid", "test"]
 SPLIT_NAMES: tuple[SplitName, ...] = ("train", "valid", "test")
+#: The engine's limit (``airrec.bundle.MAX_DOMAINS``), so any dataset that loads can be bundled.
+MAX_DOMAINS = 255
 
 
 def _frozen(array: npt.ArrayLike, dtype: type[np.generic], what: str) -> npt.NDArray[np.generic]:
@@ -250,8 +252,8 @@ class Dataset:
 
     def _validate(self) -> None:
         """Cross-field checks, vectorised: a bad id here would crash the engine later."""
-        if not 1 <= len(self.domain_names) <= 256:
-            raise DataError(f"{self.name}: need 1..256 domains, got {len(self.domain_names)}")
+        if not 1 <= len(self.domain_names) <= MAX_DOMAINS:
+            raise DataError(f"{self.name}: need 1..{MAX_DOMAINS} domains, got {len(self.domain_names)}")
         if len(set(self.domain_names)) != len(self.domain_names):
             raise DataError(f"{self.name}: duplicate domain names {self.domain_names}")
         if not self.behaviour_names or len(set(self.behaviour_names)) != len(self.behaviour_names):
