@@ -6,6 +6,8 @@ target-aware intent vectors online, in microseconds.
 
 from __future__ import annotations
 
+from airrec._airrec import FORMAT_VERSION, __version__
+from airrec.engine import Context, Engine, Explanation, Histories, UserTree
 from airrec.errors import (
     AirrecError,
     BundleChecksumError,
@@ -23,6 +25,13 @@ from airrec.errors import (
 )
 
 __all__ = [
+    "FORMAT_VERSION",
+    "__version__",
+    "Context",
+    "Engine",
+    "Explanation",
+    "Histories",
+    "UserTree",
     "AirrecError",
     "BundleChecksumError",
     "BundleError",

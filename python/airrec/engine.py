@@ -1,0 +1,402 @@
+"""The online engine: load a bundle once, answer requests from many threads.
+
+This module is the public face of the Rust engine (``airrec._airrec``). It turns whatever a
+caller passes (lists, NumPy arrays of any integer dtype, ...) into the exact dtypes the Rust side
+borrows zero-copy, and gives every misuse a typed error. All compute releases the GIL.
+
+Semantics of every call are specified in ``docs/online-path.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from airrec import _airrec
+from airrec.errors import InputError, InputTypeError
+
+__all__ = ["Engine", "UserTree", "Context", "Histories", "Explanation"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+ArrayLike = Union[npt.ArrayLike, Sequence[int]]
+
+
+def _as_ids(values: Any, name: str, ndim: int = 1) -> IntArray:
+    """Integer ids as a C-contiguous int64 array (a no-op, zero-copy, for int64 input)."""
+    arr = np.asarray(values)
+    if arr.size == 0 and arr.dtype.kind == "f":
+        arr = arr.astype(np.int64)  # np.asarray([]) is float64; an empty list is fine
+    if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
+        raise InputTypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise InputError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+        raise InputError(f"{name} holds ids beyond the int64 range")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _as_times(values: Any, name: str) -> npt.NDArray[np.float64]:
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iuf" or arr.dtype == np.bool_:
+        raise InputTypeError(f"{name} must be numbers, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise InputError(f"{name} must be 1-D, got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _as_vectors(values: Any, dim: int, name: str) -> FloatArray:
+    arr = np.asarray(values)
+    if arr.dtype.kind != "f":
+        raise InputTypeError(f"{name} must be floating point, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise InputError(f"{name} must have shape (n, {dim}), got {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _events(
+    items: Any, behaviours: Any | None, timestamps: Any | None
+) -> tuple[IntArray, IntArray, npt.NDArray[np.float64]]:
+    """Normalises an event list; defaults: behaviour 0, timestamps = positions 0..n-1."""
+    it = _as_ids(items, "items")
+    bh = np.zeros(len(it), np.int64) if behaviours is None else _as_ids(behaviours, "behaviours")
+    ts = np.arange(len(it), dtype=np.float64) if timestamps is None else _as_times(timestamps, "timestamps")
+    if not (len(it) == len(bh) == len(ts)):
+        raise InputError(
+            f"items, behaviours and timestamps must have the same length, got {len(it)}, {len(bh)}, {len(ts)}"
+        )
+    return it, bh, ts
+
+
+def _check_k(k: int, name: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise InputTypeError(f"{name} must be an integer, got {type(k).__name__}")
+    if k < 0:
+        raise InputError(f"{name} must be >= 0, got {k}")
+    return int(k)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the walk chose for one candidate: chains of node ids (root first) and evidence
+    (indices into the user's events, best first)."""
+
+    chains: list[list[int]]
+    evidence: list[int]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a candidate got its score: its chains (phrases, weights, similarities, attention),
+    the evidence events kept, and the attention left on the null slot."""
+
+    candidate: int
+    score: float
+    intent_vector: FloatArray
+    chains: list[dict[str, Any]]
+    evidence: list[dict[str, Any]]
+    null_attention: float
+
+    def __str__(self) -> str:
+        lines = [f"candidate {self.candidate}: score {self.score:+.4f}"]
+        for c in self.chains:
+            path = " > ".join(c["phrases"])
+            lines.append(f"  chain {path}  (walk score {c['score']:.3f}, weight {c['weights'][-1]:.3f})")
+        for e in self.evidence:
+            lines.append(
+                f"  evidence event {e['event']}: item {e['item']} at t={e['timestamp']:g} "
+                f"(weight {e['weight']:.3f}, similarity {e['similarity']:.3f}, attention {e['attention']:.3f})"
+            )
+        lines.append(f"  null slot attention {self.null_attention:.3f}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Histories:
+    """Many users' events packed as CSR: user ``u`` owns ``offsets[u]:offsets[u+1]``."""
+
+    offsets: IntArray
+    items: IntArray
+    behaviours: IntArray
+    timestamps: npt.NDArray[np.float64] = field(repr=False)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.offsets) - 1
+
+    @classmethod
+    def from_arrays(
+        cls, offsets: Any, items: Any, behaviours: Any | None = None, timestamps: Any | None = None
+    ) -> Histories:
+        off = _as_ids(offsets, "offsets")
+        it = _as_ids(items, "items")
+        bh = np.zeros(len(it), np.int64) if behaviours is None else _as_ids(behaviours, "behaviours")
+        if timestamps is None:
+            # Positions within each user's own sequence.
+            starts = np.repeat(off[:-1], np.diff(off)) if len(off) > 1 else np.zeros(0, np.int64)
+            ts = (np.arange(len(it)) - starts).astype(np.float64)
+        else:
+            ts = _as_times(timestamps, "timestamps")
+        return cls(off, it, bh, ts)
+
+    @classmethod
+    def from_lists(cls, histories: Sequence[Sequence[int]]) -> Histories:
+        """One list of item ids per user, oldest first; behaviour 0, timestamps = positions."""
+        lengths = np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories))
+        offsets = np.zeros(len(histories) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = [i for h in histories for i in h]
+        return cls.from_arrays(offsets, np.asarray(flat, dtype=np.int64))
+
+
+class UserTree:
+    """A user's weighted intent tree, built from events and updated one event at a time.
+
+    Obtain one from :meth:`Engine.tree`. A tree belongs to the engine (bundle and tree
+    settings) that built it; using it with another raises :class:`~airrec.InputError`.
+    """
+
+    __slots__ = ("_engine", "_tree")
+
+    def __init__(self, engine: Engine, tree: _airrec.UserTree) -> None:
+        self._engine = engine
+        self._tree = tree
+
+    def add(self, item: int, behaviour: int = 0, timestamp: float | None = None) -> UserTree:
+        """Adds one event (default timestamp: one after the latest). Returns ``self``."""
+        if timestamp is None:
+            timestamp = self._tree.t_ref + 1.0 if self._tree.n_events else 0.0
+        self._engine._engine.add_event(self._tree, int(item), int(behaviour), float(timestamp))
+        return self
+
+    def extend(self, items: Any, behaviours: Any | None = None, timestamps: Any | None = None) -> UserTree:
+        it = _as_ids(items, "items")
+        bh = np.zeros(len(it), np.int64) if behaviours is None else _as_ids(behaviours, "behaviours")
+        if timestamps is None:
+            start = self._tree.t_ref + 1.0 if self._tree.n_events else 0.0
+            ts = start + np.arange(len(it), dtype=np.float64)
+        else:
+            ts = _as_times(timestamps, "timestamps")
+        if not (len(it) == len(bh) == len(ts)):
+            raise InputError("items, behaviours and timestamps must have the same length")
+        for i, b, t in zip(it.tolist(), bh.tolist(), ts.tolist()):
+            self._engine._engine.add_event(self._tree, i, b, t)
+        return self
+
+    @property
+    def n_events(self) -> int:
+        return self._tree.n_events
+
+    @property
+    def n_nodes(self) -> int:
+        return self._tree.n_nodes
+
+    @property
+    def t_ref(self) -> float:
+        """Latest timestamp seen (``-inf`` when empty)."""
+        return self._tree.t_ref
+
+    @property
+    def total_mass(self) -> float:
+        """Total decayed behaviour mass ``W`` (the latest event counts its full weight)."""
+        return self._tree.total_mass
+
+    @property
+    def node_ids(self) -> IntArray:
+        """Trie nodes the user's events reach, ascending."""
+        return self._tree.nodes()[0]
+
+    @property
+    def node_weights(self) -> npt.NDArray[np.float64]:
+        """Normalised weight ``w̃`` of each node in :attr:`node_ids`."""
+        return self._tree.nodes()[1]
+
+    def __repr__(self) -> str:
+        return f"UserTree(n_events={self.n_events}, n_nodes={self.n_nodes})"
+
+
+TreeLike = Union[UserTree, npt.ArrayLike, Sequence[int]]
+
+
+class Engine:
+    """The airrec online engine over one bundle.
+
+    >>> engine = Engine.load("bundle/")                              # doctest: +SKIP
+    >>> tree = engine.tree([12, 40, 7])                              # doctest: +SKIP
+    >>> engine.score(tree, [3, 99, 150])                             # doctest: +SKIP
+
+    Thread-safe: one engine serves any number of threads; every compute call releases the GIL.
+    """
+
+    __slots__ = ("_engine", "_dims")
+
+    def __init__(self, engine: _airrec.Engine) -> None:
+        self._engine = engine
+        self._dims: dict[str, int] = json.loads(engine.dims_json)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, verify_checksums: bool = True, **overrides: Any) -> Engine:
+        """Loads and validates a bundle directory.
+
+        ``overrides`` replace config values stored in the bundle (see ``docs/online-path.md``
+        §6), e.g. ``Engine.load(p, beam_width=8, decay_lambda=0.0)``.
+        """
+        raw = _airrec.Engine.load(os.fspath(path), json.dumps(overrides) if overrides else None, verify_checksums)
+        return cls(raw)
+
+    def with_config(self, **overrides: Any) -> Engine:
+        """The same bundle (shared, no reload) with some config values replaced."""
+        return Engine(self._engine.with_overrides(json.dumps(overrides)))
+
+    # -- description -------------------------------------------------------------------------
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(json.loads(self._engine.config_json))
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return dict(self._dims)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        meta = json.loads(self._engine.meta_json)
+        return dict(meta) if isinstance(meta, dict) else {}
+
+    @property
+    def n_items(self) -> int:
+        return self._dims["n_items"]
+
+    @property
+    def n_nodes(self) -> int:
+        return self._dims["n_nodes"]
+
+    @property
+    def dim(self) -> int:
+        return self._dims["dim"]
+
+    @property
+    def domains(self) -> list[str]:
+        return self._engine.domains
+
+    @property
+    def path(self) -> str:
+        return os.fspath(self._engine.path)
+
+    def phrase(self, node: int) -> str:
+        return self._engine.phrase(int(node))
+
+    def path_text(self, node: int) -> str:
+        """``root > ... > node`` for a trie node."""
+        return self._engine.path_text(int(node))
+
+    def __repr__(self) -> str:
+        return repr(self._engine)
+
+    # -- trees -------------------------------------------------------------------------------
+
+    def tree(self, items: Any = (), behaviours: Any | None = None, timestamps: Any | None = None) -> UserTree:
+        """A user's intent tree from their events (oldest first by default).
+
+        An empty history is valid: it yields an empty tree, whose intent vector is the
+        composition of the null slot alone.
+        """
+        it, bh, ts = _events(items, behaviours, timestamps)
+        return UserTree(self, self._engine.build_tree(it, bh, ts))
+
+    def _tree_of(self, user: TreeLike) -> _airrec.UserTree:
+        if isinstance(user, UserTree):
+            return user._tree
+        return self.tree(user)._tree
+
+    # -- single request ----------------------------------------------------------------------
+
+    def score(self, user: TreeLike, candidates: Any) -> FloatArray:
+        """Scores (built-in score head) of candidates: item ids ``[C]`` or vectors ``[C, dim]``
+        of items outside the bundle (L2-normalised)."""
+        tree = self._tree_of(user)
+        cand = np.asarray(candidates)
+        if cand.ndim == 2 and cand.dtype.kind == "f":
+            return self._engine.scores_for_vectors(tree, _as_vectors(cand, self.dim, "candidates"))
+        return self._engine.scores(tree, _as_ids(cand, "candidates"))
+
+    def intent_vectors(self, user: TreeLike, candidates: Any) -> FloatArray:
+        """Target-aware intent vectors ``[C, dim]`` (ids ``[C]`` or vectors ``[C, dim]``)."""
+        tree = self._tree_of(user)
+        cand = np.asarray(candidates)
+        if cand.ndim == 2 and cand.dtype.kind == "f":
+            return self._engine.intent_vectors_for_vectors(tree, _as_vectors(cand, self.dim, "candidates"))
+        return self._engine.intent_vectors(tree, _as_ids(cand, "candidates"))
+
+    def contexts(self, user: TreeLike, candidates: Any) -> list[Context]:
+        """The chains and evidence the walk picks for each candidate."""
+        raw = self._engine.contexts(self._tree_of(user), _as_ids(candidates, "candidates"))
+        return [Context([list(c) for c in chains], list(ev)) for chains, ev in raw]
+
+    def explain(self, user: TreeLike, candidate: int) -> Explanation:
+        """Chains (with phrases), evidence events and attention behind one candidate's score."""
+        if isinstance(candidate, bool) or not isinstance(candidate, (int, np.integer)):
+            raise InputTypeError(f"candidate must be an item id (int), got {type(candidate).__name__}")
+        d = self._engine.explain(self._tree_of(user), int(candidate))
+        return Explanation(
+            candidate=int(candidate),
+            score=float(d["score"]),
+            intent_vector=d["intent_vector"],
+            chains=list(d["chains"]),
+            evidence=list(d["evidence"]),
+            null_attention=float(d["null_attention"]),
+        )
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def _batch(self, histories: Histories, candidates: Any, vectors: bool, n_threads: int | None) -> FloatArray:
+        if not isinstance(histories, Histories):
+            raise InputTypeError("histories must be an airrec.Histories (see Histories.from_arrays)")
+        cand = _as_ids(candidates, "candidates", ndim=2)
+        if n_threads is not None:
+            _check_k(n_threads, "n_threads")
+            if n_threads == 0:
+                raise InputError("n_threads must be >= 1")
+        h = histories
+        return self._engine.batch(h.offsets, h.items, h.behaviours, h.timestamps, cand, vectors, n_threads)
+
+    def score_batch(self, histories: Histories, candidates: Any, *, n_threads: int | None = None) -> FloatArray:
+        """Scores ``[U, C]`` for many users at once, in parallel (all cores by default)."""
+        return self._batch(histories, candidates, False, n_threads)
+
+    def intent_vectors_batch(
+        self, histories: Histories, candidates: Any, *, n_threads: int | None = None
+    ) -> FloatArray:
+        """Intent vectors ``[U, C, dim]`` for many users at once, in parallel."""
+        return self._batch(histories, candidates, True, n_threads)
+
+    # -- top-k -------------------------------------------------------------------------------
+
+    def _domain_id(self, domain: int | str) -> int:
+        if isinstance(domain, str):
+            try:
+                return self.domains.index(domain)
+            except ValueError:
+                raise InputError(f"unknown domain {domain!r}; the bundle has {self.domains}") from None
+        return _check_k(domain, "domain")
+
+    def retrieve(
+        self, user: TreeLike, domain: int | str, k: int = 10, *, pool: int = 100, rerank: bool = True
+    ) -> tuple[IntArray, FloatArray]:
+        """Top-``k`` items of ``domain`` for a user: the ``pool`` items nearest to the user's
+        profile vector (usearch), re-scored target-aware when ``rerank``. Returns
+        ``(item_ids, scores)``; with ``rerank=False`` the scores are cosine similarities."""
+        k = _check_k(k)
+        pool = _check_k(pool, "pool")
+        return self._engine.retrieve(self._tree_of(user), self._domain_id(domain), k, pool, rerank)
+
+    def nearest_intents(self, vector: Any, k: int = 5) -> tuple[IntArray, FloatArray]:
+        """The ``k`` trie leaves nearest to ``vector`` (cold start for an unseen item)."""
+        k = _check_k(k)
+        v = _as_vectors(np.asarray(vector).reshape(1, -1), self.dim, "vector")[0]
+        return self._engine.nearest_intents(v, k)
