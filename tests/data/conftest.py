@@ -88,7 +88,9 @@ def serve() -> Iterator[Callable[..., str]]:
     servers: list[_QuietServer] = []
 
     def start(directory: Path, slow: bool = False) -> str:
-        handler = functools.partial(_SlowHandler if slow else _QuietHandler, directory=str(directory))
+        handler = functools.partial(
+            _SlowHandler if slow else _QuietHandler, directory=str(directory)
+        )
         server = _QuietServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)

@@ -9,12 +9,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airrec.data import Dataset, ItemTable, LeaveOneOut, Split, data_home, dataset_dir, leave_one_out
+from airrec.data import (
+    Dataset,
+    ItemTable,
+    LeaveOneOut,
+    Split,
+    data_home,
+    dataset_dir,
+    leave_one_out,
+)
 from airrec.data.home import ENV_VAR
 from airrec.errors import DataError, UnknownItemError
 
 
-def split(name: str, offsets: list[int], items: list[int], targets: list[int] | None = None) -> Split:
+def split(
+    name: str, offsets: list[int], items: list[int], targets: list[int] | None = None
+) -> Split:
     n, m = len(offsets) - 1, len(items)
     with_targets = targets is not None
     return Split(
@@ -35,7 +45,9 @@ def split(name: str, offsets: list[int], items: list[int], targets: list[int] | 
 def tiny() -> Dataset:
     return Dataset(
         name="tiny",
-        items=ItemTable(np.array([0, 0, 1, 1], dtype=np.uint8), ("a", "", "c", "d"), ("A", "B", "C", "D")),
+        items=ItemTable(
+            np.array([0, 0, 1, 1], dtype=np.uint8), ("a", "", "c", "d"), ("A", "B", "C", "D")
+        ),
         domain_names=("x", "y"),
         behaviour_names=("view",),
         train=split("train", [0, 2, 3], [0, 1, 2]),
@@ -66,8 +78,16 @@ def test_helpers() -> None:
 
 def test_caller_arrays_stay_writable() -> None:
     items = np.array([0, 1], dtype=np.int64)
-    s = Split("train", np.array([0, 2]), items, np.zeros(2, np.int64), np.zeros(2), np.zeros(1, np.int64),
-              np.zeros(1, np.uint8), ("train",))
+    s = Split(
+        "train",
+        np.array([0, 2]),
+        items,
+        np.zeros(2, np.int64),
+        np.zeros(2),
+        np.zeros(1, np.int64),
+        np.zeros(1, np.uint8),
+        ("train",),
+    )
     items[0] = 1  # the Split holds a read-only view, the caller's buffer is untouched
     assert not s.items.flags.writeable
 
@@ -89,13 +109,29 @@ def test_split_validation(make: object, fragment: str) -> None:
 def test_dataset_validation() -> None:
     good = tiny()
     with pytest.raises(DataError, match=r"item ids outside \[0, 4\)"):
-        Dataset("bad", good.items, good.domain_names, good.behaviour_names,
-                split("train", [0, 1], [9]), good.valid, good.test)
+        Dataset(
+            "bad",
+            good.items,
+            good.domain_names,
+            good.behaviour_names,
+            split("train", [0, 1], [9]),
+            good.valid,
+            good.test,
+        )
     with pytest.raises(DataError, match="needs targets"):
-        Dataset("bad", good.items, good.domain_names, good.behaviour_names,
-                good.train, good.train, good.test)
+        Dataset(
+            "bad",
+            good.items,
+            good.domain_names,
+            good.behaviour_names,
+            good.train,
+            good.train,
+            good.test,
+        )
     with pytest.raises(DataError, match="duplicate domain names"):
-        Dataset("bad", good.items, ("x", "x"), good.behaviour_names, good.train, good.valid, good.test)
+        Dataset(
+            "bad", good.items, ("x", "x"), good.behaviour_names, good.train, good.valid, good.test
+        )
 
 
 @settings(max_examples=60, deadline=None)
@@ -105,11 +141,17 @@ def test_dataset_validation() -> None:
     test=st.integers(0, 2),
     min_train=st.integers(1, 3),
 )
-def test_leave_one_out_invariants(lengths: list[int], valid: int, test: int, min_train: int) -> None:
+def test_leave_one_out_invariants(
+    lengths: list[int], valid: int, test: int, min_train: int
+) -> None:
     users = np.repeat(np.arange(len(lengths)), lengths).astype(np.int64)
     items = np.arange(users.size, dtype=np.int64)  # event k is item k: easy to trace
     train, va, te = leave_one_out(
-        users, items, np.zeros_like(items), items.astype(np.float64), LeaveOneOut(valid, test, min_train)
+        users,
+        items,
+        np.zeros_like(items),
+        items.astype(np.float64),
+        LeaveOneOut(valid, test, min_train),
     )
     held = [t for s in (va, te) for t in (s.targets if s.targets is not None else [])]
     # Every event is in train or is exactly one held-out target.

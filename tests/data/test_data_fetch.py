@@ -30,7 +30,9 @@ def small_spec(served: Path) -> DatasetSpec:
 
 def leftovers(directory: Path) -> list[str]:
     """Temporary/partial files fetch might have left behind."""
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith(".") or p.suffix == ".part")
+    return sorted(
+        p.name for p in directory.iterdir() if p.name.startswith(".") or p.suffix == ".part"
+    )
 
 
 def test_fetch_verifies_and_is_idempotent(tmp_path: Path, serve: Serve) -> None:
@@ -73,7 +75,9 @@ def test_corrupted_download_raises_and_leaves_nothing(tmp_path: Path, serve: Ser
 def test_oversized_download_is_cut_short(tmp_path: Path, serve: Serve) -> None:
     spec = small_spec(tmp_path / "served")
     (tmp_path / "served" / "a.txt").write_bytes(b"alpha\n" * 100_000)
-    with pytest.raises(ChecksumError, match=r"a\.txt: sha256 mismatch .*\(more than the expected 6 bytes"):
+    with pytest.raises(
+        ChecksumError, match=r"a\.txt: sha256 mismatch .*\(more than the expected 6 bytes"
+    ):
         fetch(spec, tmp_path / "dest", base_url=serve(tmp_path / "served"), progress=False)
     assert leftovers(tmp_path / "dest") == []
 
@@ -122,7 +126,9 @@ def test_known_specs() -> None:
         get_spec("movie-book")
 
 
-def test_food_kitchen_from_a_local_mirror(tmp_path: Path, serve: Serve, food_kitchen_dir: Path) -> None:
+def test_food_kitchen_from_a_local_mirror(
+    tmp_path: Path, serve: Serve, food_kitchen_dir: Path
+) -> None:
     """The real spec's sums match the published files; one corrupted file is caught."""
     mirror = tmp_path / "mirror"
     shutil.copytree(food_kitchen_dir, mirror)

@@ -27,7 +27,11 @@ def test_small_directory(llmcdsr_dir: Path) -> None:
     assert train.items.tolist() == [0, 1, 2, 2, 0, 3, 4, 5, 6, 3, 0, 3, 1, 4]
     assert train.users.tolist() == [1, 2, 1, 2, 1]
     assert [train.source_names[s] for s in train.sources] == [
-        "train_A", "train_A", "train_B", "train_B", "train_overlap",
+        "train_A",
+        "train_A",
+        "train_B",
+        "train_B",
+        "train_overlap",
     ]
     assert train.timestamps[:5].tolist() == [0.0, 1.0, 2.0, 0.0, 1.0]
     assert not train.has_targets and not train.behaviours.any()
@@ -93,7 +97,9 @@ def test_bad_rows_name_file_and_line(
 
 def test_line_count_must_match_instance_num(llmcdsr_dir: Path) -> None:
     (llmcdsr_dir / "train_A.txt").write_text("1\t0,1,2\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"train_A\.txt: has 1 lines but .*instance_num\.txt says 2"):
+    with pytest.raises(
+        DataError, match=r"train_A\.txt: has 1 lines but .*instance_num\.txt says 2"
+    ):
         read_llmcdsr(llmcdsr_dir)
 
 

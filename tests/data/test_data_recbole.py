@@ -54,7 +54,9 @@ def test_inter_path_finds_sibling_item_file(tmp_path: Path) -> None:
 
 
 def test_two_domains_with_shared_users(tmp_path: Path) -> None:
-    food = RecBoleFiles(write(tmp_path / "food.inter", INTER), write(tmp_path / "food.item", ITEM), "Food")
+    food = RecBoleFiles(
+        write(tmp_path / "food.inter", INTER), write(tmp_path / "food.item", ITEM), "Food"
+    )
     kitchen_inter = (
         "user_id:token\titem_id:token\ttimestamp:float\n" "1\t10\t400\n" "3\t11\t1\n" "3\t10\t2\n"
     )
@@ -90,8 +92,16 @@ BAD = [
     ("user_id:token\titem_id\n", 1, "header field 'item_id' is not 'name:type'"),
     ("user_id:token\titem_id:string\n", 1, "has type 'string'"),
     ("user_id:token\ttimestamp:float\n1\t5\n", 1, "missing field(s) item_id"),
-    ("user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n1\t2\n", 3, "2 fields, the header has 3"),
-    ("user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n1\t2\tsoon\n", 3, "field 'timestamp'"),
+    (
+        "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n1\t2\n",
+        3,
+        "2 fields, the header has 3",
+    ),
+    (
+        "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n1\t2\tsoon\n",
+        3,
+        "field 'timestamp'",
+    ),
     ("user_id:token\titem_id:token\n1\t2\n\t3\n", 3, "empty user"),
     ("", 1, "expected a header"),
 ]

@@ -26,8 +26,12 @@ def test_global_is_refused_and_nothing_runs(tmp_path: Path, protocol: int) -> No
     marker = tmp_path / "ran"
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"k": _RunsCommand(marker)}, protocol=protocol))
-    assert any(op.name in ("GLOBAL", "STACK_GLOBAL") for op, _, _ in pickletools.genops(path.read_bytes()))
-    with pytest.raises(DataError, match=rf"{path}: the pickle refers to the global (posix|os|nt)\.system"):
+    assert any(
+        op.name in ("GLOBAL", "STACK_GLOBAL") for op, _, _ in pickletools.genops(path.read_bytes())
+    )
+    with pytest.raises(
+        DataError, match=rf"{path}: the pickle refers to the global (posix|os|nt)\.system"
+    ):
         load_str_int_dict(path)
     assert not marker.exists()
 

@@ -51,7 +51,14 @@ def test_csv_with_items(csv_pair: tuple[Path, Path]) -> None:
     # Items: domain by domain, then first appearance (items table first, then interactions).
     assert ds.items.external_ids == ("i1", "i2", "i3", "k1", "k2", "k9")
     assert ds.items.domains.tolist() == [0, 0, 0, 1, 1, 1]
-    assert ds.items.texts == ("Green tea, matcha", "Curry paste", "", "Cast iron pan", "", "Unused kettle")
+    assert ds.items.texts == (
+        "Green tea, matcha",
+        "Curry paste",
+        "",
+        "Cast iron pan",
+        "",
+        "Unused kettle",
+    )
     assert ds.behaviour_names == ("click", "order", "cart")
     assert ds.user_external_ids == ("u1", "u2", "u3") and not ds.timestamps_are_positions
 
@@ -84,7 +91,10 @@ def test_no_optional_columns(tmp_path: Path) -> None:
     assert ds.timestamps_are_positions
     assert ds.test.targets is not None and ds.test.targets.tolist() == [2, 2]
     assert ds.test.history(0).timestamps.tolist() == [0.0, 1.0]
-    assert ds.test.target_timestamps is not None and ds.test.target_timestamps.tolist() == [2.0, 2.0]
+    assert ds.test.target_timestamps is not None and ds.test.target_timestamps.tolist() == [
+        2.0,
+        2.0,
+    ]
 
 
 def test_domain_inferred_from_items_table(tmp_path: Path) -> None:
@@ -181,7 +191,9 @@ def test_parquet_without_pyarrow_says_how_to_install(
         return real(name, package)
 
     monkeypatch.setattr(importlib, "import_module", no_pyarrow)
-    with pytest.raises(DataError, match=r"e\.parquet: reading Parquet needs pyarrow.*pip install pyarrow"):
+    with pytest.raises(
+        DataError, match=r"e\.parquet: reading Parquet needs pyarrow.*pip install pyarrow"
+    ):
         read_tables(tmp_path / "e.parquet")
 
 

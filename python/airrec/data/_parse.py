@@ -54,7 +54,9 @@ def _utc_seconds(moment: dt.datetime) -> float:
 def parse_timestamp(value: object) -> float:
     """A finite float: a number (any unit) or an ISO-8601 date/time (→ seconds, UTC)."""
     if isinstance(value, bool) or value is None:
-        raise ValueError("missing timestamp" if value is None else f"timestamp {value!r} is not a time")
+        raise ValueError(
+            "missing timestamp" if value is None else f"timestamp {value!r} is not a time"
+        )
     seconds: float
     if isinstance(value, (int, float)):
         seconds = float(value)

@@ -89,7 +89,8 @@ class _Vocabulary:
                 if self.fixed:
                     known = ", ".join(repr(n) for n in ids)
                     raise DataError(
-                        f"{rows.where(len(out))}: unknown {self.what} {name!r} (expected one of {known})"
+                        f"{rows.where(len(out))}: unknown {self.what} {name!r} "
+                        f"(expected one of {known})"
                     )
                 found = ids[name] = len(ids)
             out.append(found)
@@ -174,7 +175,9 @@ def assemble(
         for k, key in enumerate(zip(domain_ids, table.items)):
             if key in defined_at:
                 first, j = defined_at[key]
-                raise DataError(f"{table.where(k)}: item {key[1]!r} is already listed at {first.where(j)}")
+                raise DataError(
+                    f"{table.where(k)}: item {key[1]!r} is already listed at {first.where(j)}"
+                )
             defined_at[key] = (table, k)
             keys.setdefault(key, len(keys))
             texts[key] = table.texts[k] if table.texts is not None else ""

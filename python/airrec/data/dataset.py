@@ -45,6 +45,7 @@ __all__ = [
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 DomainArray = npt.NDArray[np.uint8]
+UInt8Array = npt.NDArray[np.uint8]
 SplitName = Literal["train", "valid", "test"]
 SPLIT_NAMES: tuple[SplitName, ...] = ("train", "valid", "test")
 #: The engine's limit (``airrec.bundle.MAX_DOMAINS``), so any dataset that loads can be bundled.
@@ -98,7 +99,7 @@ class Split:
     behaviours: IntArray
     timestamps: FloatArray
     users: IntArray
-    sources: DomainArray
+    sources: UInt8Array
     source_names: tuple[str, ...]
     targets: IntArray | None = None
     target_behaviours: IntArray | None = None
@@ -253,7 +254,9 @@ class Dataset:
     def _validate(self) -> None:
         """Cross-field checks, vectorised: a bad id here would crash the engine later."""
         if not 1 <= len(self.domain_names) <= MAX_DOMAINS:
-            raise DataError(f"{self.name}: need 1..{MAX_DOMAINS} domains, got {len(self.domain_names)}")
+            raise DataError(
+                f"{self.name}: need 1..{MAX_DOMAINS} domains, got {len(self.domain_names)}"
+            )
         if len(set(self.domain_names)) != len(self.domain_names):
             raise DataError(f"{self.name}: duplicate domain names {self.domain_names}")
         if not self.behaviour_names or len(set(self.behaviour_names)) != len(self.behaviour_names):
@@ -396,4 +399,3 @@ class Dataset:
         lines = [f"dataset {self.name}: domains {', '.join(self.domain_names)}"]
         lines += [f"  {key:<{width}}  {value}" for key, value in stats.items()]
         return "\n".join(lines)
-

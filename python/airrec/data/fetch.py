@@ -83,6 +83,30 @@ class FetchedFile(NamedTuple):
     downloaded: bool
 
 
+def _parse_sums(table: str) -> tuple[RemoteFile, ...]:
+    """Files from ``sha256  name  size`` lines (``sha256sum`` output plus the size)."""
+    files = []
+    for line in table.strip().splitlines():
+        digest, name, size = line.split()
+        files.append(RemoteFile(name, digest, int(size)))
+    return tuple(files)
+
+
+# Sums as in DESIGN.md §3 (LLMCDSR commit 857de8d, data/food-kitchen/).
+_FOOD_KITCHEN_SUMS = """
+ddf19800d60c1320b74a4507d88592b79eaa12c2b33c26620bc526c6e0dc5bee  num.txt                 11
+ef7ec64ba0d9bab809e56deec57bd710621681d0b5c63c4febf555f04a0c27b5  instance_num.txt        17
+510aa4c2b8cc6fc37ccb0b56dbc33d56eb96583a580463b19f941ddb9d31a5d5  item_set_A.pkl      138370
+96f1ff3d4604e79a416796fae5bc9df2828f06657961aa641d0c6f7f33a4a93b  item_set_B.pkl      442060
+adc2883e8ea4acee1e5d3e06126549753d640095747a82537959ff11600bcd5c  text_A.pkl          706631
+dd467587886f342cf9add91c463fb06c0cc2ab414d72b52eacc18a63bf3833ff  text_B.pkl         2132336
+4b39bfa69d9d001938d7ec32853928e51a53c141a95f3b698b052eb27821c3ad  train_A.txt         201449
+bab4611796a5c077baf29d6c5f4a70c40cd25e38bb90e9d85035b8c1f06c7a93  train_B.txt        1774169
+0375a8e5c049b9377c1199bda2d0de270e989f1cdf08ff21e4d120ec4a5b5986  train_overlap.txt   560265
+6d93b5025ad65efef71f0b2e1beaa5899f5ed8f8fd95da96de1286f5b8cb0074  valid.txt            96861
+bdc978617810e6bf9f6eac31260e0688169c0c1cdf34cbf395774f3896e37aa4  test.txt             86602
+"""
+
 FOOD_KITCHEN = DatasetSpec(
     name="food-kitchen",
     base_url=(
@@ -93,19 +117,7 @@ FOOD_KITCHEN = DatasetSpec(
         "Amazon Food (Grocery & Gourmet Food) - Kitchen (Home & Kitchen), the split published "
         "with LLMCDSR (commit 857de8d); read it with airrec.data.read_llmcdsr"
     ),
-    files=(
-        RemoteFile("num.txt", "ddf19800d60c1320b74a4507d88592b79eaa12c2b33c26620bc526c6e0dc5bee", 11),
-        RemoteFile("instance_num.txt", "ef7ec64ba0d9bab809e56deec57bd710621681d0b5c63c4febf555f04a0c27b5", 17),
-        RemoteFile("item_set_A.pkl", "510aa4c2b8cc6fc37ccb0b56dbc33d56eb96583a580463b19f941ddb9d31a5d5", 138370),
-        RemoteFile("item_set_B.pkl", "96f1ff3d4604e79a416796fae5bc9df2828f06657961aa641d0c6f7f33a4a93b", 442060),
-        RemoteFile("text_A.pkl", "adc2883e8ea4acee1e5d3e06126549753d640095747a82537959ff11600bcd5c", 706631),
-        RemoteFile("text_B.pkl", "dd467587886f342cf9add91c463fb06c0cc2ab414d72b52eacc18a63bf3833ff", 2132336),
-        RemoteFile("train_A.txt", "4b39bfa69d9d001938d7ec32853928e51a53c141a95f3b698b052eb27821c3ad", 201449),
-        RemoteFile("train_B.txt", "bab4611796a5c077baf29d6c5f4a70c40cd25e38bb90e9d85035b8c1f06c7a93", 1774169),
-        RemoteFile("train_overlap.txt", "0375a8e5c049b9377c1199bda2d0de270e989f1cdf08ff21e4d120ec4a5b5986", 560265),
-        RemoteFile("valid.txt", "6d93b5025ad65efef71f0b2e1beaa5899f5ed8f8fd95da96de1286f5b8cb0074", 96861),
-        RemoteFile("test.txt", "bdc978617810e6bf9f6eac31260e0688169c0c1cdf34cbf395774f3896e37aa4", 86602),
-    ),
+    files=_parse_sums(_FOOD_KITCHEN_SUMS),
 )
 
 #: Datasets ``fetch`` knows by name (what ``airrec data fetch NAME`` offers).
@@ -222,7 +234,9 @@ def fetch(
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"{root}: cannot create the data directory: {exc.strerror or exc}") from None
+        raise DataError(
+            f"{root}: cannot create the data directory: {exc.strerror or exc}"
+        ) from None
 
     results: list[FetchedFile] = []
     todo: list[RemoteFile] = []
@@ -234,7 +248,11 @@ def fetch(
     sizes = [f.size for f in todo]
     total = None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
     with tqdm(
-        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=spec.name,
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=spec.name,
         disable=not progress or not todo,
     ) as bar:
         for file in todo:

@@ -73,10 +73,14 @@ def _read_counts(path: Path, names: tuple[str, ...], minimum: int) -> tuple[int,
         if len(values) == len(names):
             raise DataError(f"{path}:{lineno}: expected {len(names)} counts ({', '.join(names)})")
         if not text.isascii() or not text.isdigit():
-            raise DataError(f"{path}:{lineno}: {names[len(values)]} count {text!r} is not an integer")
+            raise DataError(
+                f"{path}:{lineno}: {names[len(values)]} count {text!r} is not an integer"
+            )
         value = int(text)
         if value < minimum:
-            raise DataError(f"{path}:{lineno}: {names[len(values)]} count {value} is below {minimum}")
+            raise DataError(
+                f"{path}:{lineno}: {names[len(values)]} count {value} is below {minimum}"
+            )
         values.append(value)
     if len(values) != len(names):
         raise DataError(
@@ -237,7 +241,9 @@ def read_llmcdsr(
     """
     root = Path(directory).expanduser()
     if not root.is_dir():
-        raise DataError(f"{root}: not a directory (expected the LLMCDSR files {', '.join(LLMCDSR_FILES)})")
+        raise DataError(
+            f"{root}: not a directory (expected the LLMCDSR files {', '.join(LLMCDSR_FILES)})"
+        )
     missing = [f for f in LLMCDSR_FILES if not (root / f).is_file()]
     if missing:
         raise DataError(f"{root}: missing {', '.join(missing)}")
@@ -258,15 +264,17 @@ def read_llmcdsr(
         path = root / f"{source}.txt"
         part = _read_sequences(path, lo, hi, what, 1)
         if part.users.size != expected:
-            raise DataError(
-                f"{path}: has {part.users.size} lines but {inst_path} says {expected}"
-            )
+            raise DataError(f"{path}: has {part.users.size} lines but {inst_path} says {expected}")
         train_parts.append(part)
     valid = _read_sequences(root / "valid.txt", 0, n_items, "the item range", 2)
     test = _read_sequences(root / "test.txt", 0, n_items, "the item range", 2)
 
-    asins_a = _item_ids(root / "item_set_A.pkl", load_str_int_dict(root / "item_set_A.pkl"), n_a, num_path)
-    asins_b = _item_ids(root / "item_set_B.pkl", load_str_int_dict(root / "item_set_B.pkl"), n_b, num_path)
+    asins_a = _item_ids(
+        root / "item_set_A.pkl", load_str_int_dict(root / "item_set_A.pkl"), n_a, num_path
+    )
+    asins_b = _item_ids(
+        root / "item_set_B.pkl", load_str_int_dict(root / "item_set_B.pkl"), n_b, num_path
+    )
     texts = _titles(root / "text_A.pkl", asins_a) + _titles(root / "text_B.pkl", asins_b)
     domains = np.zeros(n_items, dtype=np.uint8)
     domains[n_a:] = 1

@@ -87,7 +87,9 @@ def _read_atomic(path: Path) -> _Atomic:
         if not colon or not field:
             raise DataError(f"{path}:1: header field {spec!r} is not 'name:type'")
         if kind not in _TYPES:
-            raise DataError(f"{path}:1: field {field!r} has type {kind!r}; expected one of {_TYPES}")
+            raise DataError(
+                f"{path}:1: field {field!r} has type {kind!r}; expected one of {_TYPES}"
+            )
         if field in fields:
             raise DataError(f"{path}:1: field {field!r} appears twice")
         fields.append(field)

@@ -3,8 +3,9 @@
 This is the format most users already have (a warehouse export, a pandas frame saved to
 Parquet or CSV), so it asks for as little as possible:
 
-* ``interactions``: columns (names case-insensitive) ``user`` and ``item`` are required; ``domain``, ``behaviour``
-  (or ``behavior``) and ``timestamp`` are optional. Other columns are ignored.
+* ``interactions``: columns (names case-insensitive) ``user`` and ``item`` are required;
+  ``domain``, ``behaviour`` (or ``behavior``) and ``timestamp`` are optional. Other columns
+  are ignored.
 * ``items`` (optional): ``item`` required, ``domain`` and ``text`` optional. Items listed
   here but never interacted with are kept (they can still be ranked and get intents).
 * Timestamps are numbers (any unit, only their order matters to the split) or ISO-8601
@@ -174,7 +175,9 @@ def _require(table: _Table, required: Sequence[str]) -> None:
     missing = [c for c in required if c not in table.columns]
     if missing:
         have = ", ".join(table.columns) or "none"
-        raise DataError(f"{table.header_where()}: missing column(s) {', '.join(missing)} (has: {have})")
+        raise DataError(
+            f"{table.header_where()}: missing column(s) {', '.join(missing)} (has: {have})"
+        )
 
 
 def _text(value: Any) -> str:
@@ -190,7 +193,9 @@ def _event_rows(table: _Table) -> EventRows:
         lines=table.lines,
         users=table.convert("user", lambda v: parse_id(v, "user")),
         items=table.convert("item", lambda v: parse_id(v, "item")),
-        domains=table.convert("domain", lambda v: parse_label(v, "domain")) if has("domain") else None,
+        domains=(
+            table.convert("domain", lambda v: parse_label(v, "domain")) if has("domain") else None
+        ),
         behaviours=(
             table.convert("behaviour", lambda v: parse_label(v, "behaviour"))
             if has("behaviour")
@@ -208,7 +213,9 @@ def _item_rows(table: _Table) -> ItemRows:
         row_label=table.row_label,
         lines=table.lines,
         items=table.convert("item", lambda v: parse_id(v, "item")),
-        domains=table.convert("domain", lambda v: parse_label(v, "domain")) if has("domain") else None,
+        domains=(
+            table.convert("domain", lambda v: parse_label(v, "domain")) if has("domain") else None
+        ),
         texts=table.convert("text", _text) if has("text") else None,
     )
 
