@@ -148,3 +148,15 @@ def test_food_kitchen_from_a_local_mirror(
         fetch(FOOD_KITCHEN, dest, base_url=url, progress=False)
     assert not (dest / "valid.txt").exists() and leftovers(dest) == []
     assert verify(FOOD_KITCHEN, dest) == ["valid.txt"]
+
+
+def test_local_write_problems_are_data_errors(tmp_path: Path, serve: Serve) -> None:
+    spec = small_spec(tmp_path / "served")
+    url = serve(tmp_path / "served")
+    (tmp_path / "dest" / "a.txt").mkdir(parents=True)  # a directory where a file must go
+    with pytest.raises(DataError, match=r"a\.txt: cannot write"):
+        fetch(spec, tmp_path / "dest", base_url=url, progress=False)
+    assert leftovers(tmp_path / "dest") == []
+    (tmp_path / "blocker").write_text("")
+    with pytest.raises(DataError, match="cannot create the data directory"):
+        fetch(spec, tmp_path / "blocker" / "sub", base_url=url, progress=False)

@@ -25,7 +25,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -157,37 +157,57 @@ def verify(spec: DatasetSpec, directory: str | Path) -> list[str]:
     return [f.name for f in spec.files if not _is_valid(root / f.name, f)]
 
 
+def _network_error(url: str, timeout: float, exc: BaseException) -> DataError:
+    """A DataError naming ``url`` for anything that went wrong on the network side."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return DataError(f"HTTP {exc.code} {exc.reason} fetching {url}")
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return DataError(f"timed out after {timeout:g}s fetching {url}")
+    if isinstance(exc, urllib.error.URLError):
+        return DataError(f"cannot fetch {url}: {reason}")
+    return DataError(f"connection failed fetching {url}: {exc!r}")
+
+
+def _stream(url: str, timeout: float, limit: int | None) -> Iterator[bytes]:
+    """Yield the body of ``url`` in chunks, at most ``limit`` bytes; network errors → DataError.
+
+    Only the network calls are guarded here, so a local write error (disk full) is not
+    misreported as a network problem.
+    """
+    request = urllib.request.Request(url, headers={"User-Agent": "airrec-fetch"})
+    received = 0
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            while True:
+                want = _CHUNK if limit is None else min(_CHUNK, limit - received)
+                chunk = response.read(want) if want > 0 else b""
+                if not chunk:
+                    return
+                received += len(chunk)
+                yield chunk
+    except (OSError, http.client.HTTPException) as exc:
+        raise _network_error(url, timeout, exc) from None
+
+
 def _download(url: str, file: RemoteFile, dest: Path, timeout: float, bar: tqdm) -> None:
     """Stream ``url`` into a temp file next to ``dest``, verify, then rename it into place."""
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{file.name}.", suffix=".part")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{file.name}.", suffix=".part")
+    except OSError as exc:
+        raise DataError(f"{dest.parent}: cannot write: {exc.strerror or exc}") from None
     tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
         received = 0
+        # One byte past the expected size is enough to know the file is wrong.
         limit = None if file.size is None else file.size + 1
-        request = urllib.request.Request(url, headers={"User-Agent": "airrec-fetch"})
         with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(request, timeout=timeout) as response:
-                    while True:
-                        want = _CHUNK if limit is None else min(_CHUNK, limit - received)
-                        chunk = response.read(want) if want > 0 else b""
-                        if not chunk:
-                            break  # the end, or one byte past the expected size: a wrong file
-                        digest.update(chunk)
-                        out.write(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk))
-            except urllib.error.HTTPError as exc:
-                raise DataError(f"HTTP {exc.code} {exc.reason} fetching {url}") from None
-            except urllib.error.URLError as exc:
-                if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-                    raise DataError(f"timed out after {timeout:g}s fetching {url}") from None
-                raise DataError(f"cannot fetch {url}: {exc.reason}") from None
-            except (TimeoutError, socket.timeout):
-                raise DataError(f"timed out after {timeout:g}s fetching {url}") from None
-            except (http.client.HTTPException, ConnectionError) as exc:
-                raise DataError(f"connection failed fetching {url}: {exc!r}") from None
+            for chunk in _stream(url, timeout, limit):
+                digest.update(chunk)
+                out.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
             out.flush()
             os.fsync(out.fileno())
         actual = digest.hexdigest()
@@ -201,6 +221,9 @@ def _download(url: str, file: RemoteFile, dest: Path, timeout: float, bar: tqdm)
             )
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{dest}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
