@@ -88,7 +88,9 @@ def test_vectors_are_normalised(tmp_path: Path, tiny_inputs: dict[str, Any]) -> 
     np.testing.assert_allclose(np.linalg.norm(b.item_vectors, axis=1), 1.0, rtol=1e-6)
 
 
-def test_config_meta_and_composition_are_stored(tmp_path: Path, tiny_inputs: dict[str, Any]) -> None:
+def test_config_meta_and_composition_are_stored(
+    tmp_path: Path, tiny_inputs: dict[str, Any]
+) -> None:
     comp = Composition.init(2, 4, 2, 3, seed=9)
     del tiny_inputs["n_heads"]
     path = write_bundle(
