@@ -15,7 +15,7 @@ use crate::compose::{attend, score_head, ComposeScratch, Slot};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::explain::{ChainExplanation, EvidenceExplanation, Explanation};
-use crate::retrieve::{walk, WalkScratch};
+use crate::retrieve::{walk, TreeView, WalkScratch};
 use crate::tree::{Event, TreeParams, UserTree};
 
 static NEXT_BUNDLE_ID: AtomicU64 = AtomicU64::new(1);
@@ -47,6 +47,7 @@ pub struct Context {
 /// Per-thread reusable buffers.
 #[derive(Default)]
 pub struct Scratch {
+    view: TreeView,
     walk: WalkScratch,
     compose: ComposeScratch,
     query: Vec<f32>,
@@ -290,7 +291,7 @@ impl Engine {
             Candidates::Items(ids) => s.query.copy_from_slice(b.composer.item_query(ids[k])),
             Candidates::Vectors(_) => b.composer.query_of(x, &mut s.query),
         }
-        walk(tree, &self.config, x, |n| b.node_vector(n), |i| b.item_vector(i), &mut s.walk);
+        walk(tree, &s.view, &self.config, x, |n| b.node_vector(n), |i| b.item_vector(i), &mut s.walk);
         x
     }
 
@@ -305,11 +306,11 @@ impl Engine {
             let node = tree.nodes[li as usize].node;
             let (key, value) = c.node_kv(node);
             let ty = b.trie.depth(node) - 1;
-            slots.push(Slot { key, value, ty, ln_w: tree.weight(li).ln() as f32 });
+            slots.push(Slot { key, value, ty, ln_w: s.view.node_ln_w[li as usize] as f32 });
         }
         for &(e, _) in &s.walk.evidence {
             let (key, value) = c.item_kv(tree.events()[e as usize].item);
-            slots.push(Slot { key, value, ty: evidence_ty, ln_w: tree.event_weight(e).ln() as f32 });
+            slots.push(Slot { key, value, ty: evidence_ty, ln_w: s.view.event_ln_w[e as usize] as f32 });
         }
         s.u.resize(b.dims.dim, 0.0);
         attend(c, &s.query, &slots, &mut s.compose, &mut s.u);
@@ -318,6 +319,7 @@ impl Engine {
     #[inline(always)]
     fn request_impl(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
         let d = self.dim();
+        s.view.prepare(tree, &self.config);
         for k in 0..cands.len(d) {
             let x = self.prepare(tree, &cands, k, s);
             self.compose(tree, s);
@@ -382,18 +384,18 @@ impl Engine {
         self.check_tree(tree)?;
         self.check_candidates(&cands)?;
         let mut s = Scratch::default();
+        s.view.prepare(tree, &self.config);
+        let mut local = Vec::new();
         Ok((0..cands.len(self.dim()))
             .map(|k| {
                 self.prepare(tree, &cands, k, &mut s);
-                Context {
-                    chains: s
-                        .walk
-                        .chains
-                        .iter()
-                        .map(|c| c.nodes().iter().map(|&li| tree.nodes[li as usize].node).collect())
-                        .collect(),
-                    evidence: s.walk.evidence.iter().map(|&(e, _)| e).collect(),
-                }
+                let chains = (0..s.walk.n_chains())
+                    .map(|c| {
+                        s.walk.chain(c, &mut local);
+                        local.iter().map(|&li| tree.nodes[li as usize].node).collect()
+                    })
+                    .collect();
+                Context { chains, evidence: s.walk.evidence.iter().map(|&(e, _)| e).collect() }
             })
             .collect())
     }
@@ -407,6 +409,7 @@ impl Engine {
         }
         let b = &*self.bundle;
         let mut s = Scratch::default();
+        s.view.prepare(tree, &self.config);
         let x = self.prepare(tree, &cands, 0, &mut s);
         self.compose(tree, &mut s);
         let score = score_head(&b.composer, &s.u, x);
@@ -414,17 +417,18 @@ impl Engine {
         let att = &s.compose.attention;
         let mean_att = |slot: usize| att[slot * h..(slot + 1) * h].iter().sum::<f32>() / h as f32;
         let slot_of_node = |li: u32| s.walk.chain_nodes.iter().position(|&n| n == li).expect("chain node has a slot");
-        let chains = s
-            .walk
-            .chains
-            .iter()
-            .map(|c| ChainExplanation {
-                nodes: c.nodes().iter().map(|&li| tree.nodes[li as usize].node).collect(),
-                phrases: c.nodes().iter().map(|&li| b.trie.phrase(tree.nodes[li as usize].node).to_string()).collect(),
-                weights: c.nodes().iter().map(|&li| tree.weight(li)).collect(),
-                similarities: c.nodes().iter().map(|&li| s.walk.node_similarity(li)).collect(),
-                attention: c.nodes().iter().map(|&li| mean_att(slot_of_node(li))).collect(),
-                score: c.score(),
+        let mut local = Vec::new();
+        let chains = (0..s.walk.n_chains())
+            .map(|k| {
+                let score = s.walk.chain(k, &mut local);
+                ChainExplanation {
+                    nodes: local.iter().map(|&li| tree.nodes[li as usize].node).collect(),
+                    phrases: local.iter().map(|&li| b.trie.phrase(tree.nodes[li as usize].node).to_string()).collect(),
+                    weights: local.iter().map(|&li| tree.weight(li)).collect(),
+                    similarities: local.iter().map(|&li| s.walk.node_similarity(li)).collect(),
+                    attention: local.iter().map(|&li| mean_att(slot_of_node(li))).collect(),
+                    score,
+                }
             })
             .collect();
         let n_nodes = s.walk.chain_nodes.len();

@@ -1,5 +1,9 @@
 //! Target-aware retrieval (docs/online-path.md §3): a beam walk down the user's tree guided by
 //! the candidate, then evidence pruning under the chosen chains.
+//!
+//! Chains live in a per-candidate arena as `(last node, previous chain)` links, so extending a
+//! chain and sorting the beam move 24-byte records; node lists are only materialised for the
+//! chains finally selected, or to break an exact score tie.
 
 use std::cmp::Ordering;
 
@@ -7,57 +11,58 @@ use crate::config::{EngineConfig, MAX_CHAIN_DEPTH_LIMIT};
 use crate::kernels::dot_f64;
 use crate::tree::UserTree;
 
-/// A chain under construction: local node indices root→leaf and the sum of node scores.
+const NO_PREV: u32 = u32::MAX;
+
 #[derive(Clone, Copy, Debug)]
-pub struct ChainBuf {
-    nodes: [u32; MAX_CHAIN_DEPTH_LIMIT],
-    len: u8,
+struct Link {
     sum: f64,
+    last: u32,
+    prev: u32,
+    len: u32,
 }
 
-impl ChainBuf {
-    fn root(node: u32, score: f64) -> Self {
-        let mut nodes = [0; MAX_CHAIN_DEPTH_LIMIT];
-        nodes[0] = node;
-        ChainBuf { nodes, len: 1, sum: score }
-    }
-
-    fn extended(&self, node: u32, score: f64) -> Self {
-        let mut c = *self;
-        c.nodes[c.len as usize] = node;
-        c.len += 1;
-        c.sum += score;
-        c
-    }
-
-    /// Local node indices, root first.
-    pub fn nodes(&self) -> &[u32] {
-        &self.nodes[..self.len as usize]
-    }
-
-    pub fn last(&self) -> u32 {
-        self.nodes[self.len as usize - 1]
-    }
-
-    /// Mean node score: the chain's score.
-    pub fn score(&self) -> f64 {
+impl Link {
+    #[inline(always)]
+    fn score(&self) -> f64 {
         self.sum / self.len as f64
     }
 }
 
-/// Reusable buffers for one candidate's walk.
+/// Per-request values that do not depend on the candidate (computed once per tree).
+#[derive(Default)]
+pub struct TreeView {
+    /// `walk_alpha * ln(w̃)` per local node.
+    walk_bias: Vec<f64>,
+    /// `ln(w̃)` per local node, for the attention bias.
+    pub node_ln_w: Vec<f64>,
+    /// `ln(c_e / W)` per event.
+    pub event_ln_w: Vec<f64>,
+}
+
+impl TreeView {
+    pub fn prepare(&mut self, tree: &UserTree, cfg: &EngineConfig) {
+        let n = tree.nodes().len() as u32;
+        self.node_ln_w.clear();
+        self.node_ln_w.extend((0..n).map(|i| tree.weight(i).ln()));
+        self.walk_bias.clear();
+        self.walk_bias.extend(self.node_ln_w.iter().map(|l| cfg.walk_alpha * l));
+        self.event_ln_w.clear();
+        self.event_ln_w.extend((0..tree.n_events() as u32).map(|e| tree.event_weight(e).ln()));
+    }
+}
+
+/// Reusable buffers for one candidate's walk, and its results.
 #[derive(Default)]
 pub struct WalkScratch {
-    frontier: Vec<ChainBuf>,
-    next: Vec<ChainBuf>,
-    complete: Vec<ChainBuf>,
-    /// Node score per local node, computed lazily (NaN: not yet).
-    node_score: Vec<f64>,
+    arena: Vec<Link>,
+    frontier: Vec<u32>,
+    next: Vec<u32>,
+    complete: Vec<u32>,
     node_sim: Vec<f64>,
     candidate_events: Vec<u32>,
-    /// The selected chains, best first.
-    pub chains: Vec<ChainBuf>,
-    /// Chain nodes in slot order (chain by chain, root to leaf, each once).
+    /// Selected chains (arena indices), best first.
+    selected: Vec<u32>,
+    /// Chain nodes in slot order (chain by chain, root to leaf, each once), local indices.
     pub chain_nodes: Vec<u32>,
     /// Selected evidence `(event, score)`, best first.
     pub evidence: Vec<(u32, f64)>,
@@ -69,81 +74,128 @@ impl WalkScratch {
         self.node_sim[i as usize]
     }
 
-    pub fn node_score(&self, i: u32) -> f64 {
-        self.node_score[i as usize]
+    /// Number of selected chains.
+    pub fn n_chains(&self) -> usize {
+        self.selected.len()
+    }
+
+    /// Local node indices of selected chain `k`, root first, and its score.
+    pub fn chain(&self, k: usize, out: &mut Vec<u32>) -> f64 {
+        let idx = self.selected[k];
+        let mut buf = [0u32; MAX_CHAIN_DEPTH_LIMIT];
+        let len = self.materialise(idx, &mut buf);
+        out.clear();
+        out.extend_from_slice(&buf[..len]);
+        self.arena[idx as usize].score()
+    }
+
+    /// Writes the chain's local nodes root-first into `buf`, returns its length.
+    #[inline]
+    fn materialise(&self, mut idx: u32, buf: &mut [u32; MAX_CHAIN_DEPTH_LIMIT]) -> usize {
+        let len = self.arena[idx as usize].len as usize;
+        for slot in (0..len).rev() {
+            let l = self.arena[idx as usize];
+            buf[slot] = l.last;
+            idx = l.prev;
+        }
+        len
     }
 }
 
-/// Compares chains: higher score first, then global node ids lexicographically ascending.
+/// Higher score first; exact ties by global node ids, lexicographically ascending.
 #[inline]
-fn chain_order(tree: &UserTree, a: &ChainBuf, b: &ChainBuf) -> Ordering {
-    b.score().total_cmp(&a.score()).then_with(|| {
-        let ga = a.nodes().iter().map(|&i| tree.nodes[i as usize].node);
-        let gb = b.nodes().iter().map(|&i| tree.nodes[i as usize].node);
-        ga.cmp(gb)
-    })
+fn chain_order(tree: &UserTree, s: &WalkScratch, a: u32, b: u32) -> Ordering {
+    let (la, lb) = (&s.arena[a as usize], &s.arena[b as usize]);
+    match lb.score().total_cmp(&la.score()) {
+        Ordering::Equal => {
+            let (mut ba, mut bb) = ([0u32; MAX_CHAIN_DEPTH_LIMIT], [0u32; MAX_CHAIN_DEPTH_LIMIT]);
+            let na = s.materialise(a, &mut ba);
+            let nb = s.materialise(b, &mut bb);
+            let ga = ba[..na].iter().map(|&i| tree.nodes()[i as usize].node);
+            let gb = bb[..nb].iter().map(|&i| tree.nodes()[i as usize].node);
+            ga.cmp(gb)
+        }
+        o => o,
+    }
 }
 
+/// Keeps the best `k` of `list` (arena indices), sorted.
 #[inline]
-fn keep_top(tree: &UserTree, chains: &mut Vec<ChainBuf>, k: usize) {
-    chains.sort_unstable_by(|a, b| chain_order(tree, a, b));
-    chains.truncate(k);
+fn keep_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<u32>, k: usize) {
+    if list.len() > k {
+        list.select_nth_unstable_by(k, |&a, &b| chain_order(tree, s, a, b));
+        list.truncate(k);
+    }
+    list.sort_unstable_by(|&a, &b| chain_order(tree, s, a, b));
 }
 
-/// Walks `tree` for a candidate with retrieval vector `x`, fills `s.chains`, `s.chain_nodes`
-/// and `s.evidence`. `node_vectors(n)` / `item_vectors(i)` give retrieval vectors.
+/// Node score `sim + walk_alpha * ln(w̃)`; records the similarity for explanations.
+#[inline(always)]
+fn node_score<'a>(tree: &UserTree, view: &TreeView, x: &[f32], node_vector: &impl Fn(u32) -> &'a [f32], s: &mut WalkScratch, i: u32) -> f64 {
+    let sim = dot_f64(node_vector(tree.nodes()[i as usize].node), x);
+    s.node_sim[i as usize] = sim;
+    sim + view.walk_bias[i as usize]
+}
+
+/// Walks `tree` for a candidate with retrieval vector `x`; fills the selected chains,
+/// `chain_nodes` and `evidence` of `s`.
 #[inline(always)]
 pub fn walk<'a>(
     tree: &UserTree,
+    view: &TreeView,
     cfg: &EngineConfig,
     x: &[f32],
     node_vector: impl Fn(u32) -> &'a [f32],
     item_vector: impl Fn(u32) -> &'a [f32],
     s: &mut WalkScratch,
 ) {
-    s.node_score.clear();
-    s.node_score.resize(tree.nodes.len(), f64::NAN);
+    let nodes = tree.nodes();
     s.node_sim.clear();
-    s.node_sim.resize(tree.nodes.len(), f64::NAN);
-    let score = |i: u32, s: &mut WalkScratch| -> f64 {
-        let sim = dot_f64(node_vector(tree.nodes[i as usize].node), x);
-        let v = sim + cfg.walk_alpha * tree.weight(i).ln();
-        s.node_sim[i as usize] = sim;
-        s.node_score[i as usize] = v;
-        v
-    };
-
+    s.node_sim.resize(nodes.len(), f64::NAN);
+    s.arena.clear();
     s.frontier.clear();
     s.complete.clear();
+
+    let mut frontier = std::mem::take(&mut s.frontier);
+    let mut next = std::mem::take(&mut s.next);
     for &r in &tree.roots {
-        let v = score(r, s);
-        s.frontier.push(ChainBuf::root(r, v));
+        let v = node_score(tree, view, x, &node_vector, s, r);
+        frontier.push(s.arena.len() as u32);
+        s.arena.push(Link { sum: v, last: r, prev: NO_PREV, len: 1 });
     }
-    keep_top(tree, &mut s.frontier, cfg.beam_width);
-    while !s.frontier.is_empty() {
-        s.next.clear();
-        for fi in 0..s.frontier.len() {
-            let chain = s.frontier[fi];
-            let children = &tree.nodes[chain.last() as usize].children;
+    keep_top(tree, s, &mut frontier, cfg.beam_width);
+    while !frontier.is_empty() {
+        next.clear();
+        for &ci in &frontier {
+            let chain = s.arena[ci as usize];
+            let children = &nodes[chain.last as usize].children;
             if children.is_empty() || chain.len as usize == cfg.max_chain_depth {
-                s.complete.push(chain);
+                s.complete.push(ci);
             } else {
                 for &ch in children {
-                    let v = score(ch, s);
-                    s.next.push(chain.extended(ch, v));
+                    let v = node_score(tree, view, x, &node_vector, s, ch);
+                    next.push(s.arena.len() as u32);
+                    s.arena.push(Link { sum: chain.sum + v, last: ch, prev: ci, len: chain.len + 1 });
                 }
             }
         }
-        std::mem::swap(&mut s.frontier, &mut s.next);
-        keep_top(tree, &mut s.frontier, cfg.beam_width);
+        std::mem::swap(&mut frontier, &mut next);
+        keep_top(tree, s, &mut frontier, cfg.beam_width);
     }
-    s.chains.clear();
-    s.chains.extend_from_slice(&s.complete);
-    keep_top(tree, &mut s.chains, cfg.max_chains);
+    s.frontier = frontier;
+    s.next = next;
+
+    let mut selected = std::mem::take(&mut s.selected);
+    selected.clear();
+    selected.extend_from_slice(&s.complete);
+    keep_top(tree, s, &mut selected, cfg.max_chains);
+    s.selected = selected;
 
     s.chain_nodes.clear();
-    for c in &s.chains {
-        for &n in c.nodes() {
+    let mut buf = [0u32; MAX_CHAIN_DEPTH_LIMIT];
+    for k in 0..s.selected.len() {
+        let len = s.materialise(s.selected[k], &mut buf);
+        for &n in &buf[..len] {
             if !s.chain_nodes.contains(&n) {
                 s.chain_nodes.push(n);
             }
@@ -152,8 +204,9 @@ pub fn walk<'a>(
 
     // Evidence: events under the chains' last nodes, pruned by weight, similarity, recency.
     s.candidate_events.clear();
-    for c in &s.chains {
-        s.candidate_events.extend_from_slice(&tree.nodes[c.last() as usize].evidence);
+    for k in 0..s.selected.len() {
+        let last = s.arena[s.selected[k] as usize].last;
+        s.candidate_events.extend_from_slice(&nodes[last as usize].evidence);
     }
     s.candidate_events.sort_unstable();
     s.candidate_events.dedup();
@@ -165,7 +218,7 @@ pub fn walk<'a>(
             }
         }
         let sim = dot_f64(item_vector(tree.events()[e as usize].item), x);
-        s.evidence.push((e, tree.event_weight(e).ln() + cfg.evidence_alpha * sim));
+        s.evidence.push((e, view.event_ln_w[e as usize] + cfg.evidence_alpha * sim));
     }
     s.evidence.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     s.evidence.truncate(cfg.max_evidence);
