@@ -42,7 +42,9 @@ class Case:
     candidates: np.ndarray
 
 
-def random_trie(rng: np.random.Generator, n_nodes: int, max_depth: int, p_root: float) -> np.ndarray:
+def random_trie(
+    rng: np.random.Generator, n_nodes: int, max_depth: int, p_root: float
+) -> np.ndarray:
     """Parents in topological order; a node is a root with probability ``p_root`` (node 0
     always), else the child of a random earlier node that is not at ``max_depth`` yet."""
     parent = np.full(n_nodes, -1, dtype=np.int64)
