@@ -101,7 +101,6 @@ DEFAULT_INDEX: Final[dict[str, Any]] = {
 }
 
 F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
@@ -621,7 +620,7 @@ def _load_array(root: Path, name: str, dims: Dims) -> npt.NDArray[Any]:
 
 
 def _check_loaded(arrays: Mapping[str, npt.NDArray[Any]], dims: Dims) -> None:
-    """Semantic checks of a bundle, so the engine can index without bounds surprises."""
+    """The invariants of docs/online-path.md §0, so readers can index without surprises."""
     depth = trie_depths(arrays["trie_parent"], BundleError)
     if not np.array_equal(depth, arrays["trie_depth"]):
         raise BundleError("trie_depth disagrees with the depths trie_parent implies")

@@ -23,7 +23,6 @@ from airrec.errors import ConfigError
 
 __all__ = ["Histories", "make_candidates", "make_synthetic_bundle", "make_synthetic_histories"]
 
-F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
