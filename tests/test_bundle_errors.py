@@ -218,15 +218,10 @@ def _data_start(path: Path) -> int:
         return f.tell()
 
 
-USEARCH_TRUSTS_ITS_FILE = pytest.mark.xfail(
-    reason="the engine segfaults on a corrupted usearch graph when checksums are off: usearch "
-    "trusts its file, so the engine should hash index files even with verify_checksums=False "
-    "(or check the graph) — remove this mark when fixed",
-    strict=True,
-)
 CORRUPTIONS = [pytest.param(f"{n}.npy", 0, id=n) for n in ARRAY_SPECS] + [
-    pytest.param(name, seed, id=f"{name}-{seed}",
-                 marks=[USEARCH_TRUSTS_ITS_FILE] if seed == 2 else [])  # seed 2 hits the graph
+    # seed 2 hits the graph: usearch trusts its file, so the engine hashes index files even
+    # with verify_checksums=False and refuses them
+    pytest.param(name, seed, id=f"{name}-{seed}")
     for name in ("index_items_0.usearch", "index_leaves.usearch")
     for seed in range(3)
 ]

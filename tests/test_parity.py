@@ -201,11 +201,6 @@ def test_engine_matches_reference(case: Case) -> None:
 # ---- fixed data: config, defaults, batches, cold start, top-k --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="airrec-core parses JSON floats with serde_json's default (not correctly rounded) "
-    "parser; enable serde_json's `float_roundtrip` feature so config values load bit-exact",
-)
 def test_engine_reads_config_floats_exactly(tmp_path: Path, tiny_inputs: dict[str, Any]) -> None:
     weights = [0.20207752167818266, 1.0000000000000002, 2.718281828459045]
     path = write_bundle(tmp_path / "b", **tiny_inputs,

@@ -44,6 +44,11 @@ Chain = list[int]
 # --------------------------------------------------------------------------------------------
 
 
+#: Smallest normalised weight fed to ``ln`` (docs/online-path.md §2): keeps ``ln(w)`` finite
+#: when old events decay to zero.
+MIN_WEIGHT = 1e-30
+
+
 def _id_array(name: str, values: npt.ArrayLike, upper: int, error: type[InputError]) -> I64:
     """``values`` as a 1-D int64 array of ids in ``[0, upper)``."""
     array = np.asarray(values)
@@ -223,7 +228,7 @@ class RefTree:
                 reaching.setdefault(n, []).append(e)
         node_ids = np.array(sorted(reaching), dtype=np.int64)
         w = np.array([c[reaching[n]].sum() for n in node_ids.tolist()], dtype=np.float64)
-        node_weights = w / total if node_ids.size else w
+        node_weights = np.maximum(w / total, MIN_WEIGHT) if node_ids.size else w
         cap = config["node_evidence_cap"]
         evidence = {
             n: sorted(events, key=lambda e: (c[e], e), reverse=True)[:cap]
@@ -400,7 +405,7 @@ class Reference:
             return []
         ids = np.array(events, dtype=np.int64)
         vectors = self.arrays.item_vectors[tree.items[ids]].astype(np.float64)
-        relative_weight = state.contributions[ids] / state.total_mass
+        relative_weight = np.maximum(state.contributions[ids] / state.total_mass, MIN_WEIGHT)
         scores = np.log(relative_weight) + config["evidence_alpha"] * (vectors @ x)
         kept: list[int] = ids[_top_by_score(ids, scores, config["max_evidence"])].tolist()
         return kept
@@ -433,7 +438,7 @@ class Reference:
         log_w = np.concatenate(
             [
                 np.log([state.weight[n] for n in unique]),
-                np.log(state.contributions[ev] / state.total_mass),
+                np.log(np.maximum(state.contributions[ev] / state.total_mass, MIN_WEIGHT)),
                 [0.0],
             ]
         )

@@ -42,8 +42,28 @@ struct FileEntry {
     bytes: u64,
 }
 
+/// usearch build/search settings recorded by the writer; `expansion_search` is not stored in the
+/// index file itself, so the engine applies it from here.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IndexSettings {
+    #[serde(default = "default_expansion_search")]
+    pub expansion_search: usize,
+}
+
+fn default_expansion_search() -> usize {
+    64
+}
+
+impl Default for IndexSettings {
+    fn default() -> Self {
+        IndexSettings { expansion_search: default_expansion_search() }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct Manifest {
+    #[serde(default)]
+    index: IndexSettings,
     dims: Dims,
     domains: Vec<String>,
     config: EngineConfig,
@@ -136,7 +156,9 @@ fn verify_files(dir: &Path, files: &BTreeMap<String, FileEntry>, checksums: bool
                 message: format!("size {size} bytes, manifest says {} (truncated or replaced?)", entry.bytes),
             });
         }
-        if checksums {
+        // usearch trusts its own files (a corrupted graph can crash the process), so index
+        // files are always hashed, even when checksums are off for the arrays.
+        if checksums || name.ends_with(".usearch") {
             let (digest, _) = sha256_file(&path).map_err(|e| Error::bundle(&path, format!("cannot read: {e}")))?;
             if !digest.eq_ignore_ascii_case(&entry.sha256) {
                 return Err(Error::BundleChecksum {
@@ -280,9 +302,9 @@ impl Bundle {
         let mut per_domain = vec![0usize; d.n_domains];
         item_domain.iter().for_each(|&x| per_domain[x as usize] += 1);
         let item_indexes = (0..d.n_domains)
-            .map(|k| VectorIndex::load(&ld.path(&format!("index_items_{k}.usearch"))?, d.dim, per_domain[k], options.search_threads))
+            .map(|k| VectorIndex::load(&ld.path(&format!("index_items_{k}.usearch"))?, d.dim, per_domain[k], options.search_threads, manifest.index.expansion_search))
             .collect::<Result<Vec<_>>>()?;
-        let leaf_index = VectorIndex::load(&ld.path("index_leaves.usearch")?, d.dim, trie.n_leaves(), options.search_threads)?;
+        let leaf_index = VectorIndex::load(&ld.path("index_leaves.usearch")?, d.dim, trie.n_leaves(), options.search_threads, manifest.index.expansion_search)?;
 
         let composer = Composer::new(weights, &node_vectors, &item_vectors, d.dim, d.n_heads);
         Ok(Bundle {

@@ -25,8 +25,9 @@ pub struct ComposeWeights {
     pub score_bias: Array<f32>,
 }
 
-/// Folded projections: queries of items (pre-scaled by `1/sqrt(dk)`), keys and values of nodes
-/// and items.
+/// Folded projections. Per item, everything that does not depend on the user is one contiguous
+/// row (`[x | q | r | type_logit | c]`, see [`CandidateView`]) so a candidate costs one
+/// prefetchable memory stream; keys and values are interleaved `[k | v]` rows.
 #[derive(Debug)]
 pub struct Composer {
     pub weights: ComposeWeights,
@@ -34,83 +35,129 @@ pub struct Composer {
     pub attn_dim: usize,
     pub n_heads: usize,
     pub head_dim: usize,
+    pub n_types: usize,
     /// `1/sqrt(dk)`.
     pub scale: f32,
-    pub item_q: Vec<f32>,
-    pub item_k: Vec<f32>,
-    pub item_v: Vec<f32>,
-    pub node_k: Vec<f32>,
-    pub node_v: Vec<f32>,
+    item_rows: Vec<f32>,
+    row_stride: usize,
+    item_kv: Vec<f32>,
+    node_kv: Vec<f32>,
 }
 
-fn fold(rows: &[f32], d: usize, w: &[f32], a: usize, scale: f32) -> Vec<f32> {
+/// The user-independent part of a candidate: retrieval vector `x`, query `q` (pre-scaled by
+/// `1/sqrt(dk)`), `q·type_key[t]` per type and head, and the score head folded through the
+/// output projection: `score = r · concat + c`.
+#[derive(Clone, Copy)]
+pub struct CandidateView<'a> {
+    pub x: &'a [f32],
+    pub q: &'a [f32],
+    pub r: &'a [f32],
+    pub type_logit: &'a [f32],
+    pub c: f32,
+}
+
+fn fold_rows(rows: &[f32], d: usize, row_len: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
     let n = rows.len() / d;
-    let mut out = vec![0.0f32; n * a];
-    const BLOCK: usize = 1024;
-    out.par_chunks_mut(BLOCK * a)
-        .zip(rows.par_chunks(BLOCK * d))
-        .for_each(|(o, r)| matmul_rows(r, d, w, a, scale, o));
+    let mut out = vec![0.0f32; n * row_len];
+    out.par_chunks_mut(row_len).zip(rows.par_chunks(d)).for_each(|(o, x)| f(x, o));
     out
 }
 
 impl Composer {
-    pub fn new(
-        weights: ComposeWeights,
-        node_vectors: &[f32],
-        item_vectors: &[f32],
-        dim: usize,
-        n_heads: usize,
-    ) -> Self {
+    pub fn new(weights: ComposeWeights, node_vectors: &[f32], item_vectors: &[f32], dim: usize, n_heads: usize) -> Self {
         let attn_dim = weights.wq.shape()[1];
         let head_dim = attn_dim / n_heads;
-        let scale = 1.0 / (head_dim as f32).sqrt();
-        let item_q = fold(item_vectors, dim, &weights.wq, attn_dim, scale);
-        let item_k = fold(item_vectors, dim, &weights.wk, attn_dim, 1.0);
-        let item_v = fold(item_vectors, dim, &weights.wv, attn_dim, 1.0);
-        let node_k = fold(node_vectors, dim, &weights.wk, attn_dim, 1.0);
-        let node_v = fold(node_vectors, dim, &weights.wv, attn_dim, 1.0);
-        Composer {
+        let n_types = weights.type_key.shape()[0];
+        let mut c = Composer {
             weights,
             dim,
             attn_dim,
             n_heads,
             head_dim,
-            scale,
-            item_q,
-            item_k,
-            item_v,
-            node_k,
-            node_v,
+            n_types,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            item_rows: Vec::new(),
+            row_stride: 0,
+            item_kv: Vec::new(),
+            node_kv: Vec::new(),
+        };
+        let a = attn_dim;
+        let kv = |x: &[f32], o: &mut [f32]| {
+            let (k, v) = o.split_at_mut(a);
+            matmul_rows(x, dim, &c.weights.wk, a, 1.0, k);
+            matmul_rows(x, dim, &c.weights.wv, a, 1.0, v);
+        };
+        let item_kv = fold_rows(item_vectors, dim, 2 * a, kv);
+        let node_kv = fold_rows(node_vectors, dim, 2 * a, kv);
+        // Round rows up to whole 64-byte cache lines.
+        let stride = (c.candidate_row_len() + 15) / 16 * 16;
+        let item_rows = fold_rows(item_vectors, dim, stride, |x, o| c.fill_candidate_row(x, o));
+        c.item_kv = item_kv;
+        c.node_kv = node_kv;
+        c.item_rows = item_rows;
+        c.row_stride = stride;
+        c
+    }
+
+    /// Length of a candidate row: `x`, `q`, `r`, type logits, `c`.
+    pub fn candidate_row_len(&self) -> usize {
+        self.dim + 2 * self.attn_dim + self.n_types * self.n_heads + 1
+    }
+
+    /// Computes a candidate row for retrieval vector `x` (items outside the bundle use this
+    /// directly; bundle items have theirs precomputed).
+    pub fn fill_candidate_row(&self, x: &[f32], row: &mut [f32]) {
+        let (d, a, h, dk) = (self.dim, self.attn_dim, self.n_heads, self.head_dim);
+        let w = &self.weights;
+        let (xs, rest) = row.split_at_mut(d);
+        xs.copy_from_slice(x);
+        let (q, rest) = rest.split_at_mut(a);
+        matmul_rows(x, d, &w.wq, a, self.scale, q);
+        let (r, rest) = rest.split_at_mut(a);
+        // g = w_out + w_inter ⊙ x; r = wo g; c = g · bo + b
+        let g: Vec<f32> = (0..d).map(|i| w.score_w_out[i] + w.score_w_inter[i] * x[i]).collect();
+        for (j, rj) in r.iter_mut().enumerate() {
+            *rj = dot_f32(&w.wo[j * d..(j + 1) * d], &g);
+        }
+        let (tl, rest) = rest.split_at_mut(self.n_types * h);
+        for t in 0..self.n_types {
+            let tk = &w.type_key[t * a..(t + 1) * a];
+            for hh in 0..h {
+                tl[t * h + hh] = dot_f32(&q[hh * dk..(hh + 1) * dk], &tk[hh * dk..(hh + 1) * dk]);
+            }
+        }
+        rest[0] = dot_f32(&g, &w.bo) + w.score_bias[0];
+    }
+
+    /// A view of a candidate row (from `item_rows` or a caller's buffer).
+    #[inline(always)]
+    pub fn view<'a>(&self, row: &'a [f32]) -> CandidateView<'a> {
+        let (d, a, th) = (self.dim, self.attn_dim, self.n_types * self.n_heads);
+        CandidateView {
+            x: &row[..d],
+            q: &row[d..d + a],
+            r: &row[d + a..d + 2 * a],
+            type_logit: &row[d + 2 * a..d + 2 * a + th],
+            c: row[d + 2 * a + th],
         }
     }
 
-    /// Query of an arbitrary candidate vector (items in the bundle use the folded `item_q`).
-    pub fn query_of(&self, x: &[f32], out: &mut [f32]) {
-        matmul_rows(x, self.dim, &self.weights.wq, self.attn_dim, self.scale, out);
-    }
-
-    pub fn n_types(&self) -> usize {
-        self.weights.type_key.shape()[0]
+    #[inline(always)]
+    pub fn item_row(&self, item: u32) -> &[f32] {
+        let s = self.row_stride;
+        &self.item_rows[item as usize * s..item as usize * s + self.candidate_row_len()]
     }
 
     #[inline(always)]
     pub fn node_kv(&self, node: u32) -> (&[f32], &[f32]) {
         let a = self.attn_dim;
-        let r = node as usize * a..(node as usize + 1) * a;
-        (&self.node_k[r.clone()], &self.node_v[r])
+        self.node_kv[node as usize * 2 * a..(node as usize + 1) * 2 * a].split_at(a)
     }
 
     #[inline(always)]
     pub fn item_kv(&self, item: u32) -> (&[f32], &[f32]) {
         let a = self.attn_dim;
-        let r = item as usize * a..(item as usize + 1) * a;
-        (&self.item_k[r.clone()], &self.item_v[r])
-    }
-
-    #[inline(always)]
-    pub fn item_query(&self, item: u32) -> &[f32] {
-        let a = self.attn_dim;
-        &self.item_q[item as usize * a..(item as usize + 1) * a]
+        self.item_kv[item as usize * 2 * a..(item as usize + 1) * 2 * a].split_at(a)
     }
 }
 
@@ -133,57 +180,73 @@ pub struct ComposeScratch {
     pub attention: Vec<f32>,
 }
 
-/// Attention over `slots` plus the null slot for query `q`; writes the intent vector into `u`
-/// and leaves the attention weights `[slot, head]` (null slot last) in `scratch.attention`.
+/// `exp` for the softmax, written without branches so a slice of logits vectorises. Relative
+/// error below 2e-7 on the range used (arguments are <= 0 after subtracting the max).
 #[inline(always)]
-pub fn attend(c: &Composer, q: &[f32], slots: &[Slot<'_>], scratch: &mut ComposeScratch, u: &mut [f32]) {
+fn exp_slice(v: &mut [f32]) {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    for x in v.iter_mut() {
+        let xc = x.clamp(-87.0, 88.0);
+        let n = (xc * LOG2E).round();
+        let r = (xc - n * LN2_HI) - n * LN2_LO;
+        let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+        *x = p * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    }
+}
+
+/// Attention over `slots` plus the null slot for candidate `cand`. Returns the score; when `u`
+/// is given, writes the intent vector into it. Leaves the attention weights `[slot, head]`
+/// (null slot last) in `scratch.attention`.
+#[inline(always)]
+pub fn attend(c: &Composer, cand: &CandidateView<'_>, slots: &[Slot<'_>], scratch: &mut ComposeScratch, u: Option<&mut [f32]>) -> f32 {
     let (h_n, dk, a) = (c.n_heads, c.head_dim, c.attn_dim);
-    let n_types = c.n_types();
+    let n_types = c.n_types;
     let null_ty = n_types - 1;
     let s_n = slots.len() + 1;
     let w = &c.weights;
+    let q = cand.q;
 
-    // q · type_key[t], per type and head: the type offset's share of every logit.
-    scratch.type_logit.clear();
-    for t in 0..n_types {
-        let tk = &w.type_key[t * a..(t + 1) * a];
-        for h in 0..h_n {
-            scratch.type_logit.push(dot_f32(&q[h * dk..(h + 1) * dk], &tk[h * dk..(h + 1) * dk]));
-        }
-    }
     scratch.logits.clear();
     scratch.logits.resize(s_n * h_n, 0.0);
     for (j, s) in slots.iter().enumerate() {
         let row = &mut scratch.logits[j * h_n..(j + 1) * h_n];
         for h in 0..h_n {
             let r = h * dk..(h + 1) * dk;
-            row[h] = dot_f32(&q[r.clone()], &s.key[r])
-                + scratch.type_logit[s.ty as usize * h_n + h]
-                + w.weight_bias[h] * s.ln_w;
+            row[h] = dot_f32(&q[r.clone()], &s.key[r]) + cand.type_logit[s.ty as usize * h_n + h] + w.weight_bias[h] * s.ln_w;
         }
     }
     let null_row = slots.len() * h_n;
-    scratch.logits[null_row..null_row + h_n].copy_from_slice(&scratch.type_logit[null_ty * h_n..(null_ty + 1) * h_n]);
+    scratch.logits[null_row..null_row + h_n].copy_from_slice(&cand.type_logit[null_ty * h_n..(null_ty + 1) * h_n]);
 
-    // Softmax over slots, per head.
-    for h in 0..h_n {
-        let mut m = f32::NEG_INFINITY;
-        for j in 0..s_n {
-            m = m.max(scratch.logits[j * h_n + h]);
+    // Softmax over slots, per head: subtract each head's max, exponentiate all at once.
+    scratch.type_logit.clear();
+    scratch.type_logit.resize(h_n, f32::NEG_INFINITY);
+    for row in scratch.logits.chunks_exact(h_n) {
+        for h in 0..h_n {
+            scratch.type_logit[h] = scratch.type_logit[h].max(row[h]);
         }
-        let mut z = 0.0f32;
-        for j in 0..s_n {
-            let e = (scratch.logits[j * h_n + h] - m).exp();
-            scratch.logits[j * h_n + h] = e;
-            z += e;
+    }
+    for row in scratch.logits.chunks_exact_mut(h_n) {
+        for h in 0..h_n {
+            row[h] -= scratch.type_logit[h];
         }
-        let inv = 1.0 / z;
-        for j in 0..s_n {
-            scratch.logits[j * h_n + h] *= inv;
+    }
+    exp_slice(&mut scratch.logits);
+    scratch.type_logit.iter_mut().for_each(|z| *z = 0.0);
+    for row in scratch.logits.chunks_exact(h_n) {
+        for h in 0..h_n {
+            scratch.type_logit[h] += row[h];
+        }
+    }
+    for row in scratch.logits.chunks_exact_mut(h_n) {
+        for h in 0..h_n {
+            row[h] /= scratch.type_logit[h];
         }
     }
 
-    // o_h = Σ_j att_jh (v_jh + type_value[t_j]_h); type offsets accumulated by type mass.
+    // concat_h = Σ_j att_jh (v_jh + type_value[t_j]_h); type offsets accumulated by type mass.
     scratch.concat.clear();
     scratch.concat.resize(a, 0.0);
     scratch.type_mass.clear();
@@ -210,23 +273,13 @@ pub fn attend(c: &Composer, q: &[f32], slots: &[Slot<'_>], scratch: &mut Compose
         }
     }
 
-    // u = concat @ wo + bo
-    u.copy_from_slice(&w.bo);
-    for (i, &x) in scratch.concat.iter().enumerate() {
-        axpy(x, &w.wo[i * c.dim..(i + 1) * c.dim], u);
+    if let Some(u) = u {
+        // u = concat @ wo + bo
+        u.copy_from_slice(&w.bo);
+        for (i, &x) in scratch.concat.iter().enumerate() {
+            axpy(x, &w.wo[i * c.dim..(i + 1) * c.dim], u);
+        }
     }
     std::mem::swap(&mut scratch.attention, &mut scratch.logits);
-}
-
-/// `score_w_out · u + score_w_inter · (u ⊙ x) + score_bias`.
-#[inline(always)]
-pub fn score_head(c: &Composer, u: &[f32], x: &[f32]) -> f32 {
-    let w = &c.weights;
-    let mut s = dot_f32(&w.score_w_out, u) + w.score_bias[0];
-    let mut acc = 0.0f32;
-    for i in 0..u.len() {
-        acc += w.score_w_inter[i] * u[i] * x[i];
-    }
-    s += acc;
-    s
+    dot_f32(cand.r, &scratch.concat) + cand.c
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::bundle::{Bundle, LoadOptions};
-use crate::compose::{attend, score_head, ComposeScratch, Slot};
+use crate::compose::{attend, CandidateView, ComposeScratch, Slot};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::explain::{ChainExplanation, EvidenceExplanation, Explanation};
@@ -50,8 +50,7 @@ pub struct Scratch {
     view: TreeView,
     walk: WalkScratch,
     compose: ComposeScratch,
-    query: Vec<f32>,
-    u: Vec<f32>,
+    row: Vec<f32>,
 }
 
 /// Users' histories packed as CSR: events of user `u` are `offsets[u]..offsets[u+1]`.
@@ -276,28 +275,33 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs the walk for candidate `k`, leaving its query in `s.query` and retrieval vector
-    /// reference returned.
+    /// The candidate row (see [`CandidateView`]) of candidate `k`: precomputed for bundle
+    /// items, computed into `buf` for raw vectors.
     #[inline(always)]
-    fn prepare<'s>(&'s self, tree: &UserTree, cands: &Candidates<'s>, k: usize, s: &mut Scratch) -> &'s [f32] {
-        let b = &*self.bundle;
-        let d = b.dims.dim;
-        let x: &'s [f32] = match cands {
-            Candidates::Items(ids) => b.item_vector(ids[k]),
-            Candidates::Vectors(v) => &v[k * d..(k + 1) * d],
-        };
-        s.query.resize(b.composer.attn_dim, 0.0);
+    fn candidate_row<'a>(&'a self, cands: &Candidates<'a>, k: usize, buf: &'a mut Vec<f32>) -> &'a [f32] {
+        let c = &self.bundle.composer;
         match cands {
-            Candidates::Items(ids) => s.query.copy_from_slice(b.composer.item_query(ids[k])),
-            Candidates::Vectors(_) => b.composer.query_of(x, &mut s.query),
+            Candidates::Items(ids) => c.item_row(ids[k]),
+            Candidates::Vectors(v) => {
+                let d = self.dim();
+                buf.resize(c.candidate_row_len(), 0.0);
+                c.fill_candidate_row(&v[k * d..(k + 1) * d], buf);
+                buf
+            }
         }
-        walk(tree, &s.view, &self.config, x, |n| b.node_vector(n), |i| b.item_vector(i), &mut s.walk);
-        x
     }
 
-    /// Composes the intent vector of the prepared candidate into `s.u`.
+    /// Walks the tree for one candidate (results in `s.walk`).
     #[inline(always)]
-    fn compose(&self, tree: &UserTree, s: &mut Scratch) {
+    fn walk_for(&self, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch) {
+        let b = &*self.bundle;
+        walk(tree, &s.view, &self.config, cand.x, |i| b.item_vector(i), &mut s.walk);
+    }
+
+    /// Composes the walked candidate; returns its score and writes its intent vector into `u`
+    /// when given.
+    #[inline(always)]
+    fn compose(&self, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch, u: Option<&mut [f32]>) -> f32 {
         let b = &*self.bundle;
         let c = &b.composer;
         let evidence_ty = b.dims.max_depth as u8;
@@ -312,22 +316,31 @@ impl Engine {
             let (key, value) = c.item_kv(tree.events()[e as usize].item);
             slots.push(Slot { key, value, ty: evidence_ty, ln_w: s.view.event_ln_w[e as usize] as f32 });
         }
-        s.u.resize(b.dims.dim, 0.0);
-        attend(c, &s.query, &slots, &mut s.compose, &mut s.u);
+        attend(c, cand, &slots, &mut s.compose, u)
     }
 
     #[inline(always)]
     fn request_impl(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
         let d = self.dim();
-        s.view.prepare(tree, &self.config);
-        for k in 0..cands.len(d) {
-            let x = self.prepare(tree, &cands, k, s);
-            self.compose(tree, s);
+        let c = &self.bundle.composer;
+        s.view.prepare(tree, &self.config, d, |n| self.bundle.node_vector(n));
+        let mut buf = std::mem::take(&mut s.row);
+        let n = cands.len(d);
+        for k in 0..n {
+            // Candidate rows are scattered over tens of MB: start loading the next one now.
+            if let (Candidates::Items(ids), true) = (&cands, k + 1 < n) {
+                crate::kernels::prefetch(c.item_row(ids[k + 1]));
+            }
+            let cand = c.view(self.candidate_row(&cands, k, &mut buf));
+            self.walk_for(tree, &cand, s);
             match want {
-                Want::Scores => out[k] = score_head(&self.bundle.composer, &s.u, x),
-                Want::Vectors => out[k * d..(k + 1) * d].copy_from_slice(&s.u),
+                Want::Scores => out[k] = self.compose(tree, &cand, s, None),
+                Want::Vectors => {
+                    self.compose(tree, &cand, s, Some(&mut out[k * d..(k + 1) * d]));
+                }
             }
         }
+        s.row = buf;
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -384,11 +397,13 @@ impl Engine {
         self.check_tree(tree)?;
         self.check_candidates(&cands)?;
         let mut s = Scratch::default();
-        s.view.prepare(tree, &self.config);
+        s.view.prepare(tree, &self.config, self.dim(), |n| self.bundle.node_vector(n));
         let mut local = Vec::new();
+        let mut buf = Vec::new();
         Ok((0..cands.len(self.dim()))
             .map(|k| {
-                self.prepare(tree, &cands, k, &mut s);
+                let cand = self.bundle.composer.view(self.candidate_row(&cands, k, &mut buf));
+                self.walk_for(tree, &cand, &mut s);
                 let chains = (0..s.walk.n_chains())
                     .map(|c| {
                         s.walk.chain(c, &mut local);
@@ -409,10 +424,13 @@ impl Engine {
         }
         let b = &*self.bundle;
         let mut s = Scratch::default();
-        s.view.prepare(tree, &self.config);
-        let x = self.prepare(tree, &cands, 0, &mut s);
-        self.compose(tree, &mut s);
-        let score = score_head(&b.composer, &s.u, x);
+        s.view.prepare(tree, &self.config, self.dim(), |n| self.bundle.node_vector(n));
+        let mut buf = Vec::new();
+        let cand = b.composer.view(self.candidate_row(&cands, 0, &mut buf));
+        self.walk_for(tree, &cand, &mut s);
+        let mut u = vec![0.0f32; self.dim()];
+        let score = self.compose(tree, &cand, &mut s, Some(&mut u));
+        let x = cand.x;
         let h = b.dims.n_heads;
         let att = &s.compose.attention;
         let mean_att = |slot: usize| att[slot * h..(slot + 1) * h].iter().sum::<f32>() / h as f32;
@@ -452,7 +470,7 @@ impl Engine {
             })
             .collect();
         let null_attention = mean_att(n_nodes + s.walk.evidence.len());
-        Ok(Explanation { score, intent_vector: s.u.clone(), chains, evidence, null_attention })
+        Ok(Explanation { score, intent_vector: u, chains, evidence, null_attention })
     }
 
     /// Batch of users: builds each tree and scores its row of `candidates` (`[U, C]`), in

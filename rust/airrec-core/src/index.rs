@@ -20,7 +20,7 @@ impl std::fmt::Debug for VectorIndex {
 impl VectorIndex {
     /// Loads an index file, checking its header (metric, scalar type, dimension, size) before the
     /// body so that a mismatched file is an error, not undefined behaviour.
-    pub fn load(path: &Path, dim: usize, expected_size: usize, threads: usize) -> Result<Self> {
+    pub fn load(path: &Path, dim: usize, expected_size: usize, threads: usize, expansion_search: usize) -> Result<Self> {
         let bad = |m: String| Error::bundle(path, m);
         let path_str = path.to_str().ok_or_else(|| bad("path is not UTF-8".into()))?;
         let meta = Index::metadata(path_str).map_err(|e| bad(format!("not a usearch index: {e}")))?;
@@ -48,6 +48,7 @@ impl VectorIndex {
         inner
             .reserve_capacity_and_threads(inner.size(), threads.max(1))
             .map_err(|e| bad(format!("cannot reserve search threads: {e}")))?;
+        inner.change_expansion_search(expansion_search.max(1));
         if inner.size() != expected_size {
             return Err(bad(format!("index holds {} vectors, expected {expected_size}", inner.size())));
         }

@@ -8,7 +8,7 @@
 use std::cmp::Ordering;
 
 use crate::config::{EngineConfig, MAX_CHAIN_DEPTH_LIMIT};
-use crate::kernels::dot_f64;
+use crate::kernels::{dot_f64, dot_f64_f64, gemv_f64};
 use crate::tree::UserTree;
 
 const NO_PREV: u32 = u32::MAX;
@@ -16,6 +16,8 @@ const NO_PREV: u32 = u32::MAX;
 #[derive(Clone, Copy, Debug)]
 struct Link {
     sum: f64,
+    /// `sum / len`, the chain's score (kept so that comparisons do not divide).
+    score: f64,
     last: u32,
     prev: u32,
     len: u32,
@@ -23,8 +25,13 @@ struct Link {
 
 impl Link {
     #[inline(always)]
+    fn new(sum: f64, last: u32, prev: u32, len: u32) -> Self {
+        Link { sum, score: sum / len as f64, last, prev, len }
+    }
+
+    #[inline(always)]
     fn score(&self) -> f64 {
-        self.sum / self.len as f64
+        self.score
     }
 }
 
@@ -37,10 +44,23 @@ pub struct TreeView {
     pub node_ln_w: Vec<f64>,
     /// `ln(c_e / W)` per event.
     pub event_ln_w: Vec<f64>,
+    /// Retrieval vectors of the tree's nodes in f64, local order; roots first in `root_vecs`.
+    node_vecs: Vec<f64>,
+    root_vecs: Vec<f64>,
+    dim: usize,
 }
 
 impl TreeView {
-    pub fn prepare(&mut self, tree: &UserTree, cfg: &EngineConfig) {
+    pub fn prepare<'a>(&mut self, tree: &UserTree, cfg: &EngineConfig, dim: usize, node_vector: impl Fn(u32) -> &'a [f32]) {
+        self.dim = dim;
+        self.node_vecs.clear();
+        for n in tree.nodes() {
+            self.node_vecs.extend(node_vector(n.node).iter().map(|&v| v as f64));
+        }
+        self.root_vecs.clear();
+        for &r in &tree.roots {
+            self.root_vecs.extend_from_slice(&self.node_vecs[r as usize * dim..(r as usize + 1) * dim]);
+        }
         let n = tree.nodes().len() as u32;
         self.node_ln_w.clear();
         self.node_ln_w.extend((0..n).map(|i| tree.weight(i).ln()));
@@ -60,6 +80,8 @@ pub struct WalkScratch {
     complete: Vec<u32>,
     node_sim: Vec<f64>,
     candidate_events: Vec<u32>,
+    x64: Vec<f64>,
+    root_sims: Vec<f64>,
     /// Selected chains (arena indices), best first.
     selected: Vec<u32>,
     /// Chain nodes in slot order (chain by chain, root to leaf, each once), local indices.
@@ -129,10 +151,9 @@ fn keep_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<u32>, k: usize) {
     list.sort_unstable_by(|&a, &b| chain_order(tree, s, a, b));
 }
 
-/// Node score `sim + walk_alpha * ln(w̃)`; records the similarity for explanations.
+/// Node score `sim + walk_alpha * ln(w̃)` from a precomputed similarity.
 #[inline(always)]
-fn node_score<'a>(tree: &UserTree, view: &TreeView, x: &[f32], node_vector: &impl Fn(u32) -> &'a [f32], s: &mut WalkScratch, i: u32) -> f64 {
-    let sim = dot_f64(node_vector(tree.nodes()[i as usize].node), x);
+fn record(view: &TreeView, s: &mut WalkScratch, i: u32, sim: f64) -> f64 {
     s.node_sim[i as usize] = sim;
     sim + view.walk_bias[i as usize]
 }
@@ -145,11 +166,16 @@ pub fn walk<'a>(
     view: &TreeView,
     cfg: &EngineConfig,
     x: &[f32],
-    node_vector: impl Fn(u32) -> &'a [f32],
     item_vector: impl Fn(u32) -> &'a [f32],
     s: &mut WalkScratch,
 ) {
     let nodes = tree.nodes();
+    let d = view.dim;
+    s.x64.clear();
+    s.x64.extend(x.iter().map(|&v| v as f64));
+    // All roots are scored for every candidate: one blocked pass instead of many dots.
+    s.root_sims.resize(tree.roots.len(), 0.0);
+    gemv_f64(&view.root_vecs, d, &s.x64, &mut s.root_sims);
     s.node_sim.clear();
     s.node_sim.resize(nodes.len(), f64::NAN);
     s.arena.clear();
@@ -158,10 +184,10 @@ pub fn walk<'a>(
 
     let mut frontier = std::mem::take(&mut s.frontier);
     let mut next = std::mem::take(&mut s.next);
-    for &r in &tree.roots {
-        let v = node_score(tree, view, x, &node_vector, s, r);
+    for (k, &r) in tree.roots.iter().enumerate() {
+        let v = record(view, s, r, s.root_sims[k]);
         frontier.push(s.arena.len() as u32);
-        s.arena.push(Link { sum: v, last: r, prev: NO_PREV, len: 1 });
+        s.arena.push(Link::new(v, r, NO_PREV, 1));
     }
     keep_top(tree, s, &mut frontier, cfg.beam_width);
     while !frontier.is_empty() {
@@ -173,9 +199,10 @@ pub fn walk<'a>(
                 s.complete.push(ci);
             } else {
                 for &ch in children {
-                    let v = node_score(tree, view, x, &node_vector, s, ch);
+                    let sim = dot_f64_f64(&view.node_vecs[ch as usize * d..(ch as usize + 1) * d], &s.x64);
+                    let v = record(view, s, ch, sim);
                     next.push(s.arena.len() as u32);
-                    s.arena.push(Link { sum: chain.sum + v, last: ch, prev: ci, len: chain.len + 1 });
+                    s.arena.push(Link::new(chain.sum + v, ch, ci, chain.len + 1));
                 }
             }
         }
