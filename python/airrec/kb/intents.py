@@ -1,0 +1,196 @@
+"""Reading (and writing) the intents file that the generation stage produces.
+
+One JSON object per line, one line per (item, behaviour) event kind::
+
+    {"item": 17, "behaviour": 0, "paths": [["pets", "pet supplies", "cat bed"], ...]}
+
+The file may be gzip-compressed (``.gz``). The reader is deliberately independent of the
+generation code: the file is the contract between the two stages, so the knowledge base
+checks it itself and a malformed line fails loudly here (as :class:`~airrec.errors.DataError`
+naming file and line) instead of becoming a silent hole in the trie.
+
+Generation is resumable and may append a line for an (item, behaviour) that is already in the
+file (a retry, a regeneration); the later line wins, as a re-run would, and the number of such
+replaced lines is reported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from airrec.errors import DataError
+
+__all__ = ["IntentLimits", "IntentRecord", "Intents", "read_intents", "write_intents"]
+
+
+@dataclass(frozen=True)
+class IntentLimits:
+    """Shape limits of an intents line; the defaults are the generation stage's contract."""
+
+    max_paths: int = 3
+    min_phrases: int = 2
+    max_phrases: int = 4
+    max_phrase_chars: int = 200
+
+
+@dataclass(frozen=True)
+class IntentRecord:
+    """The intent paths of one (item, behaviour), as written (not yet normalised)."""
+
+    item: int
+    behaviour: int
+    paths: tuple[tuple[str, ...], ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Intents:
+    """All records of one intents file, keyed by (item, behaviour), in first-seen order."""
+
+    path: Path
+    sha256: str
+    records: tuple[IntentRecord, ...]
+    n_lines: int
+    replaced: int
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def where(self, record: IntentRecord) -> str:
+        """``file:line`` of a record, for error messages."""
+        return f"{self.path}:{record.line}"
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return path.open("r", encoding="utf-8", newline="")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _int_field(obj: dict[str, Any], key: str, where: str) -> int:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataError(f"{where}: {key!r} must be an integer, got {value!r}")
+    if value < 0:
+        raise DataError(f"{where}: {key!r} must be >= 0, got {value}")
+    return value
+
+
+def _paths_field(obj: dict[str, Any], where: str, limits: IntentLimits) -> tuple[tuple[str, ...], ...]:
+    paths = obj.get("paths")
+    if not isinstance(paths, list):
+        raise DataError(f"{where}: 'paths' must be a list of paths, got {type(paths).__name__}")
+    if len(paths) > limits.max_paths:
+        raise DataError(f"{where}: {len(paths)} paths, at most {limits.max_paths} allowed")
+    out: list[tuple[str, ...]] = []
+    for k, path in enumerate(paths):
+        if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
+            raise DataError(f"{where}: path {k} must be a list of strings, got {path!r}")
+        if not limits.min_phrases <= len(path) <= limits.max_phrases:
+            raise DataError(
+                f"{where}: path {k} has {len(path)} phrases, expected "
+                f"{limits.min_phrases} to {limits.max_phrases}: {path!r}"
+            )
+        for phrase in path:
+            if not phrase.strip():
+                raise DataError(f"{where}: path {k} has an empty phrase: {path!r}")
+            if len(phrase) > limits.max_phrase_chars:
+                raise DataError(
+                    f"{where}: path {k} has a phrase longer than {limits.max_phrase_chars} "
+                    f"characters: {phrase[:40]!r}..."
+                )
+        out.append(tuple(path))
+    return tuple(out)
+
+
+def _records(path: Path, lines: Iterable[str], limits: IntentLimits) -> Iterator[IntentRecord]:
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        unknown = sorted(set(obj) - {"item", "behaviour", "paths"})
+        if unknown:
+            raise DataError(f"{where}: unknown keys {unknown} (expected item, behaviour, paths)")
+        yield IntentRecord(
+            item=_int_field(obj, "item", where),
+            behaviour=_int_field(obj, "behaviour", where),
+            paths=_paths_field(obj, where, limits),
+            line=number,
+        )
+
+
+def read_intents(path: str | os.PathLike[str], *, limits: IntentLimits = IntentLimits()) -> Intents:
+    """Read and validate an intents JSONL(.gz) file.
+
+    Every line is checked (JSON object with exactly ``item``, ``behaviour``, ``paths``;
+    non-negative integer ids; at most ``limits.max_paths`` paths of ``min_phrases`` to
+    ``max_phrases`` non-empty strings). Blank lines are skipped. Ids are checked against a
+    dataset later (:func:`airrec.kb.build.build_bundle`), which names the line too.
+    """
+    file = Path(path)
+    try:
+        with _open_text(file) as f:
+            by_key: dict[tuple[int, int], IntentRecord] = {}
+            n_lines = replaced = 0
+            for record in _records(file, f, limits):
+                n_lines += 1
+                key = (record.item, record.behaviour)
+                if key in by_key:
+                    replaced += 1
+                    del by_key[key]  # re-insert: keep the order of the latest line
+                by_key[key] = record
+    except FileNotFoundError:
+        raise DataError(f"{file}: intents file not found") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{file}: not UTF-8 ({e.reason})") from None
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{file}: cannot read ({e})") from None
+    return Intents(
+        path=file, sha256=_sha256(file), records=tuple(by_key.values()),
+        n_lines=n_lines, replaced=replaced,
+    )
+
+
+def write_intents(
+    path: str | os.PathLike[str], rows: Iterable[tuple[int, int, Iterable[Iterable[str]]]]
+) -> Path:
+    """Write ``(item, behaviour, paths)`` rows in the intents format (gzip for ``.gz``).
+
+    For fixtures and synthetic data; the generation stage has its own (resumable) writer.
+    """
+    file = Path(path)
+    lines = [
+        json.dumps(
+            {"item": int(i), "behaviour": int(b), "paths": [list(p) for p in paths]},
+            ensure_ascii=False,
+        )
+        for i, b, paths in rows
+    ]
+    data = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+    tmp = file.with_name(f".{file.name}.tmp")
+    with tmp.open("wb") as f:
+        f.write(gzip.compress(data, mtime=0) if file.suffix == ".gz" else data)
+    os.replace(tmp, file)
+    return file
