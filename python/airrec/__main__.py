@@ -1,0 +1,3 @@
+from airrec.cli import main
+import sys
+sys.exit(main())

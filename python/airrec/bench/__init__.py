@@ -1,0 +1,1 @@
+"""Benchmarks that write their figures to files (never asserted in tests)."""

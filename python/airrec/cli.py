@@ -1,0 +1,163 @@
+"""The `airrec` command line: one subcommand per pipeline stage.
+
+Each stage reads the previous stage's output from disk, so any stage can be re-run alone:
+
+    airrec data fetch        download a public dataset (checksummed) into the data directory
+    airrec info BUNDLE       describe a bundle
+    airrec explain BUNDLE    why an item scores what it does for a history
+    airrec bench online      online-path latency/throughput beside the NumPy reference
+
+Heavy imports (torch, llama.cpp) happen inside the subcommand that needs them, so `--help`
+stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Callable, Sequence
+
+from airrec.errors import AirrecError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_data(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    data = sub.add_parser("data", help="datasets: fetch public files into the data directory")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    fetch = dsub.add_parser(
+        "fetch",
+        help="download a dataset and verify its sha256 sums",
+        description="Downloads the public files of a dataset into DATA_HOME/<name>, verifying each "
+        "file's sha256; files already present and correct are skipped.",
+    )
+    fetch.add_argument("--dataset", default="food-kitchen", help="dataset name (default: food-kitchen)")
+    fetch.add_argument("--data-home", help="data directory (default: $AIRREC_DATA_HOME or ~/.cache/airrec/data)")
+    fetch.add_argument("--base-url", help="mirror to download from instead of the upstream URL")
+    fetch.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    fetch.set_defaults(handler=_run_fetch)
+
+
+def _run_fetch(args: argparse.Namespace) -> int:
+    from airrec.data import dataset_dir, fetch, get_spec
+
+    spec = get_spec(args.dataset)
+    dest = dataset_dir(args.dataset, args.data_home)
+    files = fetch(spec, dest, base_url=args.base_url, timeout=args.timeout)
+    downloaded = sum(f.downloaded for f in files)
+    print(f"{args.dataset}: {len(files)} files verified in {dest} ({downloaded} downloaded)")
+    return 0
+
+
+def _add_info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    info = sub.add_parser("info", help="describe a bundle (dims, domains, config, provenance)")
+    info.add_argument("bundle", help="bundle directory")
+    info.add_argument("--no-verify", action="store_true", help="skip sha256 verification of the arrays")
+    info.set_defaults(handler=_run_info)
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from airrec.engine import Engine
+
+    engine = Engine.load(args.bundle, verify_checksums=not args.no_verify)
+    print(json.dumps({"dims": engine.dims, "domains": engine.domains, "config": engine.config,
+                      "meta": engine.meta}, indent=2))
+    return 0
+
+
+def _add_explain(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ex = sub.add_parser("explain", help="explain a candidate's score for a history of item ids")
+    ex.add_argument("bundle", help="bundle directory")
+    ex.add_argument("--history", required=True, help="comma-separated item ids, oldest first")
+    ex.add_argument("--candidate", type=int, required=True, help="item id to explain")
+    ex.set_defaults(handler=_run_explain)
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from airrec.engine import Engine
+
+    engine = Engine.load(args.bundle)
+    history = [int(x) for x in args.history.split(",") if x.strip()]
+    print(engine.explain(history, args.candidate))
+    return 0
+
+
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = sub.add_parser("bench", help="benchmarks that write their figures to a JSON file")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    online = bsub.add_parser(
+        "online",
+        help="online-path latency and throughput, Rust beside the NumPy reference",
+        description="Generates (once, cached) a synthetic bundle of the given shape, then measures "
+        "single-request latency (tree + scoring of all candidates) of the Rust engine and of the "
+        "NumPy reference, and batch throughput on 1 thread and on all cores.",
+    )
+    online.add_argument("--out", required=True, help="JSON file to write")
+    online.add_argument("--users", type=int, default=1000, help="requests timed for Rust (default 1000)")
+    online.add_argument("--numpy-users", type=int, default=40, help="requests timed for NumPy (default 40)")
+    online.add_argument("--batch-users", type=int, default=2000, help="users per batch call (default 2000)")
+    online.add_argument("--events", type=int, default=50, help="events per user (default 50)")
+    online.add_argument("--candidates", type=int, default=200, help="candidates per request (default 200)")
+    online.add_argument("--dim", type=int, default=64)
+    online.add_argument("--heads", type=int, default=4)
+    online.add_argument("--nodes", type=int, default=100_000, help="trie nodes (default 100k)")
+    online.add_argument("--items", type=int, default=40_000, help="items (default 40k)")
+    online.add_argument("--quick", action="store_true", help="small shape and counts (a smoke run)")
+    online.set_defaults(handler=_run_bench_online)
+
+
+def _run_bench_online(args: argparse.Namespace) -> int:
+    from airrec.bench.online import Shape, run_online_bench, summary
+
+    if args.quick:
+        shape = Shape(events_per_user=args.events, candidates=50, dim=32, heads=4, n_nodes=3000, n_items=2000)
+        result = run_online_bench(args.out, shape=shape, users=50, numpy_users=5, batch_users=100)
+    else:
+        shape = Shape(events_per_user=args.events, candidates=args.candidates, dim=args.dim,
+                      heads=args.heads, n_nodes=args.nodes, n_items=args.items)
+        result = run_online_bench(args.out, shape=shape, users=args.users, numpy_users=args.numpy_users,
+                                  batch_users=args.batch_users)
+    print(summary(result))
+    print(f"figures written to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from airrec import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="airrec",
+        description="airrec: LLM intents for cross-domain recommendation, served by a Rust engine.",
+    )
+    parser.add_argument("--version", action="version", version=f"airrec {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_data(sub)
+    _add_info(sub)
+    _add_explain(sub)
+    _add_bench(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except AirrecError as e:
+        print(f"airrec: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("airrec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
