@@ -222,6 +222,11 @@ class TrieBuilder:
         s.children = {}
         return unified
 
+    def _keeper_order(self, node: int) -> tuple[int, int, str]:
+        """Who survives a merge: more support, then the shorter (more general) phrase."""
+        n = self._nodes[node]
+        return (-n.support, len(n.phrase), n.phrase)
+
     def phrases(self) -> list[str]:
         """Distinct phrases of the live nodes, sorted (what sibling merging needs embedded)."""
         return sorted({n.phrase for n in self._nodes if n.alive})
@@ -232,7 +237,7 @@ class TrieBuilder:
     ) -> MergeReport:
         """Merge near-duplicate siblings, top-down, the less supported into the more supported.
 
-        Siblings are visited by (support desc, phrase); each either joins the most similar
+        Siblings are visited by (support desc, phrase length, phrase); each either joins the most similar
         already-kept sibling (same :func:`plural_key`, or cosine >= ``threshold``) or is kept.
         Comparing only with kept siblings stops chains (a~b, b~c, but a !~ c) from collapsing
         a whole level. A merged node's children join the keeper's (same phrase: merged too),
@@ -256,8 +261,7 @@ class TrieBuilder:
         queue: list[dict[str, int]] = [self._roots]
         while queue:
             level = queue.pop(0)
-            order = sorted(level.values(), key=lambda n: (-self._nodes[n].support,
-                                                          self._nodes[n].phrase))
+            order = sorted(level.values(), key=self._keeper_order)
             seen += len(order)
             kept: list[int] = []
             keys: dict[str, int] = {}

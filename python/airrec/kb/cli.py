@@ -1,0 +1,177 @@
+"""``airrec build``: dataset + intents file -> bundle, from the command line.
+
+Wire it into the main parser with::
+
+    sub = subparsers.add_parser("build", help="build a bundle from intents")
+    add_build_arguments(sub)
+    sub.set_defaults(func=run_build)
+
+Settings come from, lowest to highest precedence: the defaults of
+:func:`airrec.kb.build_bundle`, a TOML file (``--config``: a ``[build]`` table with the
+keys of :data:`BUILD_KEYS` and an ``[engine]`` table of engine settings,
+docs/online-path.md §6), then explicit flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from airrec.errors import ConfigError, DataError
+from airrec.kb.build import BuildReport, build_bundle
+from airrec.kb.embed import Embedder, LlamaCppEmbedder, SentenceTransformerEmbedder
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
+
+__all__ = ["BUILD_KEYS", "add_build_arguments", "default_cache_dir", "make_embedder", "run_build"]
+
+#: Keys of the ``[build]`` table and their types.
+BUILD_KEYS: dict[str, tuple[type, ...]] = {
+    "embedder": (str,), "dim": (int, type(None)), "merge_threshold": (float, int, type(None)),
+    "merge_plurals": (bool,), "n_heads": (int,), "attn_dim": (int, type(None)), "seed": (int,),
+    "batch_size": (int,), "cache_dir": (str,),
+}
+
+
+def default_cache_dir() -> Path:
+    """``$AIRREC_CACHE_DIR/embeddings``, else ``~/.cache/airrec/embeddings``."""
+    root = os.environ.get("AIRREC_CACHE_DIR") or os.path.join("~", ".cache", "airrec")
+    return Path(os.path.expandvars(os.path.expanduser(root))) / "embeddings"
+
+
+def make_embedder(spec: str) -> Embedder:
+    """``minilm`` (all-MiniLM-L6-v2 from its package), ``st:DIR`` (a sentence-transformers
+    directory) or ``gguf:PATH`` (llama.cpp)."""
+    if spec == "minilm":
+        return SentenceTransformerEmbedder()
+    if spec.startswith("st:"):
+        return SentenceTransformerEmbedder(spec[3:])
+    if spec.startswith("gguf:"):
+        return LlamaCppEmbedder(spec[5:])
+    raise ConfigError(f"unknown embedder {spec!r}: use minilm, st:DIR or gguf:PATH")
+
+
+_OFF = -2.0
+
+
+def _threshold(text: str) -> float:
+    return _OFF if text.lower() in ("none", "off") else float(text)
+
+
+_NATIVE = -1
+
+
+def _dim(text: str) -> int:
+    return _NATIVE if text.lower() in ("none", "native") else int(text)
+
+
+def add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``airrec build`` flags to ``parser``."""
+    src = parser.add_argument_group("dataset (one of)")
+    src.add_argument("--dataset", choices=["food-kitchen"], help="a known dataset under the data home")
+    src.add_argument("--interactions", type=Path, help="interactions table (CSV/Parquet)")
+    src.add_argument("--items", type=Path, help="items table for --interactions")
+    src.add_argument("--recbole", type=Path, help="RecBole dataset directory or .inter file")
+    parser.add_argument("--data-home", type=Path, help="data directory (default $AIRREC_DATA_HOME)")
+    parser.add_argument("--intents", type=Path, required=True, help="intents JSONL(.gz) file")
+    parser.add_argument("--out", type=Path, required=True, help="bundle directory to write")
+    parser.add_argument("--embedder", help="minilm (default), st:DIR or gguf:PATH")
+    parser.add_argument("--dim", type=_dim, help="PCA dimension (default 64; 'native' keeps it)")
+    parser.add_argument("--merge-threshold", type=_threshold,
+                        help="cosine for merging sibling phrases (default 0.9; 'off')")
+    parser.add_argument("--config", type=Path, help="TOML with [build] and [engine] tables")
+    parser.add_argument("--cache-dir", type=Path, help=f"embedding cache (default {default_cache_dir()})")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    parser.add_argument("--seed", type=int, help="seed of the projection and composition init")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    parser.add_argument("--report", type=Path, help="also write the build report (JSON) here")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _read_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    if path is None:
+        return {}, {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from e
+    unknown = sorted(set(data) - {"build", "engine"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown tables {unknown} (expected [build], [engine])")
+    build, engine = dict(data.get("build", {})), dict(data.get("engine", {}))
+    for key, value in build.items():
+        if key not in BUILD_KEYS:
+            raise ConfigError(f"{path}: unknown [build] key {key!r}; keys: {sorted(BUILD_KEYS)}")
+        if isinstance(value, bool) and bool not in BUILD_KEYS[key] or not isinstance(
+            value, BUILD_KEYS[key]
+        ):
+            raise ConfigError(f"{path}: [build] {key} has the wrong type: {value!r}")
+    return build, engine
+
+
+def _load_dataset(args: argparse.Namespace) -> Any:
+    from airrec import data
+
+    chosen = [n for n in ("dataset", "interactions", "recbole") if getattr(args, n) is not None]
+    if len(chosen) != 1:
+        raise ConfigError("give exactly one of --dataset, --interactions, --recbole")
+    if args.dataset == "food-kitchen":
+        return data.load_food_kitchen(args.data_home, progress=not args.quiet)
+    if args.interactions is not None:
+        return data.read_tables(args.interactions, args.items)
+    return data.read_recbole(args.recbole)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    """Run ``airrec build``; prints the report summary, returns the exit code (0)."""
+    build, engine = _read_config(args.config)
+    settings: dict[str, Any] = {"embedder": "minilm", "dim": 64, "merge_threshold": 0.9,
+                                "merge_plurals": True, "n_heads": 4, "attn_dim": None,
+                                "seed": 0, "batch_size": 64, **build}
+    for flag in ("embedder", "dim", "merge_threshold", "seed"):
+        if getattr(args, flag) is not None:
+            settings[flag] = getattr(args, flag)
+    if settings["dim"] == _NATIVE:
+        settings["dim"] = None
+    if settings["merge_threshold"] == _OFF:
+        settings["merge_threshold"] = None
+    cache: Path | None = None
+    if not args.no_cache:
+        cache = args.cache_dir or (Path(build["cache_dir"]) if "cache_dir" in build
+                                   else default_cache_dir())
+    dataset = _load_dataset(args)
+    report: BuildReport = build_bundle(
+        dataset, args.intents, args.out, embedder=make_embedder(settings["embedder"]),
+        dim=settings["dim"], merge_threshold=settings["merge_threshold"],
+        merge_plurals=settings["merge_plurals"], config=engine or None,
+        n_heads=settings["n_heads"], attn_dim=settings["attn_dim"], seed=settings["seed"],
+        cache_dir=cache, batch_size=settings["batch_size"], overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(report.summary())
+    if args.report is not None:
+        args.report.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m airrec.kb.cli``) until the main CLI wires it."""
+    parser = argparse.ArgumentParser(prog="airrec build", description=__doc__.split("\n")[0])
+    add_build_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_build(args)
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
