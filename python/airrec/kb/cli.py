@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from airrec.errors import ConfigError, DataError
+from airrec.errors import AirrecError, ConfigError
 from airrec.kb.build import BuildReport, build_bundle
 from airrec.kb.embed import Embedder, LlamaCppEmbedder, SentenceTransformerEmbedder
 
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run_build(args)
-    except (ConfigError, DataError) as e:
+    except AirrecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -76,7 +76,7 @@ def normalise_path(path: Iterable[str]) -> tuple[str, ...]:
 def plural_key(phrase: str) -> str:
     """The phrase with its last word crudely singularised ("knife sets" -> "knife set").
 
-    English-only and deliberately conservative (``-ies`` -> ``-y``, ``-ches/-shes/-xes/-ses``
+    English-only and deliberately conservative (``-ies``/``-ie`` -> ``-y``, ``-ches/-shes/-xes/-ses``
     -> drop ``es``, else drop one ``s`` but not ``ss``): two siblings with the same key are the
     same intent written twice, which an embedder scores below most thresholds
     (MiniLM: "snack"/"snacks" 0.89).
@@ -84,6 +84,8 @@ def plural_key(phrase: str) -> str:
     head, _, last = phrase.rpartition(" ")
     if len(last) > 3 and last.endswith("ies"):
         last = last[:-3] + "y"
+    elif len(last) > 2 and last.endswith("ie"):  # "cookie"/"cookies" both key to "cooky"
+        last = last[:-2] + "y"
     elif len(last) > 3 and last.endswith(("ches", "shes", "xes", "sses")):
         last = last[:-2]
     elif len(last) > 2 and last.endswith("s") and not last.endswith(("ss", "us", "is")):
