@@ -26,6 +26,8 @@ pub mod index;
 mod kernels;
 pub mod npy;
 pub mod retrieve;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tree;
 pub mod trie;
 
