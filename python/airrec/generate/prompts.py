@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from airrec.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 reads JSON templates only
+    tomllib = None
 from airrec.generate.parse import MAX_PATHS, MAX_PHRASES, MAX_WORDS, MIN_PHRASES, format_paths
 
 __all__ = ["DEFAULT_PROMPT", "Example", "PromptTemplate", "load_prompt"]
@@ -192,10 +197,13 @@ def load_prompt(path: str | Path) -> PromptTemplate:
     p = Path(path)
     try:
         raw = p.read_bytes()
-        data: dict[str, Any] = (
-            tomllib.loads(raw.decode()) if p.suffix.lower() == ".toml" else json.loads(raw)
-        )
-    except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
+        if p.suffix.lower() == ".toml":
+            if tomllib is None:
+                raise ConfigError("TOML templates need Python 3.11+; use JSON")
+            data: Any = tomllib.loads(raw.decode())
+        else:
+            data = json.loads(raw)
+    except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read prompt template {p}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a prompt template is a table/object")

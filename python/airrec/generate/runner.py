@@ -310,7 +310,7 @@ def _run(
     progress: bool,
     commit_every: int,
 ) -> None:
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     bar = tqdm(total=len(todo), unit="item", disable=not progress, smoothing=0.1, desc="intents")
     pending: list[CacheRow] = []

