@@ -103,3 +103,74 @@ impl Trie {
         (0..self.len() as u32).filter(|&n| self.is_leaf(n)).count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Roots 0 and 1; 2 and 4 under 0; 3 and 6 under 1; 5 under 2. Phrases are UTF-8.
+    fn trie() -> Trie {
+        let parent = vec![-1, -1, 0, 1, 0, 2, 1];
+        let depth = vec![1u8, 1, 2, 2, 2, 3, 2];
+        let phrases = ["sport", "küche", "laufen", "töpfe", "rad", "schuhe", "pfannen"];
+        let mut offsets = vec![0i64];
+        let mut bytes = Vec::new();
+        for p in phrases {
+            bytes.extend_from_slice(p.as_bytes());
+            offsets.push(bytes.len() as i64);
+        }
+        let (n, nb) = (parent.len(), bytes.len());
+        Trie::new(
+            Array::from_vec(parent, vec![n]),
+            Array::from_vec(depth, vec![n]),
+            Array::from_vec(offsets, vec![n + 1]),
+            Array::from_vec(bytes, vec![nb]),
+        )
+    }
+
+    #[test]
+    fn children_are_in_ascending_id_order() {
+        let t = trie();
+        assert_eq!(t.len(), 7);
+        assert_eq!(t.children(0), &[2, 4]);
+        assert_eq!(t.children(1), &[3, 6]);
+        assert_eq!(t.children(2), &[5]);
+        for leaf in [3, 4, 5, 6] {
+            assert!(t.children(leaf).is_empty() && t.is_leaf(leaf));
+        }
+        assert!(!t.is_leaf(0) && !t.is_leaf(2));
+        assert_eq!(t.n_leaves(), 4);
+    }
+
+    #[test]
+    fn parents_and_depths() {
+        let t = trie();
+        assert_eq!(t.parent(0), None);
+        assert_eq!(t.parent(1), None);
+        assert_eq!(t.parent(5), Some(2));
+        assert_eq!(t.parent(6), Some(1));
+        assert_eq!((t.depth(0), t.depth(4), t.depth(5)), (1, 2, 3));
+    }
+
+    #[test]
+    fn path_into_is_root_first_and_clears_the_buffer() {
+        let t = trie();
+        let mut out = vec![99, 98, 97, 96];
+        t.path_into(5, &mut out);
+        assert_eq!(out, vec![0, 2, 5]);
+        t.path_into(1, &mut out);
+        assert_eq!(out, vec![1]);
+        t.path_into(6, &mut out);
+        assert_eq!(out, vec![1, 6]);
+    }
+
+    #[test]
+    fn phrases_and_path_text() {
+        let t = trie();
+        assert_eq!(t.phrase(1), "küche");
+        assert_eq!(t.phrase(3), "töpfe");
+        assert_eq!(t.path_text(5), "sport > laufen > schuhe");
+        assert_eq!(t.path_text(3), "küche > töpfe");
+        assert_eq!(t.path_text(0), "sport");
+    }
+}

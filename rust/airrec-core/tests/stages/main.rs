@@ -4,3 +4,5 @@
 mod common;
 
 mod bundle;
+mod tree;
+mod walk;
