@@ -11,14 +11,8 @@ pub fn load(dir: &Path) -> airrec_core::Result<Engine> {
     Engine::load(dir, &LoadOptions::default(), None)
 }
 
-/// Writes `f` into a fresh temp dir and loads it (the dir lives as long as the returned guard).
-pub fn engine(f: &Fixture) -> (TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let e = f.engine(dir.path()).unwrap();
-    (dir, e)
-}
-
-/// `engine` with config overrides applied at load time.
+/// Writes `f` into a fresh temp dir and loads it with config overrides (the dir lives as long
+/// as the returned guard).
 pub fn engine_with(f: &Fixture, overrides: serde_json::Value) -> (TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
     f.write(dir.path()).unwrap();

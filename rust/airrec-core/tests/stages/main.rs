@@ -6,3 +6,5 @@ mod common;
 mod bundle;
 mod tree;
 mod walk;
+mod compose;
+mod engine;
