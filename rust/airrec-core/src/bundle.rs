@@ -305,6 +305,18 @@ impl Bundle {
             .map(|k| VectorIndex::load(&ld.path(&format!("index_items_{k}.usearch"))?, d.dim, per_domain[k], options.search_threads, manifest.index.expansion_search))
             .collect::<Result<Vec<_>>>()?;
         let leaf_index = VectorIndex::load(&ld.path("index_leaves.usearch")?, d.dim, trie.n_leaves(), options.search_threads, manifest.index.expansion_search)?;
+        // Search results are used as item and node ids: each index must hold exactly the ids it
+        // is for (its size is checked above, so no missing id means no foreign one).
+        for (k, index) in item_indexes.iter().enumerate() {
+            let items = (0..d.n_items).filter(|&i| item_domain[i] as usize == k).map(|i| i as u64);
+            if let Some(missing) = index.first_missing(items) {
+                return Err(Error::bundle(dir.join(format!("index_items_{k}.usearch")), format!("index lacks item {missing} of domain {k} (it holds other keys)")));
+            }
+        }
+        let leaves = (0..d.n_nodes as u32).filter(|&n| trie.is_leaf(n)).map(u64::from);
+        if let Some(missing) = leaf_index.first_missing(leaves) {
+            return Err(Error::bundle(dir.join("index_leaves.usearch"), format!("index lacks leaf node {missing} (it holds other keys)")));
+        }
 
         let composer = Composer::new(weights, &node_vectors, &item_vectors, d.dim, d.n_heads);
         Ok(Bundle {

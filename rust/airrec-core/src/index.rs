@@ -55,6 +55,13 @@ impl VectorIndex {
         Ok(VectorIndex { inner })
     }
 
+    /// The first of `keys` the index does not hold, if any. With the size already checked equal
+    /// to the number of `keys` (and keys unique), `None` means the index holds exactly `keys`,
+    /// so every id a search returns is valid.
+    pub(crate) fn first_missing(&self, mut keys: impl Iterator<Item = u64>) -> Option<u64> {
+        keys.find(|&k| !self.inner.contains(k))
+    }
+
     /// The `k` nearest keys to `query` with their cosine similarity, best first.
     pub fn search(&self, query: &[f32], k: usize) -> Result<(Vec<u64>, Vec<f32>)> {
         if k == 0 || self.inner.size() == 0 {

@@ -398,3 +398,34 @@ fn mismatched_indexes_are_bundle_errors() {
     replace_file(dir.path(), "index_items_1.usearch", b"definitely not usearch").unwrap();
     assert!(matches!(load(dir.path()), Err(Error::Bundle { .. })));
 }
+
+/// Replaces `index_<name>.usearch` by an index over `keys` with the vectors of `rows` of `vectors`.
+fn replace_index(dir: &Path, file: &str, keys: &[u64], vectors: &[f32], rows: &[usize]) {
+    let vecs: Vec<f32> = rows.iter().flat_map(|&r| vectors[r * 4..r * 4 + 4].to_vec()).collect();
+    let p = dir.join(file);
+    write_index(&p, keys, &vecs, 4, &IndexSpec::default()).unwrap();
+    let bytes = std::fs::read(&p).unwrap();
+    replace_file(dir, file, &bytes).unwrap();
+}
+
+#[test]
+fn indexes_must_hold_exactly_their_ids() {
+    // Found by this suite: a leaf index with the right size but a key that is no node loaded,
+    // then cold start (or nearest_intents) handed out node 99 and build_tree panicked indexing
+    // the trie. The loader now checks the keys.
+    let a = base().arrays();
+    let dir = written();
+    replace_index(dir.path(), "index_leaves.usearch", &[3, 4, 99], &a.node_vectors, &[3, 4, 5]);
+    bundle_error(dir.path(), "lacks leaf node 5");
+    // An inner node instead of a leaf.
+    let dir = written();
+    replace_index(dir.path(), "index_leaves.usearch", &[3, 4, 0], &a.node_vectors, &[3, 4, 0]);
+    bundle_error(dir.path(), "lacks leaf node 5");
+    // Items of another domain, or ids that are no items.
+    let dir = written();
+    replace_index(dir.path(), "index_items_0.usearch", &[0, 2], &a.item_vectors, &[0, 2]);
+    bundle_error(dir.path(), "lacks item 1 of domain 0");
+    let dir = written();
+    replace_index(dir.path(), "index_items_1.usearch", &[2, 40], &a.item_vectors, &[2, 3]);
+    bundle_error(dir.path(), "lacks item 3 of domain 1");
+}

@@ -279,3 +279,21 @@ fn trees_only_work_with_the_engine_settings_they_were_built_with() {
     let other = Engine::from_bundle(std::sync::Arc::new(airrec_core::Bundle::load(&e.bundle().path, &Default::default()).unwrap()), e.config().clone()).unwrap();
     assert!(matches!(other.scores(&t, airrec_core::Candidates::Items(&[1])), Err(Error::Input(_))));
 }
+
+#[test]
+#[ignore = "known bug (reported): with decay_lambda = 0, an age that overflows to inf gives 0 * inf = NaN"]
+fn zero_decay_tolerates_any_finite_timestamps() {
+    // docs/online-path.md §2 with decay_lambda = 0: c_e = behaviour_weights[b_e], whatever the
+    // timestamps. Timestamps are only required to be finite, but t_ref - t_e overflows to inf
+    // for -1e308 and 1e308, and -0 * inf = NaN: W becomes NaN and every w̃ falls to the 1e-30
+    // floor (scores stay finite, so nothing flags it).
+    let (_d, e) = engine_with(&fixture(), json!({"decay_lambda": 0.0}));
+    let t = e.build_tree(&[0, 1], &[0, 0], &[-1e308, 1e308]).unwrap();
+    close(t.total_mass(), 2.0, 0.0);
+    close(weight_of(&t, 0), 1.0, 0.0);
+    close(weight_of(&t, 4), 0.5, 0.0);
+    let mut inc = e.new_tree();
+    e.add_event(&mut inc, 0, 0, -1e308).unwrap();
+    e.add_event(&mut inc, 1, 0, 1e308).unwrap();
+    close(inc.total_mass(), 2.0, 0.0);
+}
