@@ -95,8 +95,10 @@ class IntentGenerator:
     """A loaded model + prompt that answers units in parallel sequences.
 
     ``n_parallel`` sequences decode together (the throughput lever on CPU, see
-    :mod:`airrec.generate.llama_batch`); ``n_threads`` defaults to all cores. For several
-    processes, run shards (``generate_intents(..., shard=(i, n))``) and merge their caches.
+    :mod:`airrec.generate.llama_batch`). ``n_threads`` defaults to 1: on a machine shared
+    with other jobs, llama.cpp's per-node thread barriers made 2 threads 3-10x *slower* than
+    1 here (see :mod:`airrec.generate.workers`); scale out with worker processes
+    (``generate_intents(..., workers=n)``) or shards instead.
     """
 
     def __init__(
@@ -105,7 +107,7 @@ class IntentGenerator:
         prompt: PromptTemplate = DEFAULT_PROMPT,
         *,
         n_threads: int | None = None,
-        n_parallel: int = 8,
+        n_parallel: int = 16,
         seed: int = 0,
         max_attempts: int = 3,
         retry_temperature: float = 0.7,
@@ -122,7 +124,7 @@ class IntentGenerator:
         self.seed = seed
         self.max_attempts = max_attempts
         self.retry_temperature = retry_temperature
-        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_threads = n_threads or 1
         per_seq = 256 + prompt.max_tokens
         ctx = n_ctx or 1024 + n_parallel * per_seq
         self.engine = LlamaBatchEngine(
@@ -258,13 +260,18 @@ def generate_intents(
     progress: bool = True,
     commit_every: int = 16,
     allow_install: bool = False,
+    workers: int = 1,
     **generator_options: Any,
 ) -> GenerationSummary:
     """Fill ``cache_path`` with intents for every (item, behaviour) not yet in it.
 
     ``shard="i/n"`` keeps the units whose key hashes to shard ``i`` of ``n``. Finished units
-    are committed ``commit_every`` at a time in one transaction each.
+    are committed ``commit_every`` at a time in one transaction each. ``workers > 1`` runs
+    that many processes (see :mod:`airrec.generate.workers`), each with its own model and
+    ``n_threads`` (default 1); ``generator_options`` go to :class:`IntentGenerator`.
     """
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
     started = time.perf_counter()
     shard_t = parse_shard(shard)
     owned = not isinstance(model, IntentGenerator)
@@ -288,12 +295,26 @@ def generate_intents(
         todo = [u for u in units if u.key not in done]
         summary.cached = len(units) - len(todo)
         log.info("%d units, %d already cached, %d to generate", len(units), summary.cached, len(todo))
-        if todo:
+        if todo and (workers > 1 and generator is None):
+            from airrec.generate.workers import generate_in_workers
+
+            options = dict(generator_options)
+            summary.settings = {"workers": workers}
+            stream = generate_in_workers(
+                resolved, prompt, todo, workers=workers,
+                chunk_size=max(4, 2 * int(options.get("n_parallel", 16))), options=options,
+                settings_out=summary.settings,
+            )
+            _run(stream, resolved.sha256, prompt.key, len(todo), cache, summary, progress,
+                 commit_every)
+            summary.settings["workers"] = workers
+        elif todo:
             if generator is None:
                 generator = IntentGenerator(resolved, prompt, **generator_options)
             summary.settings = generator.settings
             try:
-                _run(generator, todo, cache, summary, progress, commit_every)
+                _run(generator.generate(todo), resolved.sha256, prompt.key, len(todo), cache,
+                     summary, progress, commit_every)
             finally:
                 if owned:
                     generator.close()
@@ -303,8 +324,10 @@ def generate_intents(
 
 
 def _run(
-    generator: IntentGenerator,
-    todo: list[Unit],
+    outcomes: Iterable[Outcome],
+    sha: str,
+    pkey: str,
+    total: int,
     cache: IntentCache,
     summary: GenerationSummary,
     progress: bool,
@@ -312,9 +335,8 @@ def _run(
 ) -> None:
     from tqdm import tqdm  # type: ignore[import-untyped]
 
-    bar = tqdm(total=len(todo), unit="item", disable=not progress, smoothing=0.1, desc="intents")
+    bar = tqdm(total=total, unit="item", disable=not progress, smoothing=0.1, desc="intents")
     pending: list[CacheRow] = []
-    sha, pkey = generator.model.sha256, generator.prompt.key
 
     def flush() -> None:
         cache.put_many(pending)
@@ -322,7 +344,7 @@ def _run(
         pending.clear()
 
     try:
-        for out in generator.generate(todo):
+        for out in outcomes:
             summary.ok += out.status == "ok"
             summary.failed += out.status == "failed"
             summary.retries += max(0, out.attempts - 1)
