@@ -32,7 +32,7 @@ fi
 SITE=$("$DEPS/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 step "cargo test (airrec-core)"
-cargo test -p airrec-core --release -q 2>&1 | tail -n 30
+cargo test -p airrec-core -q 2>&1 | tail -n 30
 
 step "build the wheel"
 rm -rf "$CACHE/dist" && mkdir -p "$CACHE/dist"

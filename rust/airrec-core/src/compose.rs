@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::kernels::{axpy, dot_f32, matmul_rows};
+use crate::kernels::{dot_f32, matmul_rows, Simd};
 use crate::npy::Array;
 
 /// The trained weights, as stored in the bundle.
@@ -42,6 +42,32 @@ pub struct Composer {
     row_stride: usize,
     item_kv: Vec<f32>,
     node_kv: Vec<f32>,
+    /// `compose_wo` and `compose_type_value` in the head-interleaved basis (see [`interleave`]).
+    wo: Vec<f32>,
+    type_value: Vec<f32>,
+}
+
+/// Reorders an attention-space vector from head-major (`h * dk + j`) to head-interleaved
+/// (`j * H + h`) order. In that basis the per-head dot products and weighted sums of attention
+/// become full-width SIMD loops with no per-head horizontal reduction; everything that lives in
+/// attention space (queries, keys, values, `r`, the rows of `wo`) is stored permuted, so the
+/// result is unchanged.
+#[inline]
+pub fn interleave(x: &[f32], n_heads: usize, out: &mut [f32]) {
+    let dk = x.len() / n_heads;
+    for h in 0..n_heads {
+        for j in 0..dk {
+            out[j * n_heads + h] = x[h * dk + j];
+        }
+    }
+}
+
+fn interleave_rows(rows: &mut [f32], width: usize, n_heads: usize) {
+    let mut tmp = vec![0.0f32; width];
+    for row in rows.chunks_exact_mut(width) {
+        interleave(row, n_heads, &mut tmp);
+        row.copy_from_slice(&tmp);
+    }
 }
 
 /// The user-independent part of a candidate: retrieval vector `x`, query `q` (pre-scaled by
@@ -80,12 +106,17 @@ impl Composer {
             row_stride: 0,
             item_kv: Vec::new(),
             node_kv: Vec::new(),
+            wo: Vec::new(),
+            type_value: Vec::new(),
         };
         let a = attn_dim;
         let kv = |x: &[f32], o: &mut [f32]| {
+            let mut t = vec![0.0f32; a];
             let (k, v) = o.split_at_mut(a);
-            matmul_rows(x, dim, &c.weights.wk, a, 1.0, k);
-            matmul_rows(x, dim, &c.weights.wv, a, 1.0, v);
+            matmul_rows(x, dim, &c.weights.wk, a, 1.0, &mut t);
+            interleave(&t, n_heads, k);
+            matmul_rows(x, dim, &c.weights.wv, a, 1.0, &mut t);
+            interleave(&t, n_heads, v);
         };
         let item_kv = fold_rows(item_vectors, dim, 2 * a, kv);
         let node_kv = fold_rows(node_vectors, dim, 2 * a, kv);
@@ -94,6 +125,17 @@ impl Composer {
         let item_rows = fold_rows(item_vectors, dim, stride, |x, o| c.fill_candidate_row(x, o));
         c.item_kv = item_kv;
         c.node_kv = node_kv;
+        // Rows of wo are indexed by the attention basis: permute them like the vectors.
+        let mut wo = vec![0.0f32; a * dim];
+        for i in 0..a {
+            let (h, j) = (i / head_dim, i % head_dim);
+            let to = j * n_heads + h;
+            wo[to * dim..(to + 1) * dim].copy_from_slice(&c.weights.wo[i * dim..(i + 1) * dim]);
+        }
+        c.wo = wo;
+        let mut tv = c.weights.type_value.to_vec();
+        interleave_rows(&mut tv, a, n_heads);
+        c.type_value = tv;
         c.item_rows = item_rows;
         c.row_stride = stride;
         c
@@ -112,18 +154,19 @@ impl Composer {
         let (xs, rest) = row.split_at_mut(d);
         xs.copy_from_slice(x);
         let (q, rest) = rest.split_at_mut(a);
-        matmul_rows(x, d, &w.wq, a, self.scale, q);
+        let mut q_heads = vec![0.0f32; a];
+        matmul_rows(x, d, &w.wq, a, self.scale, &mut q_heads);
+        interleave(&q_heads, h, q);
         let (r, rest) = rest.split_at_mut(a);
         // g = w_out + w_inter ⊙ x; r = wo g; c = g · bo + b
         let g: Vec<f32> = (0..d).map(|i| w.score_w_out[i] + w.score_w_inter[i] * x[i]).collect();
-        for (j, rj) in r.iter_mut().enumerate() {
-            *rj = dot_f32(&w.wo[j * d..(j + 1) * d], &g);
-        }
+        let r_heads: Vec<f32> = (0..a).map(|j| dot_f32(&w.wo[j * d..(j + 1) * d], &g)).collect();
+        interleave(&r_heads, h, r);
         let (tl, rest) = rest.split_at_mut(self.n_types * h);
         for t in 0..self.n_types {
             let tk = &w.type_key[t * a..(t + 1) * a];
             for hh in 0..h {
-                tl[t * h + hh] = dot_f32(&q[hh * dk..(hh + 1) * dk], &tk[hh * dk..(hh + 1) * dk]);
+                tl[t * h + hh] = dot_f32(&q_heads[hh * dk..(hh + 1) * dk], &tk[hh * dk..(hh + 1) * dk]);
             }
         }
         rest[0] = dot_f32(&g, &w.bo) + w.score_bias[0];
@@ -200,8 +243,8 @@ fn exp_slice(v: &mut [f32]) {
 /// is given, writes the intent vector into it. Leaves the attention weights `[slot, head]`
 /// (null slot last) in `scratch.attention`.
 #[inline(always)]
-pub fn attend(c: &Composer, cand: &CandidateView<'_>, slots: &[Slot<'_>], scratch: &mut ComposeScratch, u: Option<&mut [f32]>) -> f32 {
-    let (h_n, dk, a) = (c.n_heads, c.head_dim, c.attn_dim);
+pub fn attend<K: Simd>(c: &Composer, cand: &CandidateView<'_>, slots: &[Slot<'_>], scratch: &mut ComposeScratch, u: Option<&mut [f32]>) -> f32 {
+    let (h_n, a) = (c.n_heads, c.attn_dim);
     let n_types = c.n_types;
     let null_ty = n_types - 1;
     let s_n = slots.len() + 1;
@@ -212,9 +255,9 @@ pub fn attend(c: &Composer, cand: &CandidateView<'_>, slots: &[Slot<'_>], scratc
     scratch.logits.resize(s_n * h_n, 0.0);
     for (j, s) in slots.iter().enumerate() {
         let row = &mut scratch.logits[j * h_n..(j + 1) * h_n];
+        K::head_dots(q, s.key, h_n, row);
         for h in 0..h_n {
-            let r = h * dk..(h + 1) * dk;
-            row[h] = dot_f32(&q[r.clone()], &s.key[r]) + cand.type_logit[s.ty as usize * h_n + h] + w.weight_bias[h] * s.ln_w;
+            row[h] += cand.type_logit[s.ty as usize * h_n + h] + w.weight_bias[h] * s.ln_w;
         }
     }
     let null_row = slots.len() * h_n;
@@ -252,32 +295,27 @@ pub fn attend(c: &Composer, cand: &CandidateView<'_>, slots: &[Slot<'_>], scratc
     scratch.type_mass.clear();
     scratch.type_mass.resize(n_types * h_n, 0.0);
     for (j, s) in slots.iter().enumerate() {
+        let att = &scratch.logits[j * h_n..(j + 1) * h_n];
+        K::head_axpy(att, s.value, &mut scratch.concat);
         for h in 0..h_n {
-            let p = scratch.logits[j * h_n + h];
-            let r = h * dk..(h + 1) * dk;
-            axpy(p, &s.value[r.clone()], &mut scratch.concat[r]);
-            scratch.type_mass[s.ty as usize * h_n + h] += p;
+            scratch.type_mass[s.ty as usize * h_n + h] += att[h];
         }
     }
     for h in 0..h_n {
         scratch.type_mass[null_ty * h_n + h] += scratch.logits[null_row + h];
     }
     for t in 0..n_types {
-        let tv = &w.type_value[t * a..(t + 1) * a];
-        for h in 0..h_n {
-            let m = scratch.type_mass[t * h_n + h];
-            if m != 0.0 {
-                let r = h * dk..(h + 1) * dk;
-                axpy(m, &tv[r.clone()], &mut scratch.concat[r]);
-            }
+        let m = &scratch.type_mass[t * h_n..(t + 1) * h_n];
+        if m.iter().any(|&v| v != 0.0) {
+            K::head_axpy(m, &c.type_value[t * a..(t + 1) * a], &mut scratch.concat);
         }
     }
 
     if let Some(u) = u {
-        // u = concat @ wo + bo
+        // u = concat @ wo + bo (wo's rows are in the interleaved basis, like concat)
         u.copy_from_slice(&w.bo);
         for (i, &x) in scratch.concat.iter().enumerate() {
-            axpy(x, &w.wo[i * c.dim..(i + 1) * c.dim], u);
+            K::axpy(x, &c.wo[i * c.dim..(i + 1) * c.dim], u);
         }
     }
     std::mem::swap(&mut scratch.attention, &mut scratch.logits);

@@ -14,6 +14,7 @@ use crate::bundle::{Bundle, LoadOptions};
 use crate::compose::{attend, CandidateView, ComposeScratch, Slot};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
+use crate::kernels::{Portable, Simd};
 use crate::explain::{ChainExplanation, EvidenceExplanation, Explanation};
 use crate::retrieve::{walk, TreeView, WalkScratch};
 use crate::tree::{Event, TreeParams, UserTree};
@@ -293,15 +294,15 @@ impl Engine {
 
     /// Walks the tree for one candidate (results in `s.walk`).
     #[inline(always)]
-    fn walk_for(&self, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch) {
+    fn walk_for<K: Simd>(&self, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch) {
         let b = &*self.bundle;
-        walk(tree, &s.view, &self.config, cand.x, |i| b.item_vector(i), &mut s.walk);
+        walk::<K>(tree, &s.view, &self.config, cand.x, |i| b.item_vector(i), &mut s.walk);
     }
 
     /// Composes the walked candidate; returns its score and writes its intent vector into `u`
     /// when given.
     #[inline(always)]
-    fn compose(&self, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch, u: Option<&mut [f32]>) -> f32 {
+    fn compose<K: Simd>(&self, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch, u: Option<&mut [f32]>) -> f32 {
         let b = &*self.bundle;
         let c = &b.composer;
         let evidence_ty = b.dims.max_depth as u8;
@@ -316,11 +317,11 @@ impl Engine {
             let (key, value) = c.item_kv(tree.events()[e as usize].item);
             slots.push(Slot { key, value, ty: evidence_ty, ln_w: s.view.event_ln_w[e as usize] as f32 });
         }
-        attend(c, cand, &slots, &mut s.compose, u)
+        attend::<K>(c, cand, &slots, &mut s.compose, u)
     }
 
     #[inline(always)]
-    fn request_impl(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
+    fn request_impl<K: Simd>(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
         let d = self.dim();
         let c = &self.bundle.composer;
         s.view.prepare(tree, &self.config, d, |n| self.bundle.node_vector(n));
@@ -332,11 +333,11 @@ impl Engine {
                 crate::kernels::prefetch(c.item_row(ids[k + 1]));
             }
             let cand = c.view(self.candidate_row(&cands, k, &mut buf));
-            self.walk_for(tree, &cand, s);
+            self.walk_for::<K>(tree, &cand, s);
             match want {
-                Want::Scores => out[k] = self.compose(tree, &cand, s, None),
+                Want::Scores => out[k] = self.compose::<K>(tree, &cand, s, None),
                 Want::Vectors => {
-                    self.compose(tree, &cand, s, Some(&mut out[k * d..(k + 1) * d]));
+                    self.compose::<K>(tree, &cand, s, Some(&mut out[k * d..(k + 1) * d]));
                 }
             }
         }
@@ -346,7 +347,7 @@ impl Engine {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn request_avx2(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
-        self.request_impl(tree, cands, want, out, s)
+        self.request_impl::<crate::kernels::Avx2>(tree, cands, want, out, s)
     }
 
     /// Runs one request with the best kernels this CPU supports.
@@ -356,7 +357,7 @@ impl Engine {
             // SAFETY: `avx2` is true only when the CPU reports AVX2 and FMA.
             return unsafe { self.request_avx2(tree, cands, want, out, s) };
         }
-        self.request_impl(tree, cands, want, out, s)
+        self.request_impl::<Portable>(tree, cands, want, out, s)
     }
 
     fn checked_request(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) -> Result<()> {
@@ -403,7 +404,7 @@ impl Engine {
         Ok((0..cands.len(self.dim()))
             .map(|k| {
                 let cand = self.bundle.composer.view(self.candidate_row(&cands, k, &mut buf));
-                self.walk_for(tree, &cand, &mut s);
+                self.walk_for::<Portable>(tree, &cand, &mut s);
                 let chains = (0..s.walk.n_chains())
                     .map(|c| {
                         s.walk.chain(c, &mut local);
@@ -427,9 +428,9 @@ impl Engine {
         s.view.prepare(tree, &self.config, self.dim(), |n| self.bundle.node_vector(n));
         let mut buf = Vec::new();
         let cand = b.composer.view(self.candidate_row(&cands, 0, &mut buf));
-        self.walk_for(tree, &cand, &mut s);
+        self.walk_for::<Portable>(tree, &cand, &mut s);
         let mut u = vec![0.0f32; self.dim()];
-        let score = self.compose(tree, &cand, &mut s, Some(&mut u));
+        let score = self.compose::<Portable>(tree, &cand, &mut s, Some(&mut u));
         let x = cand.x;
         let h = b.dims.n_heads;
         let att = &s.compose.attention;

@@ -9,17 +9,14 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f32; 8];
-    let chunks = n / 8;
-    for c in 0..chunks {
-        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
         for l in 0..8 {
             acc[l] += x[l] * y[l];
         }
     }
-    let mut tail = 0.0f32;
-    for i in chunks * 8..n {
-        tail += a[i] * b[i];
-    }
+    let tail: f32 = ta.iter().zip(tb).map(|(x, y)| x * y).sum();
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
@@ -30,17 +27,14 @@ pub fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f64; 8];
-    let chunks = n / 8;
-    for c in 0..chunks {
-        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
         for l in 0..8 {
             acc[l] += x[l] as f64 * y[l] as f64;
         }
     }
-    let mut tail = 0.0f64;
-    for i in chunks * 8..n {
-        tail += a[i] as f64 * b[i] as f64;
-    }
+    let tail: f64 = ta.iter().zip(tb).map(|(x, y)| *x as f64 * *y as f64).sum();
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
@@ -50,17 +44,14 @@ pub fn dot_f64_f64(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f64; 8];
-    let chunks = n / 8;
-    for c in 0..chunks {
-        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
         for l in 0..8 {
             acc[l] += x[l] * y[l];
         }
     }
-    let mut tail = 0.0f64;
-    for i in chunks * 8..n {
-        tail += a[i] * b[i];
-    }
+    let tail: f64 = ta.iter().zip(tb).map(|(x, y)| x * y).sum();
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
@@ -101,6 +92,263 @@ pub fn gemv_f64(rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
     }
     for i in n / 4 * 4..n {
         out[i] = dot_f64_f64(&rows[i * d..(i + 1) * d], x);
+    }
+}
+
+/// Per-head dot products of two head-interleaved vectors: `out[h] = Σ_j q[j*H+h] k[j*H+h]`.
+#[inline(always)]
+pub fn head_dots(q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]) {
+    let a = q.len();
+    if 8 % h_n == 0 && a % 8 == 0 {
+        let mut acc = [0.0f32; 8];
+        for (qc, kc) in q.chunks_exact(8).zip(k[..a].chunks_exact(8)) {
+            for l in 0..8 {
+                acc[l] += qc[l] * kc[l];
+            }
+        }
+        out[..h_n].iter_mut().for_each(|o| *o = 0.0);
+        for l in 0..8 {
+            out[l % h_n] += acc[l];
+        }
+    } else {
+        out[..h_n].iter_mut().for_each(|o| *o = 0.0);
+        for i in 0..a {
+            out[i % h_n] += q[i] * k[i];
+        }
+    }
+}
+
+/// `y[j*H+h] += w[h] * x[j*H+h]` for head-interleaved vectors.
+#[inline(always)]
+pub fn head_axpy(w: &[f32], x: &[f32], y: &mut [f32]) {
+    let h_n = w.len();
+    let a = y.len();
+    if 8 % h_n == 0 && a % 8 == 0 {
+        let mut w8 = [0.0f32; 8];
+        for l in 0..8 {
+            w8[l] = w[l % h_n];
+        }
+        for (yc, xc) in y.chunks_exact_mut(8).zip(x[..a].chunks_exact(8)) {
+            for l in 0..8 {
+                yc[l] += w8[l] * xc[l];
+            }
+        }
+    } else {
+        for i in 0..a {
+            y[i] += w[i % h_n] * x[i];
+        }
+    }
+}
+
+/// The kernels of the hot path, chosen once per request: [`Portable`] everywhere, [`Avx2`] on
+/// x86-64 CPUs with AVX2 and FMA (the engine checks at load time). Results agree to float
+/// rounding.
+pub trait Simd {
+    fn gemv_f64(rows: &[f64], d: usize, x: &[f64], out: &mut [f64]);
+    fn dot_f64(a: &[f32], b: &[f32]) -> f64;
+    fn head_dots(q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]);
+    fn head_axpy(w: &[f32], x: &[f32], y: &mut [f32]);
+    fn axpy(alpha: f32, x: &[f32], y: &mut [f32]);
+}
+
+pub struct Portable;
+
+impl Simd for Portable {
+    #[inline(always)]
+    fn gemv_f64(rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
+        gemv_f64(rows, d, x, out)
+    }
+    #[inline(always)]
+    fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+        dot_f64(a, b)
+    }
+    #[inline(always)]
+    fn head_dots(q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]) {
+        head_dots(q, k, h_n, out)
+    }
+    #[inline(always)]
+    fn head_axpy(w: &[f32], x: &[f32], y: &mut [f32]) {
+        head_axpy(w, x, y)
+    }
+    #[inline(always)]
+    fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+        axpy(alpha, x, y)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use avx2::Avx2;
+
+/// AVX2 + FMA versions, written with intrinsics because the auto-vectoriser keeps these
+/// short, fixed-shape loops in 128-bit or scalar code.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::Simd;
+
+    /// Only constructed by the engine after `is_x86_feature_detected!("avx2")` and `("fma")`.
+    pub struct Avx2;
+
+    #[inline(always)]
+    unsafe fn hsum_pd(v: __m256d) -> f64 {
+        let lo = _mm256_castpd256_pd128(v);
+        let hi = _mm256_extractf128_pd(v, 1);
+        let s = _mm_add_pd(lo, hi);
+        let h = _mm_unpackhi_pd(s, s);
+        _mm_cvtsd_f64(_mm_add_sd(s, h))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn gemv_f64(rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
+        let n = out.len();
+        assert!(rows.len() >= n * d && x.len() >= d);
+        let full = d / 4 * 4;
+        let xp = x.as_ptr();
+        let mut r = 0;
+        while r + 4 <= n {
+            let p = rows.as_ptr().add(r * d);
+            let (mut a0, mut a1, mut a2, mut a3) =
+                (_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd());
+            let mut j = 0;
+            while j < full {
+                let xv = _mm256_loadu_pd(xp.add(j));
+                a0 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(j)), xv, a0);
+                a1 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(d + j)), xv, a1);
+                a2 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(2 * d + j)), xv, a2);
+                a3 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(3 * d + j)), xv, a3);
+                j += 4;
+            }
+            let mut t = [hsum_pd(a0), hsum_pd(a1), hsum_pd(a2), hsum_pd(a3)];
+            for jj in full..d {
+                for (k, tk) in t.iter_mut().enumerate() {
+                    *tk += *p.add(k * d + jj) * *xp.add(jj);
+                }
+            }
+            out[r..r + 4].copy_from_slice(&t);
+            r += 4;
+        }
+        while r < n {
+            let p = rows.as_ptr().add(r * d);
+            let mut a = _mm256_setzero_pd();
+            let mut j = 0;
+            while j < full {
+                a = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(j)), _mm256_loadu_pd(xp.add(j)), a);
+                j += 4;
+            }
+            let mut t = hsum_pd(a);
+            for jj in full..d {
+                t += *p.add(jj) * *xp.add(jj);
+            }
+            out[r] = t;
+            r += 1;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+        let n = a.len().min(b.len());
+        let full = n / 4 * 4;
+        let mut acc = _mm256_setzero_pd();
+        let mut j = 0;
+        while j < full {
+            let x = _mm256_cvtps_pd(_mm_loadu_ps(a.as_ptr().add(j)));
+            let y = _mm256_cvtps_pd(_mm_loadu_ps(b.as_ptr().add(j)));
+            acc = _mm256_fmadd_pd(x, y, acc);
+            j += 4;
+        }
+        let mut t = hsum_pd(acc);
+        for k in full..n {
+            t += a[k] as f64 * b[k] as f64;
+        }
+        t
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn head_dots(q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]) {
+        let a = q.len();
+        if 8 % h_n != 0 || a % 8 != 0 || k.len() < a {
+            return super::head_dots(q, k, h_n, out);
+        }
+        let mut acc = _mm256_setzero_ps();
+        let mut j = 0;
+        while j < a {
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(j)), _mm256_loadu_ps(k.as_ptr().add(j)), acc);
+            j += 8;
+        }
+        let mut lanes = [0.0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+        out[..h_n].iter_mut().for_each(|o| *o = 0.0);
+        for (l, v) in lanes.iter().enumerate() {
+            out[l % h_n] += v;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn head_axpy(w: &[f32], x: &[f32], y: &mut [f32]) {
+        let h_n = w.len();
+        let a = y.len();
+        if 8 % h_n != 0 || a % 8 != 0 || x.len() < a {
+            return super::head_axpy(w, x, y);
+        }
+        let mut w8 = [0.0f32; 8];
+        for (l, v) in w8.iter_mut().enumerate() {
+            *v = w[l % h_n];
+        }
+        let wv = _mm256_loadu_ps(w8.as_ptr());
+        let mut j = 0;
+        while j < a {
+            let yp = y.as_mut_ptr().add(j);
+            _mm256_storeu_ps(yp, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.as_ptr().add(j)), _mm256_loadu_ps(yp)));
+            j += 8;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+        let n = x.len().min(y.len());
+        let full = n / 8 * 8;
+        let av = _mm256_set1_ps(alpha);
+        let mut j = 0;
+        while j < full {
+            let yp = y.as_mut_ptr().add(j);
+            _mm256_storeu_ps(yp, _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(j)), _mm256_loadu_ps(yp)));
+            j += 8;
+        }
+        for k in full..n {
+            y[k] += alpha * x[k];
+        }
+    }
+
+    // SAFETY (all methods): `Avx2` is only used by `Engine::request_avx2`, which the engine calls
+    // only after detecting AVX2 and FMA; every pointer access above stays inside the slices
+    // (checked by the length guards).
+    impl Simd for Avx2 {
+        #[inline(always)]
+        fn gemv_f64(rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
+            unsafe { gemv_f64(rows, d, x, out) }
+        }
+        #[inline(always)]
+        fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+            unsafe { dot_f64(a, b) }
+        }
+        #[inline(always)]
+        fn head_dots(q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]) {
+            unsafe { head_dots(q, k, h_n, out) }
+        }
+        #[inline(always)]
+        fn head_axpy(w: &[f32], x: &[f32], y: &mut [f32]) {
+            unsafe { head_axpy(w, x, y) }
+        }
+        #[inline(always)]
+        fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+            unsafe { axpy(alpha, x, y) }
+        }
     }
 }
 

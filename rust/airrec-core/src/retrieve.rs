@@ -8,7 +8,7 @@
 use std::cmp::Ordering;
 
 use crate::config::{EngineConfig, MAX_CHAIN_DEPTH_LIMIT};
-use crate::kernels::{dot_f64, dot_f64_f64, gemv_f64};
+use crate::kernels::Simd;
 use crate::tree::UserTree;
 
 const NO_PREV: u32 = u32::MAX;
@@ -44,8 +44,11 @@ pub struct TreeView {
     pub node_ln_w: Vec<f64>,
     /// `ln(c_e / W)` per event.
     pub event_ln_w: Vec<f64>,
-    /// Retrieval vectors of the tree's nodes in f64, local order; roots first in `root_vecs`.
-    node_vecs: Vec<f64>,
+    /// Retrieval vectors in f64, grouped by parent: the children of local node `i` are rows
+    /// `child_start[i]..child_start[i+1]` of `child_vecs` (in tree-children order), the roots
+    /// are `root_vecs`. A beam expansion is then one blocked matrix-vector product.
+    child_vecs: Vec<f64>,
+    child_start: Vec<u32>,
     root_vecs: Vec<f64>,
     dim: usize,
 }
@@ -53,14 +56,23 @@ pub struct TreeView {
 impl TreeView {
     pub fn prepare<'a>(&mut self, tree: &UserTree, cfg: &EngineConfig, dim: usize, node_vector: impl Fn(u32) -> &'a [f32]) {
         self.dim = dim;
-        self.node_vecs.clear();
-        for n in tree.nodes() {
-            self.node_vecs.extend(node_vector(n.node).iter().map(|&v| v as f64));
-        }
+        let nodes = tree.nodes();
+        let push = |out: &mut Vec<f64>, i: u32| out.extend(node_vector(nodes[i as usize].node).iter().map(|&v| v as f64));
         self.root_vecs.clear();
         for &r in &tree.roots {
-            self.root_vecs.extend_from_slice(&self.node_vecs[r as usize * dim..(r as usize + 1) * dim]);
+            push(&mut self.root_vecs, r);
         }
+        self.child_vecs.clear();
+        self.child_start.clear();
+        let mut rows = 0u32;
+        for node in nodes {
+            self.child_start.push(rows);
+            for &ch in &node.children {
+                push(&mut self.child_vecs, ch);
+            }
+            rows += node.children.len() as u32;
+        }
+        self.child_start.push(rows);
         let n = tree.nodes().len() as u32;
         self.node_ln_w.clear();
         self.node_ln_w.extend((0..n).map(|i| tree.weight(i).ln()));
@@ -82,6 +94,7 @@ pub struct WalkScratch {
     candidate_events: Vec<u32>,
     x64: Vec<f64>,
     root_sims: Vec<f64>,
+    child_sims: Vec<f64>,
     /// Selected chains (arena indices), best first.
     selected: Vec<u32>,
     /// Chain nodes in slot order (chain by chain, root to leaf, each once), local indices.
@@ -161,7 +174,7 @@ fn record(view: &TreeView, s: &mut WalkScratch, i: u32, sim: f64) -> f64 {
 /// Walks `tree` for a candidate with retrieval vector `x`; fills the selected chains,
 /// `chain_nodes` and `evidence` of `s`.
 #[inline(always)]
-pub fn walk<'a>(
+pub fn walk<'a, K: Simd>(
     tree: &UserTree,
     view: &TreeView,
     cfg: &EngineConfig,
@@ -175,7 +188,7 @@ pub fn walk<'a>(
     s.x64.extend(x.iter().map(|&v| v as f64));
     // All roots are scored for every candidate: one blocked pass instead of many dots.
     s.root_sims.resize(tree.roots.len(), 0.0);
-    gemv_f64(&view.root_vecs, d, &s.x64, &mut s.root_sims);
+    K::gemv_f64(&view.root_vecs, d, &s.x64, &mut s.root_sims);
     s.node_sim.clear();
     s.node_sim.resize(nodes.len(), f64::NAN);
     s.arena.clear();
@@ -198,9 +211,11 @@ pub fn walk<'a>(
             if children.is_empty() || chain.len as usize == cfg.max_chain_depth {
                 s.complete.push(ci);
             } else {
-                for &ch in children {
-                    let sim = dot_f64_f64(&view.node_vecs[ch as usize * d..(ch as usize + 1) * d], &s.x64);
-                    let v = record(view, s, ch, sim);
+                let (a, b) = (view.child_start[chain.last as usize] as usize, view.child_start[chain.last as usize + 1] as usize);
+                s.child_sims.resize(b - a, 0.0);
+                K::gemv_f64(&view.child_vecs[a * d..b * d], d, &s.x64, &mut s.child_sims);
+                for (k, &ch) in children.iter().enumerate() {
+                    let v = record(view, s, ch, s.child_sims[k]);
                     next.push(s.arena.len() as u32);
                     s.arena.push(Link::new(chain.sum + v, ch, ci, chain.len + 1));
                 }
@@ -244,7 +259,7 @@ pub fn walk<'a>(
                 continue;
             }
         }
-        let sim = dot_f64(item_vector(tree.events()[e as usize].item), x);
+        let sim = K::dot_f64(item_vector(tree.events()[e as usize].item), x);
         s.evidence.push((e, view.event_ln_w[e as usize] + cfg.evidence_alpha * sim));
     }
     s.evidence.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
