@@ -222,3 +222,14 @@ def test_cache_file_is_plain_sqlite(tmp_path: Path, items: list) -> None:
         cache.put_many(rows_for(units))
     db = sqlite3.connect(tmp_path / "c.sqlite")
     assert db.execute("SELECT COUNT(*) FROM intents WHERE status='ok'").fetchone() == (2,)
+
+
+def test_unloadable_gguf_is_a_model_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("llama_cpp")
+    from airrec.generate import IntentGenerator
+
+    monkeypatch.setenv("AIRREC_MODEL_CACHE", str(tmp_path / "cache"))
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\xff" * 4096)
+    with pytest.raises(ModelError, match="could not load"):
+        IntentGenerator(bad)

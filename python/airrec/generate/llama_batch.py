@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ class BatchResult:
     prompt_tokens: int
     completion_tokens: int
     finish: str  # "stop" (grammar/stop/EOS) or "length"
+    seconds: float = 0.0  # from entering a sequence slot to finishing
 
 
 @dataclass
@@ -107,6 +109,7 @@ class _Slot:
     logit_index: int = -1
     done: bool = False
     history: list[int] | None = None
+    started: float = 0.0
 
 
 class LlamaBatchEngine:
@@ -330,6 +333,7 @@ class LlamaBatchEngine:
                     rng = np.random.default_rng(job.seed)
                     slot = _Slot(job, seq, self._sampler(job), rng, self._prefix_len, [])
                     slot.history = []
+                    slot.started = time.perf_counter()
                     last = len(job.suffix) - 1
                     for j, tok in enumerate(job.suffix):
                         idx = self._add(tok, slot.pos, seq, j == last)
@@ -359,6 +363,7 @@ class LlamaBatchEngine:
                         len(slot.job.suffix),
                         slot.n_out,
                         finish,
+                        time.perf_counter() - slot.started,
                     )
                 active = still
         finally:

@@ -18,8 +18,8 @@ Normalisation rules (they decide what the knowledge base's vocabulary looks like
   paths longer than :data:`MAX_PHRASES` are *truncated* to the first four, because paths go
   coarse to fine and the deep tail is the part that drifts into copying the title.
 * Title copies: a path is dropped if one of its phrases covers more than
-  :data:`TITLE_OVERLAP` of the title's distinct words (titles of at least three words;
-  ``coffee mug`` for "Coffee Mug" is a fine intent). "Cast iron skillet" for "Lodge 10.25
+  :data:`TITLE_OVERLAP` of the title's distinct words, for titles of at least
+  :data:`TITLE_MIN_WORDS` words (``green tea`` for "Green Tea Bags" is a fine intent). "Cast iron skillet" for "Lodge 10.25
   Inch Cast Iron Skillet, Pre-Seasoned" covers 3/8 and stays.
 * Duplicate paths, and paths that are a prefix of another kept path (the intent tree has the
   prefix anyway), are dropped; at most :data:`MAX_PATHS` paths are kept, in answer order.
@@ -39,6 +39,7 @@ __all__ = [
     "MAX_PHRASE_CHARS",
     "MAX_WORDS",
     "MIN_PHRASES",
+    "TITLE_MIN_WORDS",
     "TITLE_OVERLAP",
     "ParsedIntents",
     "format_paths",
@@ -52,6 +53,7 @@ MAX_PATHS = 3
 MAX_WORDS = 4
 MAX_PHRASE_CHARS = 40
 TITLE_OVERLAP = 0.6
+TITLE_MIN_WORDS = 4
 #: Answers are cut here before parsing: a runaway generation must not cost a regex over MBs.
 MAX_INPUT_CHARS = 8192
 
@@ -160,7 +162,7 @@ def parse_intents(text: str, title: str = "") -> ParsedIntents:
         if len(phrases) > MAX_PHRASES:
             problems.append("path truncated to 4 phrases")
             phrases = phrases[:MAX_PHRASES]
-        if len(title_words) >= 3 and any(
+        if len(title_words) >= TITLE_MIN_WORDS and any(
             len(_words(p) & title_words) > TITLE_OVERLAP * len(title_words) for p in phrases
         ):
             problems.append("path copies the title")

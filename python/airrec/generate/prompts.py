@@ -97,7 +97,9 @@ class PromptTemplate:
     def grammar(self) -> str:
         """GBNF for one answer line: 1..max_paths paths of 2..max_phrases lowercase phrases
         of 1..max_words words, then a newline. Words start with a letter or digit and are
-        at most 18 characters, so a degenerate run cannot spell out a SKU forever."""
+        at most 18 characters, so a degenerate run cannot spell out a SKU forever. The
+        alphabet is ASCII (the catalogues here are English); a template for other languages
+        needs its own grammar."""
         more_paths = self.max_paths - 1
         more_phrases = self.max_phrases - 2
         more_words = self.max_words - 1

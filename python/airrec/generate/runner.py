@@ -163,7 +163,7 @@ class IntentGenerator:
     def _job(self, unit: Unit, attempt: int, suffix: list[int]) -> BatchJob:
         greedy = attempt == 1
         return BatchJob(
-            key=(unit, attempt, time.perf_counter()),
+            key=(unit, attempt),
             suffix=suffix,
             grammar=self._grammar,
             max_tokens=self.prompt.max_tokens,
@@ -177,6 +177,7 @@ class IntentGenerator:
         queue: deque[BatchJob] = deque()
         suffixes: dict[str, list[int]] = {}
         tokens: dict[str, list[int]] = {}
+        busy: dict[str, float] = {}  # decode seconds per unit, over its attempts
         for unit in units:
             if not unit.text.strip():
                 yield Outcome(unit, [], "failed", 0, "empty item text")
@@ -184,8 +185,10 @@ class IntentGenerator:
             suffixes[unit.key] = self._suffix(unit)
             queue.append(self._job(unit, 1, suffixes[unit.key]))
         for result in self.engine.run(queue):
-            unit, attempt, started = result.key
+            unit, attempt = result.key
             spent = tokens.setdefault(unit.key, [0, 0])
+            took = busy.get(unit.key, 0.0) + result.seconds
+            busy[unit.key] = took
             spent[0] += result.prompt_tokens
             spent[1] += result.completion_tokens
             parsed = parse_intents(result.text, unit.text)
@@ -201,8 +204,9 @@ class IntentGenerator:
                     result.text,
                     spent[0],
                     spent[1],
-                    time.perf_counter() - started,
+                    took,
                 )
+                busy.pop(unit.key, None)
                 tokens.pop(unit.key, None)
                 suffixes.pop(unit.key, None)
             else:
