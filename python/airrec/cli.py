@@ -3,9 +3,12 @@
 Each stage reads the previous stage's output from disk, so any stage can be re-run alone:
 
     airrec data fetch        download a public dataset (checksummed) into the data directory
+    airrec generate          LLM intent generation (llama.cpp, GGUF), cached and resumable
+    airrec build             intents + embeddings -> intent trie -> bundle the engine loads
     airrec info BUNDLE       describe a bundle
     airrec explain BUNDLE    why an item scores what it does for a history
     airrec bench online      online-path latency/throughput beside the NumPy reference
+    airrec bench generate    intent-generation throughput: naive loop vs the pipeline
 
 Heavy imports (torch, llama.cpp) happen inside the subcommand that needs them, so `--help`
 stays instant.
@@ -49,6 +52,32 @@ def _run_fetch(args: argparse.Namespace) -> int:
     downloaded = sum(f.downloaded for f in files)
     print(f"{args.dataset}: {len(files)} files verified in {dest} ({downloaded} downloaded)")
     return 0
+
+
+def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from airrec.generate.cli import add_generate_arguments, run_generate
+
+    gen = sub.add_parser(
+        "generate",
+        help="generate atomic intents for a dataset's items with a local GGUF LLM",
+        description="Runs the LLM over (behaviour, item text) pairs and stores 1-3 hierarchical "
+        "intent paths per pair in a persistent, resumable cache (kill it any time and re-run).",
+    )
+    add_generate_arguments(gen)
+    gen.set_defaults(handler=run_generate)
+
+
+def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from airrec.kb.cli import add_build_arguments, run_build
+
+    build = sub.add_parser(
+        "build",
+        help="build a bundle (intent trie, vectors, indexes) from an intents file",
+        description="Merges intent paths into the global trie, embeds phrases and item texts, "
+        "projects them into one space and writes the versioned bundle the engine loads.",
+    )
+    add_build_arguments(build)
+    build.set_defaults(handler=run_build)
 
 
 def _add_info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,6 +136,17 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     online.add_argument("--quick", action="store_true", help="small shape and counts (a smoke run)")
     online.set_defaults(handler=_run_bench_online)
 
+    from airrec.generate.cli import add_bench_arguments, run_bench
+
+    gen = bsub.add_parser(
+        "generate",
+        help="intent-generation throughput: naive one-item-per-call loop vs the pipeline",
+        description="Runs the naive chat loop and the batched pipeline on the same items in the "
+        "same run and writes items/s, tokens/s and examples side by side.",
+    )
+    add_bench_arguments(gen)
+    gen.set_defaults(handler=run_bench)
+
 
 def _run_bench_online(args: argparse.Namespace) -> int:
     from airrec.bench.online import Shape, run_online_bench, summary
@@ -135,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data(sub)
+    _add_generate(sub)
+    _add_build(sub)
     _add_info(sub)
     _add_explain(sub)
     _add_bench(sub)
