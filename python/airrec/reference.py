@@ -218,9 +218,10 @@ class RefTree:
         t_ref = float(timestamps.max()) if timestamps.size else None
         weights = np.array(config["behaviour_weights"], dtype=np.float64)
         age = (t_ref if t_ref is not None else 0.0) - timestamps
-        c = weights[np.array(self._behaviours, dtype=np.int64)] * np.exp(
-            -config["decay_lambda"] * age
-        )
+        lam = config["decay_lambda"]
+        # Without decay every factor is exactly 1 (0 * inf would be NaN for overflowing ages).
+        factor = np.exp(-lam * age) if lam != 0.0 else np.ones_like(age)
+        c = weights[np.array(self._behaviours, dtype=np.int64)] * factor
         total = float(c.sum())
         reaching: dict[int, list[int]] = {}  # node -> events reaching it, in event order
         for e, nodes in enumerate(self._event_nodes):

@@ -302,11 +302,18 @@ impl Engine {
     /// Composes the walked candidate; returns its score and writes its intent vector into `u`
     /// when given.
     #[inline(always)]
-    fn compose<K: Simd>(&self, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch, u: Option<&mut [f32]>) -> f32 {
+    fn compose<'a, K: Simd>(
+        &'a self,
+        tree: &UserTree,
+        cand: &CandidateView<'_>,
+        s: &mut Scratch,
+        slots: &mut Vec<Slot<'a>>,
+        u: Option<&mut [f32]>,
+    ) -> f32 {
         let b = &*self.bundle;
         let c = &b.composer;
         let evidence_ty = b.dims.max_depth as u8;
-        let mut slots: Vec<Slot<'_>> = Vec::with_capacity(s.walk.chain_nodes.len() + s.walk.evidence.len());
+        slots.clear();
         for &li in &s.walk.chain_nodes {
             let node = tree.nodes[li as usize].node;
             let (key, value) = c.node_kv(node);
@@ -317,7 +324,7 @@ impl Engine {
             let (key, value) = c.item_kv(tree.events()[e as usize].item);
             slots.push(Slot { key, value, ty: evidence_ty, ln_w: s.view.event_ln_w[e as usize] as f32 });
         }
-        attend::<K>(c, cand, &slots, &mut s.compose, u)
+        attend::<K>(c, cand, slots, &mut s.compose, u)
     }
 
     #[inline(always)]
@@ -326,6 +333,7 @@ impl Engine {
         let c = &self.bundle.composer;
         s.view.prepare(tree, &self.config, d, |n| self.bundle.node_vector(n));
         let mut buf = std::mem::take(&mut s.row);
+        let mut slots = Vec::new();
         let n = cands.len(d);
         for k in 0..n {
             // Candidate rows are scattered over tens of MB: start loading the next one now.
@@ -335,9 +343,9 @@ impl Engine {
             let cand = c.view(self.candidate_row(&cands, k, &mut buf));
             self.walk_for::<K>(tree, &cand, s);
             match want {
-                Want::Scores => out[k] = self.compose::<K>(tree, &cand, s, None),
+                Want::Scores => out[k] = self.compose::<K>(tree, &cand, s, &mut slots, None),
                 Want::Vectors => {
-                    self.compose::<K>(tree, &cand, s, Some(&mut out[k * d..(k + 1) * d]));
+                    self.compose::<K>(tree, &cand, s, &mut slots, Some(&mut out[k * d..(k + 1) * d]));
                 }
             }
         }
@@ -430,7 +438,7 @@ impl Engine {
         let cand = b.composer.view(self.candidate_row(&cands, 0, &mut buf));
         self.walk_for::<Portable>(tree, &cand, &mut s);
         let mut u = vec![0.0f32; self.dim()];
-        let score = self.compose::<Portable>(tree, &cand, &mut s, Some(&mut u));
+        let score = self.compose::<Portable>(tree, &cand, &mut s, &mut Vec::new(), Some(&mut u));
         let x = cand.x;
         let h = b.dims.n_heads;
         let att = &s.compose.attention;

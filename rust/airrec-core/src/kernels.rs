@@ -180,7 +180,9 @@ impl Simd for Portable {
 pub use avx2::Avx2;
 
 /// AVX2 + FMA versions, written with intrinsics because the auto-vectoriser keeps these
-/// short, fixed-shape loops in 128-bit or scalar code.
+/// short, fixed-shape loops in 128-bit or scalar code. They carry no `#[target_feature]` of
+/// their own (it forbids `#[inline(always)]`): they are only ever inlined into
+/// `Engine::request_avx2`, which enables AVX2 and FMA, so the intrinsics inline there.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -199,8 +201,7 @@ mod avx2 {
         _mm_cvtsd_f64(_mm_add_sd(s, h))
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
+    #[inline(always)]
     unsafe fn gemv_f64(rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
         let n = out.len();
         assert!(rows.len() >= n * d && x.len() >= d);
@@ -246,8 +247,7 @@ mod avx2 {
         }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
+    #[inline(always)]
     unsafe fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
         let n = a.len().min(b.len());
         let full = n / 4 * 4;
@@ -266,8 +266,7 @@ mod avx2 {
         t
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
+    #[inline(always)]
     unsafe fn head_dots(q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]) {
         let a = q.len();
         if 8 % h_n != 0 || a % 8 != 0 || k.len() < a {
@@ -287,19 +286,25 @@ mod avx2 {
         }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
+    #[inline(always)]
     unsafe fn head_axpy(w: &[f32], x: &[f32], y: &mut [f32]) {
         let h_n = w.len();
         let a = y.len();
         if 8 % h_n != 0 || a % 8 != 0 || x.len() < a {
             return super::head_axpy(w, x, y);
         }
-        let mut w8 = [0.0f32; 8];
-        for (l, v) in w8.iter_mut().enumerate() {
-            *v = w[l % h_n];
-        }
-        let wv = _mm256_loadu_ps(w8.as_ptr());
+        let wv = match h_n {
+            // The common case: four heads repeat twice across the eight lanes.
+            4 => _mm256_broadcast_ps(&*(w.as_ptr() as *const __m128)),
+            8 => _mm256_loadu_ps(w.as_ptr()),
+            _ => {
+                let mut w8 = [0.0f32; 8];
+                for (l, v) in w8.iter_mut().enumerate() {
+                    *v = w[l % h_n];
+                }
+                _mm256_loadu_ps(w8.as_ptr())
+            }
+        };
         let mut j = 0;
         while j < a {
             let yp = y.as_mut_ptr().add(j);
@@ -308,8 +313,7 @@ mod avx2 {
         }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
+    #[inline(always)]
     unsafe fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
         let n = x.len().min(y.len());
         let full = n / 8 * 8;
@@ -325,9 +329,9 @@ mod avx2 {
         }
     }
 
-    // SAFETY (all methods): `Avx2` is only used by `Engine::request_avx2`, which the engine calls
-    // only after detecting AVX2 and FMA; every pointer access above stays inside the slices
-    // (checked by the length guards).
+    // SAFETY (all methods): `Avx2` is only used inside `Engine::request_avx2`, which the engine
+    // calls only after detecting AVX2 and FMA; every pointer access above stays inside the
+    // slices (checked by the length guards).
     impl Simd for Avx2 {
         #[inline(always)]
         fn gemv_f64(rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {

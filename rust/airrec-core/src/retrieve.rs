@@ -87,16 +87,16 @@ impl TreeView {
 #[derive(Default)]
 pub struct WalkScratch {
     arena: Vec<Link>,
-    frontier: Vec<u32>,
-    next: Vec<u32>,
-    complete: Vec<u32>,
+    frontier: Vec<(f64, u32)>,
+    next: Vec<(f64, u32)>,
+    complete: Vec<(f64, u32)>,
     node_sim: Vec<f64>,
     candidate_events: Vec<u32>,
     x64: Vec<f64>,
     root_sims: Vec<f64>,
     child_sims: Vec<f64>,
-    /// Selected chains (arena indices), best first.
-    selected: Vec<u32>,
+    /// Selected chains `(score, arena index)`, best first.
+    selected: Vec<(f64, u32)>,
     /// Chain nodes in slot order (chain by chain, root to leaf, each once), local indices.
     pub chain_nodes: Vec<u32>,
     /// Selected evidence `(event, score)`, best first.
@@ -116,7 +116,7 @@ impl WalkScratch {
 
     /// Local node indices of selected chain `k`, root first, and its score.
     pub fn chain(&self, k: usize, out: &mut Vec<u32>) -> f64 {
-        let idx = self.selected[k];
+        let idx = self.selected[k].1;
         let mut buf = [0u32; MAX_CHAIN_DEPTH_LIMIT];
         let len = self.materialise(idx, &mut buf);
         out.clear();
@@ -137,31 +137,45 @@ impl WalkScratch {
     }
 }
 
-/// Higher score first; exact ties by global node ids, lexicographically ascending.
-#[inline]
-fn chain_order(tree: &UserTree, s: &WalkScratch, a: u32, b: u32) -> Ordering {
-    let (la, lb) = (&s.arena[a as usize], &s.arena[b as usize]);
-    match lb.score().total_cmp(&la.score()) {
-        Ordering::Equal => {
-            let (mut ba, mut bb) = ([0u32; MAX_CHAIN_DEPTH_LIMIT], [0u32; MAX_CHAIN_DEPTH_LIMIT]);
-            let na = s.materialise(a, &mut ba);
-            let nb = s.materialise(b, &mut bb);
-            let ga = ba[..na].iter().map(|&i| tree.nodes()[i as usize].node);
-            let gb = bb[..nb].iter().map(|&i| tree.nodes()[i as usize].node);
-            ga.cmp(gb)
-        }
-        o => o,
-    }
+/// Exact score ties: global node ids, lexicographically ascending (rare, so out of line).
+#[cold]
+#[inline(never)]
+fn tie_order(tree: &UserTree, s: &WalkScratch, a: u32, b: u32) -> Ordering {
+    let (mut ba, mut bb) = ([0u32; MAX_CHAIN_DEPTH_LIMIT], [0u32; MAX_CHAIN_DEPTH_LIMIT]);
+    let na = s.materialise(a, &mut ba);
+    let nb = s.materialise(b, &mut bb);
+    let ga = ba[..na].iter().map(|&i| tree.nodes()[i as usize].node);
+    let gb = bb[..nb].iter().map(|&i| tree.nodes()[i as usize].node);
+    ga.cmp(gb)
 }
 
-/// Keeps the best `k` of `list` (arena indices), sorted.
-#[inline]
-fn keep_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<u32>, k: usize) {
-    if list.len() > k {
-        list.select_nth_unstable_by(k, |&a, &b| chain_order(tree, s, a, b));
-        list.truncate(k);
+/// Keeps the best `k` of `list` (`(score, arena index)` pairs), sorted: higher score first,
+/// exact ties by [`tie_order`]. Beams are small, so this is one insertion pass that compares a
+/// candidate with the current worst kept entry before doing anything else.
+#[inline(always)]
+fn keep_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<(f64, u32)>, k: usize) {
+    let before = |a: &(f64, u32), b: &(f64, u32)| match b.0.total_cmp(&a.0) {
+        Ordering::Equal => tie_order(tree, s, a.1, b.1) == Ordering::Less,
+        o => o == Ordering::Less,
+    };
+    let mut kept = 0;
+    for i in 0..list.len() {
+        let item = list[i];
+        if kept == k && !before(&item, &list[kept - 1]) {
+            continue;
+        }
+        // Insert `item` into the sorted prefix `list[..kept]`, dropping the worst when full.
+        let mut pos = if kept < k { kept } else { kept - 1 };
+        while pos > 0 && before(&item, &list[pos - 1]) {
+            list[pos] = list[pos - 1];
+            pos -= 1;
+        }
+        list[pos] = item;
+        if kept < k {
+            kept += 1;
+        }
     }
-    list.sort_unstable_by(|&a, &b| chain_order(tree, s, a, b));
+    list.truncate(kept);
 }
 
 /// Node score `sim + walk_alpha * ln(w̃)` from a precomputed similarity.
@@ -199,25 +213,27 @@ pub fn walk<'a, K: Simd>(
     let mut next = std::mem::take(&mut s.next);
     for (k, &r) in tree.roots.iter().enumerate() {
         let v = record(view, s, r, s.root_sims[k]);
-        frontier.push(s.arena.len() as u32);
-        s.arena.push(Link::new(v, r, NO_PREV, 1));
+        let link = Link::new(v, r, NO_PREV, 1);
+        frontier.push((link.score(), s.arena.len() as u32));
+        s.arena.push(link);
     }
     keep_top(tree, s, &mut frontier, cfg.beam_width);
     while !frontier.is_empty() {
         next.clear();
-        for &ci in &frontier {
+        for &(_, ci) in &frontier {
             let chain = s.arena[ci as usize];
             let children = &nodes[chain.last as usize].children;
             if children.is_empty() || chain.len as usize == cfg.max_chain_depth {
-                s.complete.push(ci);
+                s.complete.push((chain.score(), ci));
             } else {
                 let (a, b) = (view.child_start[chain.last as usize] as usize, view.child_start[chain.last as usize + 1] as usize);
                 s.child_sims.resize(b - a, 0.0);
                 K::gemv_f64(&view.child_vecs[a * d..b * d], d, &s.x64, &mut s.child_sims);
                 for (k, &ch) in children.iter().enumerate() {
                     let v = record(view, s, ch, s.child_sims[k]);
-                    next.push(s.arena.len() as u32);
-                    s.arena.push(Link::new(chain.sum + v, ch, ci, chain.len + 1));
+                    let link = Link::new(chain.sum + v, ch, ci, chain.len + 1);
+                    next.push((link.score(), s.arena.len() as u32));
+                    s.arena.push(link);
                 }
             }
         }
@@ -236,7 +252,7 @@ pub fn walk<'a, K: Simd>(
     s.chain_nodes.clear();
     let mut buf = [0u32; MAX_CHAIN_DEPTH_LIMIT];
     for k in 0..s.selected.len() {
-        let len = s.materialise(s.selected[k], &mut buf);
+        let len = s.materialise(s.selected[k].1, &mut buf);
         for &n in &buf[..len] {
             if !s.chain_nodes.contains(&n) {
                 s.chain_nodes.push(n);
@@ -247,7 +263,7 @@ pub fn walk<'a, K: Simd>(
     // Evidence: events under the chains' last nodes, pruned by weight, similarity, recency.
     s.candidate_events.clear();
     for k in 0..s.selected.len() {
-        let last = s.arena[s.selected[k] as usize].last;
+        let last = s.arena[s.selected[k].1 as usize].last;
         s.candidate_events.extend_from_slice(&nodes[last as usize].evidence);
     }
     s.candidate_events.sort_unstable();

@@ -39,6 +39,17 @@ pub struct TreeParams {
     pub bundle_id: u64,
 }
 
+/// `exp(-lambda * age)`, exactly 1 without decay: `0 * inf` would be NaN when two finite
+/// timestamps are so far apart that their difference overflows.
+#[inline]
+pub fn decay(lambda: f64, age: f64) -> f64 {
+    if lambda == 0.0 {
+        1.0
+    } else {
+        (-lambda * age).exp()
+    }
+}
+
 /// Smallest normalised weight fed to `ln`: keeps `ln(w)` finite when old events decay to zero.
 pub const MIN_WEIGHT: f64 = 1e-30;
 
@@ -146,7 +157,7 @@ impl UserTree {
     /// Re-expresses every stored mass relative to a later reference time.
     fn advance_to(&mut self, t: f64) {
         if self.t_ref.is_finite() && t > self.t_ref {
-            let f = (-self.params.decay_lambda * (t - self.t_ref)).exp();
+            let f = decay(self.params.decay_lambda, t - self.t_ref);
             self.contrib.iter_mut().for_each(|c| *c *= f);
             self.nodes.iter_mut().for_each(|n| n.mass *= f);
             self.total *= f;
@@ -161,7 +172,7 @@ impl UserTree {
     pub(crate) fn push(&mut self, trie: &Trie, event: Event, leaves: &[u32]) {
         self.advance_to(event.timestamp);
         let bw = self.params.behaviour_weights[event.behaviour as usize];
-        let c = bw * (-self.params.decay_lambda * (self.t_ref - event.timestamp)).exp();
+        let c = bw * decay(self.params.decay_lambda, self.t_ref - event.timestamp);
         let e = self.events.len() as u32;
         self.events.push(event);
         self.contrib.push(c);
