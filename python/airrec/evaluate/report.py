@@ -26,7 +26,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from airrec.errors import InputError
 from airrec.evaluate.metrics import DEFAULT_METRICS, aggregate_seeds
@@ -34,6 +34,7 @@ from airrec.evaluate.protocol import EvalResult
 
 __all__ = [
     "FORMAT",
+    "ReportPaths",
     "markdown_report",
     "markdown_table",
     "plot_results",
@@ -43,6 +44,15 @@ __all__ = [
 ]
 
 FORMAT = "airrec-eval/1"
+
+
+class ReportPaths(NamedTuple):
+    """The files :func:`write_report` wrote (``plots`` is empty without matplotlib)."""
+
+    json: Path
+    markdown: Path
+    plots: list[Path]
+
 Json = dict[str, Any]
 
 
@@ -233,7 +243,7 @@ def write_report(
     *,
     meta: Mapping[str, Any] | None = None,
     plots: bool = True,
-) -> dict[str, Path | list[Path]]:
+) -> ReportPaths:
     """Write ``results.json``, ``results.md`` and (with matplotlib) ``plots/*.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -243,4 +253,4 @@ def write_report(
     md_path = out / "results.md"
     md_path.write_text(markdown_report(data), encoding="utf-8")
     pngs = plot_results(data, out / "plots") if plots else []
-    return {"json": json_path, "markdown": md_path, "plots": pngs}
+    return ReportPaths(json_path, md_path, pngs)

@@ -19,6 +19,9 @@ use crate::explain::{ChainExplanation, EvidenceExplanation, Explanation};
 use crate::retrieve::{walk, TreeView, WalkScratch};
 use crate::tree::{Event, TreeParams, UserTree};
 
+/// How many candidates ahead the request loop prefetches candidate rows.
+const PREFETCH_AHEAD: usize = 2;
+
 static NEXT_BUNDLE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Candidates of one request: item ids of the bundle, or raw vectors of unseen items.
@@ -335,10 +338,16 @@ impl Engine {
         let mut buf = std::mem::take(&mut s.row);
         let mut slots = Vec::new();
         let n = cands.len(d);
+        if let Candidates::Items(ids) = &cands {
+            for &id in ids.iter().take(PREFETCH_AHEAD) {
+                crate::kernels::prefetch(c.item_row(id));
+            }
+        }
         for k in 0..n {
-            // Candidate rows are scattered over tens of MB: start loading the next one now.
-            if let (Candidates::Items(ids), true) = (&cands, k + 1 < n) {
-                crate::kernels::prefetch(c.item_row(ids[k + 1]));
+            // Candidate rows are scattered over tens of MB (TLB and cache misses): start loading
+            // a later one now. Two ahead measured better than one (noisy: 280-296 vs ~327 us).
+            if let (Candidates::Items(ids), true) = (&cands, k + PREFETCH_AHEAD < n) {
+                crate::kernels::prefetch(c.item_row(ids[k + PREFETCH_AHEAD]));
             }
             let cand = c.view(self.candidate_row(&cands, k, &mut buf));
             self.walk_for::<K>(tree, &cand, s);
