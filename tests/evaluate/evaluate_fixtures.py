@@ -19,17 +19,14 @@ def _split(name: str, histories: Sequence[Sequence[int]], targets: Sequence[int]
     np.cumsum(lengths, out=offsets[1:])
     items = np.array([i for h in histories for i in h], dtype=np.int64)
     positions = np.concatenate([np.arange(n) for n in lengths]) if len(histories) else np.zeros(0)
-    kw = {}
-    if targets is not None:
-        kw = {
-            "targets": np.asarray(targets, dtype=np.int64),
-            "target_behaviours": np.zeros(len(targets), dtype=np.int64),
-            "target_timestamps": lengths.astype(np.float64),
-        }
+    has = targets is not None
     return Split(
         name=name, offsets=offsets, items=items, behaviours=np.zeros(items.size, np.int64),
         timestamps=positions.astype(np.float64), users=np.arange(len(histories)),
-        sources=np.zeros(len(histories), np.uint8), source_names=(name,), **kw,
+        sources=np.zeros(len(histories), np.uint8), source_names=(name,),
+        targets=np.asarray(targets, dtype=np.int64) if has else None,
+        target_behaviours=np.zeros(len(histories), dtype=np.int64) if has else None,
+        target_timestamps=lengths.astype(np.float64) if has else None,
     )
 
 

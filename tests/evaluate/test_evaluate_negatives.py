@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from airrec.data import Dataset, load_food_kitchen
+from airrec.data import Dataset, SplitName, load_food_kitchen
 from airrec.errors import DataError
 from airrec.evaluate.negatives import (
     check_negatives,
@@ -22,7 +22,7 @@ from airrec.evaluate.negatives import (
 from evaluate_fixtures import REPO, make_dataset
 
 
-def _assert_valid(neg: np.ndarray, ds: Dataset, split: str = "test") -> None:
+def _assert_valid(neg: np.ndarray, ds: Dataset, split: SplitName = "test") -> None:
     targets = ds.split(split).targets
     assert targets is not None
     dom = ds.items.domains
