@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +68,14 @@ def quiet_llama_logs() -> None:
 
         _LOG_CALLBACK = _silent
     lib.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
+class JobQueue(Protocol):
+    """What :meth:`LlamaBatchEngine.run` needs of a live queue (a ``deque`` qualifies)."""
+
+    def __bool__(self) -> bool: ...
+    def __getitem__(self, index: int) -> BatchJob: ...
+    def popleft(self) -> BatchJob: ...
 
 
 @dataclass
@@ -306,13 +314,14 @@ class LlamaBatchEngine:
                 return tok
         raise GenerationError("the grammar allows no token (it is not satisfiable)")
 
-    def run(self, jobs: Iterable[BatchJob]) -> Iterator[BatchResult]:
+    def run(self, jobs: Iterable[BatchJob] | JobQueue) -> Iterator[BatchResult]:
         """Complete ``jobs``, yielding results as they finish (not in input order)."""
         if self._prefix_len == 0:
             raise GenerationError("set_prefix() must run before run()")
         lib = self._lib
-        # A deque passed in is consumed in place, so a caller may append retries mid-run.
-        pending = jobs if isinstance(jobs, deque) else deque(jobs)
+        # A queue passed in (anything with popleft) is consumed in place, so a caller may
+        # append retries mid-run or feed jobs lazily.
+        pending: Any = jobs if hasattr(jobs, "popleft") else deque(jobs)
         free = list(range(self.n_parallel, 0, -1))
         active: list[_Slot] = []
         try:

@@ -173,18 +173,27 @@ class IntentGenerator:
         )
 
     def generate(self, units: Iterable[Unit]) -> Iterator[Outcome]:
-        """Answer ``units`` (streamed, in completion order), retries included."""
-        queue: deque[BatchJob] = deque()
+        """Answer ``units`` (streamed, in completion order), retries included.
+
+        ``units`` is consumed lazily, as sequence slots free up: a worker can feed it from a
+        queue, and the batch never drains between chunks."""
+        instant: list[Outcome] = []
         suffixes: dict[str, list[int]] = {}
+
+        def first_jobs() -> Iterator[BatchJob]:
+            for unit in units:
+                if not unit.text.strip():
+                    instant.append(Outcome(unit, [], "failed", 0, "empty item text"))
+                    continue
+                suffixes[unit.key] = self._suffix(unit)
+                yield self._job(unit, 1, suffixes[unit.key])
+
+        queue = _JobQueue(first_jobs())
         tokens: dict[str, list[int]] = {}
         busy: dict[str, float] = {}  # decode seconds per unit, over its attempts
-        for unit in units:
-            if not unit.text.strip():
-                yield Outcome(unit, [], "failed", 0, "empty item text")
-                continue
-            suffixes[unit.key] = self._suffix(unit)
-            queue.append(self._job(unit, 1, suffixes[unit.key]))
         for result in self.engine.run(queue):
+            yield from instant
+            instant.clear()
             unit, attempt = result.key
             spent = tokens.setdefault(unit.key, [0, 0])
             took = busy.get(unit.key, 0.0) + result.seconds
@@ -211,9 +220,42 @@ class IntentGenerator:
                 suffixes.pop(unit.key, None)
             else:
                 queue.append(self._job(unit, attempt + 1, suffixes[unit.key]))
+        yield from instant
 
     def close(self) -> None:
         self.engine.close()
+
+
+class _JobQueue:
+    """The deque-like queue :meth:`LlamaBatchEngine.run` reads: retries first (appended),
+    then fresh jobs pulled from an iterator only when a slot is free."""
+
+    def __init__(self, source: Iterator[BatchJob]) -> None:
+        self._source = source
+        self._ready: deque[BatchJob] = deque()
+
+    def _fill(self) -> bool:
+        if not self._ready:
+            nxt = next(self._source, None)
+            if nxt is not None:
+                self._ready.append(nxt)
+        return bool(self._ready)
+
+    def __bool__(self) -> bool:
+        return self._fill()
+
+    def __getitem__(self, index: int) -> BatchJob:
+        if index != 0 or not self._fill():
+            raise IndexError(index)
+        return self._ready[0]
+
+    def popleft(self) -> BatchJob:
+        if not self._fill():
+            raise IndexError("empty job queue")
+        return self._ready.popleft()
+
+    def append(self, job: BatchJob) -> None:
+        self._ready.append(job)
 
 
 def _ends_line(text: str) -> bool:
@@ -306,7 +348,7 @@ def generate_intents(
             summary.settings = {"workers": workers}
             stream = generate_in_workers(
                 resolved, prompt, todo, workers=workers,
-                chunk_size=max(4, 2 * int(options.get("n_parallel", 16))), options=options,
+                chunk_size=4, options=options,
                 settings_out=summary.settings,
             )
             _run(stream, resolved.sha256, prompt.key, len(todo), cache, summary, progress,

@@ -55,12 +55,15 @@ def _worker(
     try:
         gen = IntentGenerator(model, prompt, **options)
         outbox.put(("ready", gen.settings))
-        while True:
-            chunk = inbox.get()
-            if chunk is None:
-                break
-            for outcome in gen.generate(chunk):
-                outbox.put(("outcome", outcome))
+
+        def feed() -> Iterator[Unit]:
+            # Pulled lazily by the decoder as slots free up: small chunks balance the
+            # workers without draining a worker's batch between chunks.
+            while (chunk := inbox.get()) is not None:
+                yield from chunk
+
+        for outcome in gen.generate(feed()):
+            outbox.put(("outcome", outcome))
         gen.close()
     except BaseException as exc:  # report, don't die silently
         outbox.put(("error", f"{type(exc).__name__}: {exc}"))
