@@ -18,7 +18,7 @@ def test_help_lists_every_stage(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for command in ("data", "generate", "build", "info", "explain", "bench"):
+    for command in ("data", "generate", "build", "evaluate", "info", "explain", "bench"):
         assert command in out
 
 

@@ -5,6 +5,7 @@ Each stage reads the previous stage's output from disk, so any stage can be re-r
     airrec data fetch        download a public dataset (checksummed) into the data directory
     airrec generate          LLM intent generation (llama.cpp, GGUF), cached and resumable
     airrec build             intents + embeddings -> intent trie -> bundle the engine loads
+    airrec evaluate          rank valid/test targets (999 sampled negatives, full ranking)
     airrec info BUNDLE       describe a bundle
     airrec explain BUNDLE    why an item scores what it does for a history
     airrec bench online      online-path latency/throughput beside the NumPy reference
@@ -78,6 +79,20 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add_build_arguments(build)
     build.set_defaults(handler=run_build)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from airrec.evaluate.cli import add_evaluate_arguments, run_evaluate
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="rank valid/test targets: 999 sampled negatives and/or full ranking",
+        description="Evaluates popularity and, given --bundle, the engine's score head on the "
+        "LLMCDSR protocol (999 negatives from the target's domain, saved and reused) and/or full "
+        "ranking; writes results JSON, a markdown table and plots.",
+    )
+    add_evaluate_arguments(ev)
+    ev.set_defaults(handler=run_evaluate)
 
 
 def _add_info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -177,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_generate(sub)
     _add_build(sub)
+    _add_evaluate(sub)
     _add_info(sub)
     _add_explain(sub)
     _add_bench(sub)
