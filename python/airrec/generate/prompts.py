@@ -96,8 +96,9 @@ class PromptTemplate:
 
     def grammar(self) -> str:
         """GBNF for one answer line: 1..max_paths paths of 2..max_phrases lowercase phrases
-        of 1..max_words words, then a newline. Words start with a letter or digit and are
-        at most 18 characters, so a degenerate run cannot spell out a SKU forever. The
+        of 1..max_words words, then a newline. Words are letters (with ``'&-``), at most 18
+        characters: no digits, because digits in answers were sizes, counts and SKUs
+        ("12-ounce bags"), never intents, and a degenerate run cannot spell out a SKU. The
         alphabet is ASCII (the catalogues here are English); a template for other languages
         needs its own grammar."""
         more_paths = self.max_paths - 1
@@ -107,7 +108,7 @@ class PromptTemplate:
             f'root ::= path (" | " path){{0,{more_paths}}} "\\n"\n'
             f'path ::= phrase " > " phrase (" > " phrase){{0,{more_phrases}}}\n'
             f'phrase ::= word (" " word){{0,{more_words}}}\n'
-            "word ::= [a-z0-9] [a-z0-9'&-]{0,17}\n"
+            "word ::= [a-z] [a-z'&-]{0,17}\n"
         )
 
     def json_schema(self) -> dict[str, Any]:
