@@ -17,11 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from airrec.errors import InputError
 
-__all__ = ["add_evaluate_arguments", "default_negatives_cache", "run_evaluate"]
+if TYPE_CHECKING:
+    from airrec.data.dataset import Dataset, SplitRef
+    from airrec.evaluate.protocol import EvalResult, Scorer
+
+__all__ = ["add_evaluate_arguments", "default_negatives_cache", "evaluate_scorers", "run_evaluate"]
 
 
 def default_negatives_cache() -> Path:
@@ -61,11 +65,39 @@ def _load_dataset(args: argparse.Namespace) -> Any:
     raise InputError(f"unknown dataset {args.dataset!r}")  # pragma: no cover - argparse choices
 
 
+def evaluate_scorers(
+    scorers: Sequence[Scorer],
+    dataset: Dataset,
+    split: SplitRef,
+    *,
+    negatives: int | None = 999,
+    seeds: Sequence[int] = (0,),
+    full_ranking: bool = False,
+    negatives_cache: Path | None = None,
+    batch_users: int = 256,
+) -> list[EvalResult]:
+    """Every scorer on the same saved negatives (one set per seed) and/or full ranking."""
+    from airrec.evaluate.negatives import get_negatives
+    from airrec.evaluate.protocol import evaluate
+
+    cache = negatives_cache or default_negatives_cache()
+    results: list[EvalResult] = []
+    if negatives is not None:
+        for seed in seeds:
+            sampled = get_negatives(dataset, split, negatives, seed, cache)
+            for scorer in scorers:
+                results.append(evaluate(scorer, dataset, split, sampled, batch_users=batch_users, seed=seed))
+    if full_ranking:
+        # No sampling, so no seed: the untrained scorers here are deterministic.
+        for scorer in scorers:
+            results.append(evaluate(scorer, dataset, split, full_ranking=True, batch_users=batch_users))
+    return results
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run ``airrec evaluate``; prints the markdown tables and the paths written. Returns 0."""
     from airrec.evaluate.baselines import EngineScorer, PopularityScorer
-    from airrec.evaluate.negatives import get_negatives
-    from airrec.evaluate.protocol import EvalResult, Scorer, evaluate
+    from airrec.evaluate.protocol import Scorer
     from airrec.evaluate.report import write_report
 
     if args.no_sampled and not args.full_ranking:
@@ -79,18 +111,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         engine_scorer.check_dataset(dataset)
         scorers.append(engine_scorer)
     cache = args.negatives_cache or default_negatives_cache()
-    results: list[EvalResult] = []
-    if not args.no_sampled:
-        for seed in args.seed:
-            negatives = get_negatives(dataset, args.split, args.negatives, seed, cache)
-            for scorer in scorers:
-                results.append(
-                    evaluate(scorer, dataset, args.split, negatives, batch_users=args.batch_users, seed=seed)
-                )
-    if args.full_ranking:
-        # No sampling, so no seed: the untrained scorers here are deterministic.
-        for scorer in scorers:
-            results.append(evaluate(scorer, dataset, args.split, full_ranking=True, batch_users=args.batch_users))
+    results = evaluate_scorers(
+        scorers, dataset, args.split,
+        negatives=None if args.no_sampled else args.negatives, seeds=args.seed,
+        full_ranking=args.full_ranking, negatives_cache=cache, batch_users=args.batch_users,
+    )
     meta = {
         "dataset": dataset.name,
         "split": args.split,
