@@ -1,0 +1,131 @@
+"""Request and response bodies of the HTTP service (pydantic v2).
+
+Request models are strict (``"12"`` is not an item id, ``true`` is not an integer) and forbid
+unknown fields, so a typo such as ``"histroy"`` is a 422 naming the field instead of a silently
+empty history. Size limits (history length, candidates, k) are *not* declared here: they are
+settings of :func:`airrec.serve.app.create_app`, checked by the endpoints.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "Event",
+    "ExplainRequest",
+    "ExplainResponse",
+    "HealthResponse",
+    "ReloadRequest",
+    "ReloadResponse",
+    "RetrieveRequest",
+    "RetrieveResponse",
+    "ScoreRequest",
+    "ScoreResponse",
+]
+
+#: Ids travel as int64 into the engine; bounding them here turns 2**70 into a clear 422.
+ItemId = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+_STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+class Event(BaseModel):
+    """One thing the user did: an item, a behaviour type (default 0) and a time."""
+
+    model_config = _STRICT
+    item: ItemId
+    behaviour: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    timestamp: float | None = None
+
+
+class HistoryRequest(BaseModel):
+    """A user's history, oldest first: ``history`` (events) or ``items`` (ids only).
+
+    Both absent means an empty history, which is valid (the intent vector is then the null
+    slot's alone). Timestamps are all given or all absent (absent: positions 0..n-1), since a
+    mix has no meaning the engine could follow.
+    """
+
+    model_config = _STRICT
+    history: list[Event] | None = None
+    items: list[ItemId] | None = None
+
+    @model_validator(mode="after")
+    def _one_history(self) -> HistoryRequest:
+        if self.history is not None and self.items is not None:
+            raise ValueError("give either 'history' (events) or 'items' (ids), not both")
+        if self.history:
+            given = sum(e.timestamp is not None for e in self.history)
+            if 0 < given < len(self.history):
+                raise ValueError("either every event of 'history' has a timestamp or none does")
+        return self
+
+    @property
+    def n_events(self) -> int:
+        return len(self.history if self.history is not None else self.items or [])
+
+    def events(self) -> tuple[list[int], list[int] | None, list[float] | None]:
+        """``(items, behaviours, timestamps)`` as :meth:`airrec.Engine.tree` takes them."""
+        if self.history is None:
+            return list(self.items or []), None, None
+        items = [e.item for e in self.history]
+        behaviours = [e.behaviour for e in self.history]
+        stamps = [e.timestamp for e in self.history]
+        if self.history and all(t is not None for t in stamps):
+            return items, behaviours, [float(t) for t in stamps if t is not None]
+        return items, behaviours, None
+
+
+class ScoreRequest(HistoryRequest):
+    candidates: list[ItemId]
+
+
+class RetrieveRequest(HistoryRequest):
+    domain: Union[Annotated[int, Field(ge=0)], str]
+    k: Annotated[int, Field(ge=0)] = 10
+    pool: Annotated[int, Field(ge=0)] = 100
+    rerank: bool = True
+
+
+class ExplainRequest(HistoryRequest):
+    candidate: ItemId
+
+
+class ReloadRequest(BaseModel):
+    model_config = _STRICT
+    path: Annotated[str, Field(min_length=1)]
+
+
+class Versioned(BaseModel):
+    """Every answer names the engine version that computed it."""
+
+    version: int
+
+
+class ScoreResponse(Versioned):
+    scores: list[float]
+
+
+class RetrieveResponse(Versioned):
+    items: list[int]
+    scores: list[float]
+
+
+class ExplainResponse(Versioned):
+    explanation: dict[str, Any]
+
+
+class ReloadResponse(Versioned):
+    bundle: str
+    manifest_sha256: str
+
+
+class HealthResponse(Versioned):
+    bundle: str
+    manifest_sha256: str
+    loaded_at: float
+    n_items: int
+    n_nodes: int
+    dim: int
+    domains: list[str]
