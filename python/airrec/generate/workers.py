@@ -20,6 +20,7 @@ import multiprocessing as mp
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -65,6 +66,7 @@ def _worker(
         for outcome in gen.generate(feed()):
             outbox.put(("outcome", outcome))
         gen.close()
+        outbox.put(("cpu", time.process_time()))
     except BaseException as exc:  # report, don't die silently
         outbox.put(("error", f"{type(exc).__name__}: {exc}"))
 
@@ -96,8 +98,9 @@ def generate_in_workers(
     for proc in procs:
         proc.start()
     remaining = len(units)
+    cpu: list[float] = []
     try:
-        while remaining:
+        while remaining or len(cpu) < len(procs):
             try:
                 kind, payload = outbox.get(timeout=1.0)
             except queue.Empty:
@@ -113,6 +116,10 @@ def generate_in_workers(
             elif kind == "ready":
                 if settings_out is not None:
                     settings_out.update(payload)
+            elif kind == "cpu":
+                cpu.append(float(payload))
+                if settings_out is not None:
+                    settings_out["worker_cpu_seconds"] = round(sum(cpu), 3)
             else:
                 raise GenerationError(f"a generation worker failed: {payload}")
     finally:
