@@ -3,7 +3,8 @@
 ``python -m airrec.serve.loadtest --out FILE`` builds two synthetic bundles (different seeds),
 starts the service on a free 127.0.0.1 port in a subprocess, runs :func:`run_loadtest` with a
 reload to the second bundle half-way through one concurrency level, stops the server and writes
-the figures (JSON) to ``FILE``. It exits non-zero if any request failed.
+the figures (JSON) to ``FILE``, together with the in-process thread scaling of one engine
+(:mod:`airrec.serve.scaling`). It exits non-zero if any request failed.
 
 Bounded on purpose: each level sends at most ``requests_per_level`` requests and stops at
 ``time_cap_s`` seconds, so a slow machine gives fewer samples, not a hung job. Only loopback
@@ -296,6 +297,8 @@ def serve_in_subprocess(bundle: str | os.PathLike[str], *, port: int | None = No
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m airrec.serve.loadtest --out FILE``: the whole run, server included."""
+    from airrec.engine import Engine
+    from airrec.serve.scaling import engine_thread_scaling
     from airrec.serve.server import synthetic_bundle
 
     p = argparse.ArgumentParser(prog="python -m airrec.serve.loadtest", description=__doc__.split("\n")[0])
@@ -309,14 +312,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="airrec-loadtest-") as tmp:
         first, second = synthetic_bundle(tmp, seed=1), synthetic_bundle(tmp, seed=2)
         with serve_in_subprocess(first) as base_url:
-            report = run_loadtest(base_url, args.out, levels=levels, requests_per_level=args.requests,
+            report = run_loadtest(base_url, None, levels=levels, requests_per_level=args.requests,
                                   time_cap_s=args.time_cap, reload_path=second)
+        # After the server stopped, so the two measurements do not share the cores.
+        report["engine_threads"] = engine_thread_scaling(Engine.load(first))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"{'conc':>5} {'reqs':>5} {'err':>4} {'rps':>8} {'p50 ms':>8} {'p99 ms':>8}  versions")
     for r in report["levels"]:
         lat = r["latency_ms"]
         print(f"{r['concurrency']:>5} {r['requests']:>5} {r['errors']:>4} {r['throughput_rps']:>8} "
               f"{lat['p50']:>8} {lat['p99']:>8}  {r['versions']}")
     print(f"reload: {report['reload']}")
+    for row in report["engine_threads"]["rows"]:
+        print(f"engine, {row['threads']} threads: {row['calls_per_s']} calls/s "
+              f"(speed-up {row['speedup']}, parallelism {row['parallelism']}; control, Rust batch: "
+              f"{row['control_rust_batch']['calls_per_s']} calls/s, "
+              f"parallelism {row['control_rust_batch']['parallelism']})")
     print(f"figures written to {args.out}")
     reload_ok = report["reload"] is not None and report["reload"].get("status") == 200
     return 0 if report["total_errors"] == 0 and reload_ok and report["version_regressions"] == 0 else 1
