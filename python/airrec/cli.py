@@ -7,10 +7,12 @@ Each stage reads the previous stage's output from disk, so any stage can be re-r
     airrec generate          LLM intent generation (llama.cpp, GGUF), cached and resumable
     airrec build             intents + embeddings -> intent trie -> bundle the engine loads
     airrec evaluate          rank valid/test targets (999 sampled negatives, full ranking)
+    airrec serve             the example HTTP service (score / retrieve / explain, hot reload)
     airrec info BUNDLE       describe a bundle
     airrec explain BUNDLE    why an item scores what it does for a history
     airrec bench online      online-path latency/throughput beside the NumPy reference
     airrec bench generate    intent-generation throughput: naive loop vs the pipeline
+    airrec bench load        HTTP load test of the example service, with a hot reload midway
 
 Heavy imports (torch, llama.cpp) happen inside the subcommand that needs them, so `--help`
 stays instant.
@@ -142,6 +144,26 @@ def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ev.set_defaults(handler=run_evaluate)
 
 
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the example HTTP service (FastAPI + uvicorn) over a bundle",
+        description="Serves /score, /retrieve, /explain, /admin/reload and /healthz on 127.0.0.1 "
+        "(pass-through arguments: see `airrec serve -- --help`).",
+        add_help=False,
+    )
+    serve.add_argument("args", nargs=argparse.REMAINDER)
+    serve.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from airrec.serve.server import main as serve_main
+
+    argv = [a for a in args.args if a != "--"]
+    serve_main(argv)
+    return 0
+
+
 def _add_info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     info = sub.add_parser("info", help="describe a bundle (dims, domains, config, provenance)")
     info.add_argument("bundle", help="bundle directory")
@@ -209,6 +231,20 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_bench_arguments(gen)
     gen.set_defaults(handler=run_bench)
 
+    load = bsub.add_parser(
+        "load",
+        help="load test of the example HTTP service (loopback only), reload midway",
+        add_help=False,
+    )
+    load.add_argument("args", nargs=argparse.REMAINDER)
+    load.set_defaults(handler=_run_bench_load)
+
+
+def _run_bench_load(args: argparse.Namespace) -> int:
+    from airrec.serve.loadtest import main as load_main
+
+    return load_main([a for a in args.args if a != "--"])
+
 
 def _run_bench_online(args: argparse.Namespace) -> int:
     from airrec.bench.online import Shape, run_online_bench, summary
@@ -241,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_build(sub)
     _add_evaluate(sub)
+    _add_serve(sub)
     _add_info(sub)
     _add_explain(sub)
     _add_bench(sub)
