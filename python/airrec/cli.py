@@ -145,23 +145,13 @@ def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    serve = sub.add_parser(
+    sub.add_parser(
         "serve",
         help="run the example HTTP service (FastAPI + uvicorn) over a bundle",
-        description="Serves /score, /retrieve, /explain, /admin/reload and /healthz on 127.0.0.1 "
-        "(pass-through arguments: see `airrec serve -- --help`).",
+        description="Serves /score, /retrieve, /explain, /admin/reload and /healthz on 127.0.0.1.",
         add_help=False,
     )
-    serve.add_argument("args", nargs=argparse.REMAINDER)
-    serve.set_defaults(handler=_run_serve)
-
-
-def _run_serve(args: argparse.Namespace) -> int:
-    from airrec.serve.server import main as serve_main
-
-    argv = [a for a in args.args if a != "--"]
-    serve_main(argv)
-    return 0
+    # Listed for --help; main() hands `airrec serve ...` to the server's own parser.
 
 
 def _add_info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -231,19 +221,12 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_bench_arguments(gen)
     gen.set_defaults(handler=run_bench)
 
-    load = bsub.add_parser(
+    # Listed for --help; main() hands `airrec bench load ...` to the load test's own parser.
+    bsub.add_parser(
         "load",
         help="load test of the example HTTP service (loopback only), reload midway",
         add_help=False,
     )
-    load.add_argument("args", nargs=argparse.REMAINDER)
-    load.set_defaults(handler=_run_bench_load)
-
-
-def _run_bench_load(args: argparse.Namespace) -> int:
-    from airrec.serve.loadtest import main as load_main
-
-    return load_main([a for a in args.args if a != "--"])
 
 
 def _run_bench_online(args: argparse.Namespace) -> int:
@@ -284,7 +267,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _delegated(argv: Sequence[str]) -> int | None:
+    """Commands whose own parser owns every flag (`airrec serve ...`, `airrec bench load ...`)."""
+    if argv[:1] == ["serve"]:
+        from airrec.serve.server import main as serve_main
+
+        serve_main(list(argv[1:]))
+        return 0
+    if list(argv[:2]) == ["bench", "load"]:
+        from airrec.serve.loadtest import main as load_main
+
+        return load_main(list(argv[2:]))
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        delegated = _delegated(argv)
+    except AirrecError as e:
+        print(f"airrec: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    if delegated is not None:
+        return delegated
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
