@@ -82,3 +82,12 @@ def test_resume_after_kill(tmp_path: Path, items: list, smollm2: str) -> None:
     assert result["cached"] == committed  # nothing redone that was committed
     assert result["ok"] + result["failed"] == len(items) - committed  # nothing lost
     check_rows(cache, {i for i, _ in items})
+
+
+def test_worker_processes(tmp_path: Path, items: list, smollm2: str) -> None:
+    subset = items[:8]
+    cache = tmp_path / "cache.sqlite"
+    summary = generate_intents(subset, cache, model=smollm2, progress=False, workers=2,
+                               n_parallel=4)
+    assert summary.ok + summary.failed == 8 and summary.settings["workers"] == 2
+    check_rows(cache, {i for i, _ in subset})
