@@ -13,6 +13,7 @@ Each stage reads the previous stage's output from disk, so any stage can be re-r
     airrec bench online      online-path latency/throughput beside the NumPy reference
     airrec bench generate    intent-generation throughput: naive loop vs the pipeline
     airrec bench load        HTTP load test of the example service, with a hot reload midway
+    airrec bench llm-vs-air  request-time LLM vs the airrec online path, same users
 
 Heavy imports (torch, llama.cpp) happen inside the subcommand that needs them, so `--help`
 stays instant.
@@ -221,6 +222,22 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_bench_arguments(gen)
     gen.set_defaults(handler=run_bench)
 
+    lva = bsub.add_parser(
+        "llm-vs-air",
+        help="latency of asking the LLM at request time vs the airrec online path (same users)",
+        description="For Food–Kitchen test users: the LLM over their recent item texts at request "
+        "time (+ the same composition) versus the engine request alone; writes both latencies "
+        "and their ratio.",
+    )
+    lva.add_argument("--bundle", required=True, help="a Food–Kitchen bundle (e.g. from `airrec run`)")
+    lva.add_argument("--model", default="qwen2.5-coder-0.5b")
+    lva.add_argument("--data-home")
+    lva.add_argument("--users", type=int, default=5)
+    lva.add_argument("--recent", type=int, default=10, help="recent items the LLM reads per user")
+    lva.add_argument("--allow-install", action="store_true")
+    lva.add_argument("--out", required=True)
+    lva.set_defaults(handler=_run_llm_vs_air)
+
     # Listed for --help; main() hands `airrec bench load ...` to the load test's own parser.
     bsub.add_parser(
         "load",
@@ -242,6 +259,18 @@ def _run_bench_online(args: argparse.Namespace) -> int:
                                   batch_users=args.batch_users)
     print(summary(result))
     print(f"figures written to {args.out}")
+    return 0
+
+
+def _run_llm_vs_air(args: argparse.Namespace) -> int:
+    from airrec.bench.llm_vs_air import run_llm_vs_air
+
+    r = run_llm_vs_air(args.bundle, args.out, model=args.model, data_home=args.data_home,
+                       users=args.users, recent=args.recent, allow_install=args.allow_install)
+    llm, air = r["llm_request_time"], r["airrec_online"]
+    print(f"LLM at request time: p50 {llm['p50_ms']:.0f} ms ({r['users']} users, {r['recent_items_per_user']} items each)")
+    print(f"airrec online path:  p50 {air['p50_ms']:.3f} ms, p99 {air['p99_ms']:.3f} ms")
+    print(f"ratio (p50): {r['ratio_p50']:,.0f}x   (paper: ~400x)")
     return 0
 
 
