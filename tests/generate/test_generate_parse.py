@@ -52,6 +52,8 @@ def test_normalisation() -> None:
     assert normalise_phrase('  "Pet   Supplies!" ') == "pet supplies"
     assert normalise_phrase("[Tea & Coffee]") == "tea and coffee"
     assert normalise_phrase("Café au lait") == "café au lait"
+    assert normalise_phrase("decorative items for") == "decorative items"
+    assert normalise_phrase("salt and") == "salt" and normalise_phrase("and") == ""
     assert normalise_phrase("ＦＵＬＬ width") == "full width"  # NFKC
     got = parse_intents("Food > Café > Crème Brûlée", "x")
     assert got.paths == [["food", "café", "crème brûlée"]]

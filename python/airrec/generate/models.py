@@ -28,6 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from airrec._files import sha256_file as sha256_of
 from airrec.errors import ChecksumError, ModelError
 
 __all__ = [
@@ -97,15 +98,6 @@ def model_cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "airrec" / "models"
-
-
-def sha256_of(path: Path) -> str:
-    """sha256 of a file, streamed (models do not fit comfortably in memory twice)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _marker_path(path: Path) -> Path:

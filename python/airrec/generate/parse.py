@@ -8,8 +8,10 @@ list of lists), and never raises on bad input: it returns a :class:`ParsedIntent
 
 Normalisation rules (they decide what the knowledge base's vocabulary looks like):
 
-* NFKC, lowercase; a lone ``&`` becomes ``and``; characters other than letters, digits, spaces, ``'``, ``&`` and ``-``
-  become spaces (quotes, brackets, commas, stray JSON); whitespace collapses.
+* NFKC, lowercase; a lone ``&`` becomes ``and``; characters other than letters, digits,
+  spaces, ``'``, ``&`` and ``-`` become spaces (quotes, brackets, commas, stray JSON);
+  whitespace collapses; trailing function words go (``decorative items for`` → ``decorative
+  items``: the word limit cut the phrase, and the stem is what was meant).
 * A phrase has 1–:data:`MAX_WORDS` words and at most :data:`MAX_PHRASE_CHARS` characters.
   A longer phrase is not truncated (a cut phrase is a different, usually meaningless one):
   its path is dropped.
@@ -61,6 +63,9 @@ _NOT_KEPT = re.compile(r"[^\w\s'&-]|_", re.UNICODE)
 _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _PATH_SPLIT = re.compile(r"\s*(?:\||;|\n)\s*")
+#: Function words that cannot end a phrase; a phrase ending in one was cut off mid-thought.
+#: Not "a", "in", "on": "vitamin a", "built in", "slip on" are whole phrases.
+_DANGLING = frozenset("and at by for from of or the to with".split())
 _PHRASE_SPLIT = re.compile(r"\s*(?:>|→|/)\s*")
 
 
@@ -86,7 +91,10 @@ def normalise_phrase(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = _NOT_KEPT.sub(" ", text)
     words = ["and" if w == "&" else w.strip("'&-") for w in _SPACES.split(text)]
-    return " ".join(w for w in words if w)
+    words = [w for w in words if w]
+    while words and words[-1] in _DANGLING:
+        words.pop()  # "decorative items for": an answer cut by the word limit
+    return " ".join(words)
 
 
 def format_paths(paths: list[list[str]]) -> str:
