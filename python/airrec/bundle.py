@@ -14,7 +14,6 @@ only writer, and :func:`load_arrays` is the Python reader used by the NumPy refe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -32,6 +31,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from airrec._files import sha256_file
 from airrec.errors import (
     AirrecError,
     BundleChecksumError,
@@ -575,14 +575,6 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verify_files(root: Path, files: Mapping[str, Mapping[str, Any]], verify: bool) -> None:
     for name, entry in files.items():
         file = root / name
@@ -594,7 +586,7 @@ def _verify_files(root: Path, files: Mapping[str, Mapping[str, Any]], verify: bo
                 f"bundle file {name} has {size} bytes, the manifest says {entry['bytes']} "
                 "(truncated or replaced)"
             )
-        if verify and _sha256(file) != entry["sha256"]:
+        if verify and sha256_file(file) != entry["sha256"]:
             raise BundleChecksumError(f"bundle file {name} does not match its sha256 (corrupted)")
 
 
@@ -896,7 +888,7 @@ def _write_contents(
     with _progress(len(steps), progress) as advance:
         for name, write in steps:
             write(root / name)
-            files[name] = {"sha256": _sha256(root / name), "bytes": (root / name).stat().st_size}
+            files[name] = {"sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size}
             advance(name)
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,

@@ -16,7 +16,6 @@ untrained, so its row is a zero-shot intent-similarity baseline and is labelled 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
+
+from airrec._files import sha256_file
 
 log = logging.getLogger("airrec.run")
 
@@ -60,14 +61,6 @@ class RunReport:
     bundle: Path
     results: Path
     seconds: dict[str, float]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _seed_files(opts: RunOptions) -> list[Path]:
@@ -123,7 +116,7 @@ def build(dataset: Any, intents: Path, opts: RunOptions) -> Path:
     from airrec.kb.embed import SentenceTransformerEmbedder
 
     out = opts.work_dir / "bundle"
-    inputs = {"intents_sha256": _sha256(intents), "dim": opts.dim, "embedder": "minilm", "dataset": dataset.name}
+    inputs = {"intents_sha256": sha256_file(intents), "dim": opts.dim, "embedder": "minilm", "dataset": dataset.name}
     stamp = opts.work_dir / "bundle.inputs.json"
     if (out / "manifest.json").exists() and stamp.exists() and json.loads(stamp.read_text()) == inputs:
         log.info("bundle: up to date (%s)", out)

@@ -11,14 +11,14 @@ path is the engine request alone: build the tree from the cached intents, score 
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from airrec._files import write_json_atomic
 
 
 def _percentiles(samples_s: list[float]) -> dict[str, float]:
@@ -109,9 +109,5 @@ def run_llm_vs_air(
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(out, result)
     return result

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from airrec._files import write_json_atomic
 from airrec.engine import Engine, Histories
 from airrec.reference import Reference
 from airrec.synthetic import make_candidates, make_synthetic_bundle, make_synthetic_histories
@@ -154,11 +155,7 @@ def run_online_bench(
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if out is not None:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json_atomic(out, result)
     return result
 
 

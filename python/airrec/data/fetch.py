@@ -34,6 +34,7 @@ from typing import NamedTuple
 from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
 
 from airrec.data.home import dataset_dir
+from airrec._files import sha256_file
 from airrec.errors import ChecksumError, DataError
 
 __all__ = [
@@ -130,15 +131,6 @@ def get_spec(name: str) -> DatasetSpec:
         return DATASETS[name]
     except KeyError:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in chunks (data files can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _is_valid(path: Path, file: RemoteFile) -> bool:

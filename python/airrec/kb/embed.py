@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from airrec._files import sha256_file as file_sha256
 from airrec.errors import ConfigError, ModelError
 
 __all__ = [
@@ -70,15 +71,6 @@ def unit_rows(vectors: npt.ArrayLike) -> F32:
     array = np.asarray(vectors, dtype=np.float64)
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     return np.ascontiguousarray(array / np.where(norms == 0, 1.0, norms), dtype=np.float32)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _tree_sha256(root: Path) -> str:

@@ -17,7 +17,6 @@ replaced lines is reported.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from airrec._files import sha256_file
 from airrec.errors import DataError
 
 __all__ = ["IntentLimits", "IntentRecord", "Intents", "read_intents", "write_intents"]
@@ -73,14 +73,6 @@ def _open_text(path: Path) -> IO[str]:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     return path.open("r", encoding="utf-8", newline="")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _int_field(obj: dict[str, Any], key: str, where: str) -> int:
@@ -168,7 +160,7 @@ def read_intents(path: str | os.PathLike[str], *, limits: IntentLimits = IntentL
     except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{file}: cannot read ({e})") from None
     return Intents(
-        path=file, sha256=_sha256(file), records=tuple(by_key.values()),
+        path=file, sha256=sha256_file(file), records=tuple(by_key.values()),
         n_lines=n_lines, replaced=replaced,
     )
 
