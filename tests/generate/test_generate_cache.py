@@ -156,8 +156,13 @@ def test_prompt_override(tmp_path: Path) -> None:
     jpath = tmp_path / "p.json"
     jpath.write_text(json.dumps({"version": "j", "system": "Be brief."}))
     assert load_prompt(jpath).system == "Be brief."
-    for bad in ({"system": "no version"}, {"version": "v", "bogus": 1}, {"version": "v", "max_paths": 9},
-                {"version": "v", "user": "{nope}"}):
+    bad_templates = [
+        {"system": "no version"},
+        {"version": "v", "bogus": 1},
+        {"version": "v", "max_paths": 9},
+        {"version": "v", "user": "{nope}"},
+    ]
+    for bad in bad_templates:
         jpath.write_text(json.dumps(bad))
         with pytest.raises(ConfigError):
             load_prompt(jpath)
@@ -199,7 +204,7 @@ def test_gguf_path_is_hashed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert resolve_model(model).sha256 == first.sha256
 
 
-def test_corrupt_assembled_preset_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_parts_are_not_assembled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Assembling from parts verifies size and sha256: wrong parts raise ChecksumError."""
     from airrec.errors import ChecksumError
     import airrec.generate.models as models

@@ -66,15 +66,18 @@ def test_retry_then_ok_then_failed(tmp_path: Path) -> None:
     assert rows[2].status == "failed" and rows[2].attempts == 3 and rows[2].raw == "still nothing"
     assert "no intent path" in rows[2].error
     assert rows[3].status == "failed" and rows[3].error == "empty item text"
-    temps = [j.temperature for j in gen.engine.jobs if j.key[0].text == "Mystery Box"]  # type: ignore[attr-defined]
-    assert temps == [0.0, 0.7, 0.7]
-    seeds = {j.seed for j in gen.engine.jobs if j.key[0].text == "Mystery Box"}  # type: ignore[attr-defined]
-    assert len(seeds) == 3  # each retry samples differently
+    engine = gen.engine
+    assert isinstance(engine, ScriptedEngine)
+    mystery = [j for j in engine.jobs if j.key[0].text == "Mystery Box"]
+    assert [j.temperature for j in mystery] == [0.0, 0.7, 0.7]
+    assert len({j.seed for j in mystery}) == 3  # each retry samples differently
     # re-running finds everything cached, including the recorded failures
     again = generate_intents(items, cache, model=gen, progress=False)
     assert again.cached == 4 and again.ok == again.failed == 0
 
 
 def test_units_need_no_model() -> None:
-    units = units_for([(0, "a"), (1, "b")], model_sha="x", prompt_key="p", behaviours=["click", "buy"])
-    assert [(u.item_id, u.behaviour) for u in units] == [(0, "click"), (1, "click"), (0, "buy"), (1, "buy")]
+    pairs = [(0, "a"), (1, "b")]
+    units = units_for(pairs, model_sha="x", prompt_key="p", behaviours=["click", "buy"])
+    got = [(u.item_id, u.behaviour) for u in units]
+    assert got == [(0, "click"), (1, "click"), (0, "buy"), (1, "buy")]

@@ -104,7 +104,9 @@ def naive_loop(
     return figures, paths
 
 
-def _figures(n: int, seconds: float, tokens_out: int, failures: int, tokens_in: int) -> dict[str, Any]:
+def _figures(
+    n: int, seconds: float, tokens_out: int, failures: int, tokens_in: int
+) -> dict[str, Any]:
     return {
         "items_per_s": round(n / seconds, 4),
         "tokens_per_s": round(tokens_out / seconds, 2),
@@ -145,7 +147,9 @@ def bench_generate(
     threads = n_threads or 1
     pairs = _pick_items(dataset, n_items, seed)
     behaviour = dataset.behaviour_names[0]
-    units = units_for(pairs, model_sha=resolved.sha256, prompt_key=prompt.key, behaviours=[behaviour])
+    units = units_for(
+        pairs, model_sha=resolved.sha256, prompt_key=prompt.key, behaviours=[behaviour]
+    )
     log.info("bench: %d items, model %s, %d threads", len(units), resolved.name, threads)
 
     naive, naive_paths = naive_loop(str(resolved.path), units, prompt, threads)
@@ -206,7 +210,9 @@ def bench_generate(
         "naive": naive,
         "naive_unconstrained": free,
         "pipeline": pipe,
-        "speedup": round(pipe["items_per_s"] / naive["items_per_s"], 3) if naive["items_per_s"] else None,
+        "speedup": (
+            round(pipe["items_per_s"] / naive["items_per_s"], 3) if naive["items_per_s"] else None
+        ),
         "speedup_vs_unconstrained": (
             round(pipe["items_per_s"] / free["items_per_s"], 3) if free["items_per_s"] else None
         ),

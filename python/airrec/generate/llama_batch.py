@@ -173,9 +173,8 @@ class LlamaBatchEngine:
         self._top_k = min(top_k, self._n_vocab)
         self._word_tokens: dict[int, bool] = {}
         # One candidate buffer laid out as llama_token_data {int32 id; float logit; float p}.
-        self._cand = np.zeros(
-            self._n_vocab, dtype=np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
-        )
+        layout = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+        self._cand = np.zeros(self._n_vocab, dtype=layout)
         self._cand_arr = lib.llama_token_data_array(
             data=self._cand.ctypes.data_as(ctypes.POINTER(lib.llama_token_data)),
             size=0, selected=-1, sorted=False,

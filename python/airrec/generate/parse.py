@@ -21,8 +21,9 @@ Normalisation rules (they decide what the knowledge base's vocabulary looks like
   coarse to fine and the deep tail is the part that drifts into copying the title.
 * Title copies: a path is dropped if one of its phrases covers more than
   :data:`TITLE_OVERLAP` of the title's distinct words, for titles of at least
-  :data:`TITLE_MIN_WORDS` words (``green tea`` for "Green Tea Bags" is a fine intent). "Cast iron skillet" for "Lodge 10.25
-  Inch Cast Iron Skillet, Pre-Seasoned" covers 3/8 and stays.
+  :data:`TITLE_MIN_WORDS` words (``green tea`` for "Green Tea Bags" is a fine intent).
+  "Cast iron skillet" for "Lodge 10.25 Inch Cast Iron Skillet, Pre-Seasoned" covers 3/9
+  and stays.
 * Duplicate paths, and paths that are a prefix of another kept path (the intent tree has the
   prefix anyway), are dropped; at most :data:`MAX_PATHS` paths are kept, in answer order.
 """

@@ -29,7 +29,14 @@ from airrec.generate.models import ResolvedModel, resolve_model
 from airrec.generate.parse import parse_intents
 from airrec.generate.prompts import DEFAULT_PROMPT, PromptTemplate
 
-__all__ = ["GenerationSummary", "IntentGenerator", "Outcome", "Unit", "generate_intents", "units_for"]
+__all__ = [
+    "GenerationSummary",
+    "IntentGenerator",
+    "Outcome",
+    "Unit",
+    "generate_intents",
+    "units_for",
+]
 
 log = logging.getLogger("airrec.generate")
 
@@ -116,9 +123,7 @@ class IntentGenerator:
     ) -> None:
         if n_parallel < 1 or max_attempts < 1:
             raise ConfigError("n_parallel and max_attempts must be >= 1")
-        self.model = (
-            model if isinstance(model, ResolvedModel) else resolve_model(model, allow_install=allow_install)
-        )
+        self.model = _resolve(model, allow_install)
         self.prompt = prompt
         self.n_parallel = n_parallel
         self.seed = seed
@@ -258,6 +263,12 @@ class _JobQueue:
         self._ready.append(job)
 
 
+def _resolve(model: str | os.PathLike[str] | ResolvedModel, allow_install: bool) -> ResolvedModel:
+    if isinstance(model, ResolvedModel):
+        return model
+    return resolve_model(model, allow_install=allow_install)
+
+
 def _ends_line(text: str) -> bool:
     return text.endswith("\n")
 
@@ -325,9 +336,7 @@ def generate_intents(
         generator, prompt = model, model.prompt
         resolved = model.model
     else:
-        resolved = (
-            model if isinstance(model, ResolvedModel) else resolve_model(model, allow_install=allow_install)
-        )
+        resolved = _resolve(model, allow_install)
         generator = None
     units = units_for(
         dataset_or_items, model_sha=resolved.sha256, prompt_key=prompt.key, items=items,
@@ -340,7 +349,9 @@ def generate_intents(
         done = cache.done_keys(u.key for u in units)
         todo = [u for u in units if u.key not in done]
         summary.cached = len(units) - len(todo)
-        log.info("%d units, %d already cached, %d to generate", len(units), summary.cached, len(todo))
+        log.info(
+            "%d units, %d already cached, %d to generate", len(units), summary.cached, len(todo)
+        )
         if todo and (workers > 1 and generator is None):
             from airrec.generate.workers import generate_in_workers
 
