@@ -12,8 +12,9 @@ import json
 import logging
 import os
 import sys
+from typing import Any
 
-from airrec.errors import AirrecError
+from airrec.errors import AirrecError, InputError
 from airrec.generate.prompts import DEFAULT_PROMPT, PromptTemplate, load_prompt
 
 __all__ = ["add_bench_arguments", "add_generate_arguments", "run_bench", "run_generate"]
@@ -44,6 +45,11 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", required=True, help="SQLite cache file (created or resumed)")
     parser.add_argument("--export", default=None, help="write intents.jsonl.gz here afterwards")
     parser.add_argument("--items", default=None, help="item id range lo:hi (global ids)")
+    parser.add_argument(
+        "--splits", default=None,
+        help="only items of these splits' histories and targets, in this order, e.g. test,valid "
+        "(what evaluation needs first)",
+    )
     parser.add_argument("--shard", default=None, help="i/n: only this shard of the work")
     parser.add_argument("--merge", nargs="*", default=None,
                         help="merge these shard caches into --cache and exit")
@@ -69,6 +75,22 @@ def _item_range(spec: str | None) -> range | None:
     return range(int(lo or 0), int(hi))
 
 
+def _items(dataset: Any, args: argparse.Namespace) -> list[int] | range | None:
+    """The items to generate for: a range, the items of some splits (first split first), or all."""
+    if args.splits is None:
+        return _item_range(args.items)
+    if args.items is not None:
+        raise InputError("--items and --splits select items two ways; give one")
+    order: list[int] = []
+    seen: set[int] = set()
+    for name in args.splits.split(","):
+        for item in dataset.items_in(name.strip()).tolist():
+            if item not in seen:
+                seen.add(item)
+                order.append(item)
+    return order
+
+
 def run_generate(args: argparse.Namespace) -> int:
     """Run (or resume) generation; merge/export as asked. Returns an exit code."""
     from airrec.data import load_food_kitchen
@@ -86,7 +108,7 @@ def run_generate(args: argparse.Namespace) -> int:
         prompt = _prompt(args.prompt)
         model = resolve_model(args.model, allow_install=args.allow_install)
         summary = generate_intents(
-            dataset, args.cache, model=model, prompt=prompt, items=_item_range(args.items),
+            dataset, args.cache, model=model, prompt=prompt, items=_items(dataset, args),
             shard=args.shard, progress=not args.no_progress, n_threads=args.threads,
             n_parallel=args.parallel, seed=args.seed, max_attempts=args.attempts,
             workers=args.workers or os.cpu_count() or 1,
