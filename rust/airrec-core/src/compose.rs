@@ -85,6 +85,7 @@ pub struct CandidateView<'a> {
 fn fold_rows(rows: &[f32], d: usize, row_len: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
     let n = rows.len() / d;
     let mut out = vec![0.0f32; n * row_len];
+    crate::memory::advise_huge_pages(&mut out);
     out.par_chunks_mut(row_len).zip(rows.par_chunks(d)).for_each(|(o, x)| f(x, o));
     out
 }

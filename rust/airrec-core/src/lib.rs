@@ -24,6 +24,7 @@ pub mod error;
 pub mod explain;
 pub mod index;
 mod kernels;
+mod memory;
 pub mod npy;
 pub mod retrieve;
 #[cfg(any(test, feature = "testing"))]
