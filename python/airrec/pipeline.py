@@ -113,6 +113,7 @@ def prepare_intents(dataset: Any, opts: RunOptions) -> tuple[Path, dict[str, int
 def build(dataset: Any, intents: Path, opts: RunOptions) -> Path:
     """The bundle, rebuilt only when the intents or build settings changed."""
     from airrec.kb.build import build_bundle
+    from airrec.kb.cli import default_cache_dir
     from airrec.kb.embed import SentenceTransformerEmbedder
 
     out = opts.work_dir / "bundle"
@@ -123,7 +124,7 @@ def build(dataset: Any, intents: Path, opts: RunOptions) -> Path:
         return out
     report = build_bundle(
         dataset, intents, out, embedder=SentenceTransformerEmbedder(), dim=opts.dim,
-        cache_dir=opts.work_dir.parent.parent / "embeddings", overwrite=True, progress=True,
+        cache_dir=default_cache_dir(), overwrite=True, progress=True,
     )
     log.info("bundle:\n%s", report.summary())
     stamp.write_text(json.dumps(inputs))
