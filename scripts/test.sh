@@ -12,6 +12,10 @@ ensure_deps
 step "cargo test (airrec-core)"
 cargo test -p airrec-core -q 2>&1 | tail -n 30
 
+step "Rust embedding example (cargo run --example serve)"
+cargo run -q -p airrec-core --example serve > "$CACHE/example-serve.log" 2>&1 || { cat "$CACHE/example-serve.log"; exit 1; }
+tail -n 3 "$CACHE/example-serve.log"
+
 build_wheel
 
 step "fresh virtual environment with the wheel"
