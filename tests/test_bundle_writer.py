@@ -386,3 +386,22 @@ def test_reader_refuses_a_file_name_outside_the_bundle(tiny_bundle: Path) -> Non
 
 def test_written_bundle_dir_is_readable_by_others(tiny_bundle: Path) -> None:
     assert os.stat(tiny_bundle).st_mode & 0o055 == 0o055
+
+
+def test_extra_files_are_written_and_checksummed(tmp_path: Path, tiny_inputs: dict[str, Any]) -> None:
+    path = write_bundle(tmp_path / "b", **tiny_inputs, extra_files={"projection.npz": b"payload"})
+    assert (path / "projection.npz").read_bytes() == b"payload"
+    entry = read_manifest(path)["files"]["projection.npz"]
+    assert entry["bytes"] == 7 and len(entry["sha256"]) == 64
+    (path / "projection.npz").write_bytes(b"PAYLOAD")
+    with pytest.raises(BundleChecksumError):
+        load_arrays(path)
+
+
+@pytest.mark.parametrize("name", ["", "a/b", ".hidden", "manifest.json", "trie_parent.npy"])
+def test_extra_file_names_must_be_plain_and_unreserved(
+    tmp_path: Path, tiny_inputs: dict[str, Any], name: str
+) -> None:
+    with pytest.raises(InputError, match="extra file name"):
+        write_bundle(tmp_path / "b", **tiny_inputs, extra_files={name: b"x"})
+    assert not (tmp_path / "b").exists()

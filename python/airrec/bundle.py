@@ -865,9 +865,29 @@ def _json_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _write_bytes(path: Path, data: bytes) -> None:
+    with path.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _check_extra_files(extra: Mapping[str, bytes], dims: Dims) -> dict[str, bytes]:
+    """Extra files ride along checksummed; their names must be plain and not clash."""
+    reserved = set(_required_files(dims)) | {MANIFEST}
+    out: dict[str, bytes] = {}
+    for name, data in extra.items():
+        if not name or "/" in name or "\\" in name or name.startswith(".") or name in reserved:
+            raise InputError(f"extra file name {name!r} must be a plain, unreserved file name")
+        if not isinstance(data, (bytes, bytearray)):
+            raise InputTypeError(f"extra file {name!r} must be bytes")
+        out[name] = bytes(data)
+    return out
+
+
 def _write_contents(
     root: Path, prepared: _Prepared, index: Mapping[str, Any], meta: dict[str, Any],
-    progress: bool,
+    progress: bool, extra_files: Mapping[str, bytes] | None = None,
 ) -> None:
     """Write every file into ``root`` (an empty directory), the manifest last."""
     dims, arrays = prepared.dims, prepared.arrays
@@ -875,6 +895,7 @@ def _write_contents(
         (array_file(name), partial(_write_array, array=arrays[name], dtype=dtype))
         for name, (dtype, _) in ARRAY_SPECS.items()
     ]
+    steps += [(name, partial(_write_bytes, data=data)) for name, data in (extra_files or {}).items()]
     for k in range(dims.n_domains):
         keys = np.flatnonzero(arrays["item_domain"] == k).astype(np.int64)
         vectors = arrays["item_vectors"][keys]
@@ -964,6 +985,7 @@ def write_bundle(
     path_slots: int = 1,
     index: Mapping[str, Any] | None = None,
     meta: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = False,
@@ -976,7 +998,9 @@ def write_bundle(
     each item's domain index into ``domain_names``. Without ``composition`` the weights are
     :meth:`Composition.init` with ``n_heads`` (default 4), ``attn_dim`` (default d) and
     ``seed``. ``config`` overrides :data:`DEFAULT_CONFIG`; ``index`` overrides
-    :data:`DEFAULT_INDEX`; ``meta`` is free-form JSON provenance.
+    :data:`DEFAULT_INDEX`; ``meta`` is free-form JSON provenance. ``extra_files`` (name → bytes)
+    are written into the bundle and checksummed with it (e.g. the projection that maps new
+    items' text embeddings into the bundle's vector space).
 
     Everything is written to a temporary directory beside ``out_dir``, fsynced, then renamed,
     so readers never see a half-written bundle and a failure leaves nothing behind. An
@@ -996,13 +1020,14 @@ def write_bundle(
     )
     settings = _index_settings(index)
     manifest_meta = _json_meta(meta)
+    extras = _check_extra_files(extra_files or {}, prepared.dims)
     if composition is None:
         manifest_meta.setdefault("composition", {"init": "Composition.init", "seed": seed})
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is read by services too
-        _write_contents(tmp, prepared, settings, manifest_meta, progress)
+        _write_contents(tmp, prepared, settings, manifest_meta, progress, extras)
         _check_destination(out, overwrite)
         _move_into_place(tmp, out)
     except BaseException:

@@ -52,7 +52,9 @@ def test_build_with_fake_embedder(tmp_path: Path, fk40_dataset: Dataset, fk40_in
     meta = read_manifest(report.out_dir)["meta"]["kb"]
     assert meta["embedder_fingerprint"] == "hash-embedder-v1" and meta["merge_threshold"] == 0.95
     assert len(meta["intents_sha256"]) == 64 and meta["merge"]["merged_plural"] >= 3
-    projection = Projection.load(sidecar_dir(report.out_dir) / "projection.npz")
+    # The projection travels inside the bundle, checksummed like every other file.
+    assert read_manifest(report.out_dir)["files"]["projection.npz"]["bytes"] > 0
+    projection = Projection.load(report.out_dir / "projection.npz")
     assert projection.dim == 16 and projection.input_dim == 32
     saved = json.loads((sidecar_dir(report.out_dir) / "build_report.json").read_text())
     assert saved["n_nodes"] == report.n_nodes

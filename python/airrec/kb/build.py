@@ -6,9 +6,9 @@ means little) and item texts through the cache, projects both into one ``dim``-d
 lays out each item's paths as the CSR the engine reads, and writes the bundle with an
 untrained composition (training replaces it later) and provenance in the manifest's ``meta``.
 
-The projection is saved beside the bundle (``<out_dir>.kb/projection.npz``, with the build
-report), because vectors of items outside the bundle must be projected the same way before
-they can be scored; the bundle format has no slot for it yet.
+The projection is stored in the bundle (``projection.npz``, checksummed with it), because
+vectors of items outside the bundle must be projected the same way before they can be scored;
+the build report is kept beside the bundle (``<out_dir>.kb/build_report.json``).
 """
 
 from __future__ import annotations
@@ -34,14 +34,18 @@ from airrec.kb.intents import IntentLimits, Intents, read_intents
 from airrec.kb.project import Projection
 from airrec.kb.trie import MergeReport, TrieBuilder, normalise_path
 
-__all__ = ["BuildReport", "build_bundle", "sidecar_dir"]
+__all__ = ["PROJECTION_FILE", "BuildReport", "build_bundle", "sidecar_dir"]
+
+#: The PCA projection inside the bundle (checksummed with it): apply it to the text embedding
+#: of an item outside the bundle before scoring it as a vector candidate.
+PROJECTION_FILE = "projection.npz"
 
 F32 = npt.NDArray[np.float32]
 PATH_SEP = " > "
 
 
 def sidecar_dir(out_dir: str | os.PathLike[str]) -> Path:
-    """Where the build keeps what the bundle has no slot for (projection, report)."""
+    """Where the build keeps its report, beside the bundle."""
     out = Path(out_dir).absolute()
     return out.with_name(out.name + ".kb")
 
@@ -289,7 +293,7 @@ def build_bundle(
             "merge": merge_json,
             "projection": None if projection is None else {
                 "kind": "pca", "input_dim": projection.input_dim, "dim": projection.dim,
-                "file": f"{sidecar_dir(out_dir).name}/projection.npz",
+                "file": PROJECTION_FILE,
                 "explained_variance": round(float(projection.explained_variance_ratio.sum()), 6),
             },
             "seed": seed,
@@ -305,6 +309,7 @@ def build_bundle(
             composition=Composition.init(out_dim, attn_dim or out_dim, n_heads, max_depth, seed),
             config=engine_config, path_slots=path_slots, meta=meta, seed=seed,
             overwrite=overwrite, progress=progress,
+            extra_files={} if projection is None else {PROJECTION_FILE: projection.to_bytes()},
         )
     report = BuildReport(
         out_dir=out, n_items=dataset.n_items, n_nodes=len(trie),
@@ -320,18 +325,13 @@ def build_bundle(
         else float(projection.explained_variance_ratio.sum()),
         timings=timings,
     )
-    _write_sidecar(out, projection, report)
+    _write_sidecar(out, report)
     return report
 
 
-def _write_sidecar(out: Path, projection: Projection | None, report: BuildReport) -> None:
+def _write_sidecar(out: Path, report: BuildReport) -> None:
     side = sidecar_dir(out)
     side.mkdir(parents=True, exist_ok=True)
-    stale = side / "projection.npz"
-    if projection is not None:
-        projection.save(stale)
-    elif stale.exists():
-        stale.unlink()
     tmp = side / ".build_report.json.tmp"
     tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, side / "build_report.json")

@@ -12,6 +12,7 @@ making each component's largest-magnitude loading positive.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,13 +76,18 @@ class Projection:
         norms = np.linalg.norm(y, axis=1, keepdims=True)
         return np.ascontiguousarray(y / np.where(norms == 0, 1.0, norms), dtype=np.float32)
 
+    def to_bytes(self) -> bytes:
+        """The ``.npz`` bytes (the bundle stores them as ``projection.npz``)."""
+        buf = io.BytesIO()
+        np.savez(buf, mean=self.mean, components=self.components,
+                 explained_variance_ratio=self.explained_variance_ratio)
+        return buf.getvalue()
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write an ``.npz`` (so vectors of items outside the bundle can be projected too)."""
         file = Path(path)
         tmp = file.with_name(f".{file.name}.tmp")
-        with tmp.open("wb") as f:
-            np.savez(f, mean=self.mean, components=self.components,
-                     explained_variance_ratio=self.explained_variance_ratio)
+        tmp.write_bytes(self.to_bytes())
         os.replace(tmp, file)
         return file
 
