@@ -1,0 +1,77 @@
+"""SASRec (Kang & McAuley, 2018): self-attentive sequential recommendation.
+
+Item embedding + learned positional embedding (+ optionally a learned domain embedding, for
+the mixed-domain variant), ``n_blocks`` pre-norm transformer blocks with causal attention and
+dropout, a final layer norm; the score is the last position's state dotted with the candidate's
+item embedding (input and output embeddings are tied, as in the paper).
+
+The two baselines of DESIGN.md §5 are this one network with two history views (see
+:class:`~airrec.models.base.SequentialScorer`): ``target-only`` trains and scores on each
+sequence's sub-sequence of one domain; ``mixed`` on the whole cross-domain sequence.
+"""
+
+from __future__ import annotations
+
+import numpy.typing as npt
+import torch
+from torch import Tensor, nn
+
+from airrec.models._seq import OFFSET, PAD
+from airrec.models.base import SequenceModel, token_domains
+
+__all__ = ["SASRec"]
+
+
+class SASRec(SequenceModel):
+    """SASRec over ``n_items`` items; ``item_domains`` (per item) switches the domain embedding on."""
+
+    def __init__(
+        self,
+        n_items: int,
+        *,
+        dim: int = 64,
+        n_blocks: int = 2,
+        n_heads: int = 1,
+        max_len: int = 50,
+        dropout: float = 0.2,
+        item_domains: npt.ArrayLike | None = None,
+        n_domains: int = 0,
+    ) -> None:
+        super().__init__()
+        self.n_items = n_items
+        self.dim = dim
+        self.max_len = max_len
+        self.item_emb = nn.Embedding(n_items + OFFSET, dim, padding_idx=PAD)
+        self.pos_emb = nn.Embedding(max_len, dim)
+        self.dom_emb: nn.Embedding | None = None
+        if item_domains is not None:
+            self.register_buffer("token_domain", token_domains(item_domains, n_domains))
+            self.dom_emb = nn.Embedding(n_domains + 1, dim)
+        layer = nn.TransformerEncoderLayer(
+            dim, n_heads, dim_feedforward=dim, dropout=dropout, batch_first=True, norm_first=True
+        )
+        self.blocks = nn.TransformerEncoder(layer, n_blocks, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        # Small embeddings: initial scores near 0, so sampled-softmax starts near uniform.
+        for emb in (self.item_emb, self.pos_emb, self.dom_emb):
+            if emb is not None:
+                nn.init.normal_(emb.weight, std=dim**-0.5)
+        with torch.no_grad():
+            self.item_emb.weight[PAD].zero_()
+
+    def states(self, tokens: Tensor) -> Tensor:
+        length = tokens.shape[1]
+        positions = torch.arange(length, device=tokens.device)
+        x = self.item_emb(tokens) + self.pos_emb(positions)[None]
+        if self.dom_emb is not None:
+            table = self.get_buffer("token_domain")
+            x = x + self.dom_emb(table[tokens])
+        causal = nn.Transformer.generate_square_subsequent_mask(length, device=tokens.device)
+        h = self.blocks(self.dropout(x), mask=causal, is_causal=True)
+        out: Tensor = self.norm(h)
+        return out
+
+    def item_vectors(self, items: Tensor) -> Tensor:
+        out: Tensor = self.item_emb(items + OFFSET)
+        return out
