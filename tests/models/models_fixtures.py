@@ -1,0 +1,82 @@
+"""A tiny two-domain dataset where the next item is predictable (imported as a module, like
+``tests/evaluate/evaluate_fixtures.py``, because ``conftest`` names clash between folders)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from airrec.data import Dataset, ItemTable, Split
+
+N_A, N_B = 30, 30
+
+
+def _split(name: str, histories: Sequence[Sequence[int]], targets: Sequence[int] | None) -> Split:
+    lengths = np.array([len(h) for h in histories], dtype=np.int64)
+    offsets = np.zeros(len(histories) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    items = np.array([i for h in histories for i in h], dtype=np.int64)
+    positions = np.concatenate([np.arange(n) for n in lengths])
+    has = targets is not None
+    return Split(
+        name=name, offsets=offsets, items=items, behaviours=np.zeros(items.size, np.int64),
+        timestamps=positions.astype(np.float64), users=np.arange(len(histories)),
+        sources=np.zeros(len(histories), np.uint8), source_names=(name,),
+        targets=np.asarray(targets, dtype=np.int64) if has else None,
+        target_behaviours=np.zeros(len(histories), dtype=np.int64) if has else None,
+        target_timestamps=lengths.astype(np.float64) if has else None,
+    )
+
+
+def cyclic_sequence(start: int, length: int) -> list[int]:
+    """Alternate domains, each cycling through its own items: a0, b0, a1, b1, ... (mod n).
+
+    The next item is a deterministic function of the last in-domain item (and of the last
+    item overall), so every baseline can learn it, while popularity is flat.
+    """
+    out = []
+    for t in range(length):
+        k = start + t // 2
+        out.append(k % N_A if t % 2 == 0 else N_A + k % N_B)
+    return out
+
+
+def cyclic_dataset(n_train: int = 200, seed: int = 0) -> Dataset:
+    """``n_train`` cyclic train sequences; valid/test lines are held-out cyclic prefixes whose
+    target is the true next item (both domains)."""
+    rng = np.random.default_rng(seed)
+    train = [cyclic_sequence(int(rng.integers(0, 30)), int(rng.integers(4, 12))) for _ in range(n_train)]
+
+    def lines(n: int) -> tuple[list[list[int]], list[int]]:
+        hist, tgt = [], []
+        for _ in range(n):
+            seq = cyclic_sequence(int(rng.integers(0, 30)), int(rng.integers(3, 10)))
+            hist.append(seq[:-1])
+            tgt.append(seq[-1])
+        return hist, tgt
+
+    n = N_A + N_B
+    items = ItemTable(
+        domains=np.array([0] * N_A + [1] * N_B, dtype=np.uint8),
+        texts=tuple(f"item {i}" for i in range(n)),
+        external_ids=tuple(f"x{i}" for i in range(n)),
+    )
+    return Dataset(
+        name="cyclic", items=items, domain_names=("Food", "Kitchen"), behaviour_names=("buy",),
+        train=_split("train", train, None), valid=_split("valid", *lines(40)), test=_split("test", *lines(40)),
+    )
+
+
+def train_as_eval(dataset: Dataset, rng_seed: int = 1) -> Dataset:
+    """The same dataset whose *test* lines are cut from its train sequences (history = all but
+    the last event, target = the last): "HR@10 on its training users"."""
+    s = dataset.train
+    seqs = [s.items[s.offsets[u] : s.offsets[u + 1]].tolist() for u in range(len(s))]
+    hist = [q[:-1] for q in seqs]
+    tgt = [q[-1] for q in seqs]
+    return Dataset(
+        name=dataset.name + "-train-eval", items=dataset.items, domain_names=dataset.domain_names,
+        behaviour_names=dataset.behaviour_names, train=dataset.train, valid=dataset.valid,
+        test=_split("test", hist, tgt),
+    )
