@@ -131,11 +131,12 @@ def run_baselines(args: argparse.Namespace) -> int:
         "dataset": dataset.name, "split": "test", "negatives": args.negatives, "seeds": [args.seed],
         "models": kinds, "selection": "best epoch on valid HR@10 averaged over domains",
         "training": [
-            {"name": t["name"], "best_epoch": t["best_epoch"], "best_valid_hr10": t["best_valid_hr10"],
-             "epoch_seconds": [e["train_seconds"] for e in t["epochs"]]}
+            {"name": t["name"], "best_epoch": t["best_epoch"], "best_valid_hr10": round(t["best_valid_hr10"], 4),
+             "epochs_run": len(t["epochs"]),
+             "mean_epoch_seconds": round(sum(e["train_seconds"] for e in t["epochs"]) / len(t["epochs"]), 2)}
             for t in training
         ],
-        "seconds": time.perf_counter() - started,
+        "seconds": round(time.perf_counter() - started, 1),
     }
     paths = write_report(results, args.out, meta=meta, plots=not args.no_plots)
     train_path = Path(args.out) / "training.json"

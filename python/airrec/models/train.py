@@ -27,6 +27,7 @@ shares one) — the same seed gives bit-identical weights on the same machine.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ __all__ = ["MODEL_KINDS", "EpochLog", "TrainConfig", "TrainResult", "build_model
 IntArray = npt.NDArray[np.int64]
 ModelKind = Literal["sasrec-mixed", "sasrec-target", "gru4rec"]
 MODEL_KINDS: tuple[str, ...] = ("sasrec-mixed", "sasrec-target", "gru4rec")
+log = logging.getLogger(__name__)
 MODEL_NAMES = {"sasrec-mixed": "SASRec (mixed)", "sasrec-target": "SASRec (target-only)", "gru4rec": "GRU4Rec"}
 
 
@@ -242,11 +244,14 @@ def train_model(kind: str, dataset: Dataset, config: TrainConfig = TrainConfig()
         logs.append(EpochLog(epoch, float(np.mean(losses)), train_s, eval_s, hr, per))
         per_txt = " ".join(f"{d} {v:.4f}" for d, v in per.items())
         better = hr > best_hr
+        line = (
+            f"{name} epoch {epoch}: loss {logs[-1].loss:.4f}, train {train_s:.1f} s, "
+            f"valid HR@10 {hr:.4f} ({per_txt}), eval {eval_s:.1f} s{' *' if better else ''}"
+        )
         if config.progress:
-            tqdm.write(
-                f"{name} epoch {epoch}: loss {logs[-1].loss:.4f}, train {train_s:.1f} s, "
-                f"valid HR@10 {hr:.4f} ({per_txt}), eval {eval_s:.1f} s{' *' if better else ''}"
-            )
+            tqdm.write(line)
+        else:
+            log.info(line)
         if better:
             best_hr, best_epoch = hr, epoch
             best_state = copy.deepcopy(model.state_dict())
