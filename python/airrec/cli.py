@@ -62,7 +62,7 @@ def _run_pipeline(args: argparse.Namespace) -> int:
     opts = RunOptions(
         data_home=args.data_home,
         work_dir=Path(args.work_dir) if args.work_dir else default_work_dir(),
-        intents=[Path(p) for p in args.intents or []],
+        intents=None if args.intents is None else [Path(p) for p in args.intents],
         model=args.model,
         max_generate=args.max_generate,
         allow_install=not args.no_install,

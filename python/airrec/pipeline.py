@@ -43,7 +43,8 @@ class RunOptions:
 
     data_home: str | None = None
     work_dir: Path = field(default_factory=default_work_dir)
-    intents: Sequence[Path] = ()
+    #: Intents files to start from; ``None``: the committed artifact (when present).
+    intents: Sequence[Path] | None = None
     model: str = "qwen2.5-coder-0.5b"
     max_generate: int = 200
     allow_install: bool = True
@@ -64,7 +65,7 @@ class RunReport:
 
 
 def _seed_files(opts: RunOptions) -> list[Path]:
-    if opts.intents:
+    if opts.intents is not None:
         return [Path(p) for p in opts.intents]
     return [DEFAULT_INTENTS] if DEFAULT_INTENTS.exists() else []
 

@@ -1,0 +1,48 @@
+"""`airrec run`'s intents stage: committed intents merged with generated ones, counts of what
+is covered and what falls back to cold start (no LLM needed when nothing is generated)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluate"))
+from evaluate_fixtures import make_dataset  # noqa: E402
+
+from airrec.generate import import_intents  # noqa: E402
+from airrec.kb.intents import write_intents  # noqa: E402
+from airrec.pipeline import RunOptions, prepare_intents  # noqa: E402
+
+
+@pytest.fixture
+def dataset():  # type: ignore[no-untyped-def]
+    # Items 0-3 Food, 4-7 Kitchen; valid/test histories and targets use items 0, 1, 2, 4, 5, 6.
+    return make_dataset(
+        4, 4,
+        train=[[0, 3, 7], [3, 7]],
+        valid=([[0, 1]], [4]),
+        test=([[2, 5]], [6]),
+    )
+
+
+def test_seed_intents_are_merged_and_counted(dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    seed = write_intents(tmp_path / "seed.jsonl.gz", [
+        (0, 0, [["food", "snacks"]]),
+        (5, 0, [["kitchen", "tools", "knives"]]),
+        (7, 0, [["kitchen", "storage"]]),  # a train-only item: kept, not counted as needed
+    ])
+    opts = RunOptions(work_dir=tmp_path / "work", intents=[seed], max_generate=0)
+    opts.work_dir.mkdir()
+    merged, counts = prepare_intents(dataset, opts)
+    assert counts == {"pairs": 3, "needed_items": 6, "covered_items": 2, "generated_now": 0,
+                      "cold_start_items": 4}
+    assert import_intents(merged) == import_intents(seed)
+
+
+def test_no_seed_and_no_generation_gives_an_empty_file(dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    opts = RunOptions(work_dir=tmp_path, intents=[], max_generate=0)
+    merged, counts = prepare_intents(dataset, opts)
+    assert counts["covered_items"] == 0 and counts["cold_start_items"] == 6
+    assert import_intents(merged) == {}
