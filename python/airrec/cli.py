@@ -7,6 +7,7 @@ Each stage reads the previous stage's output from disk, so any stage can be re-r
     airrec generate          LLM intent generation (llama.cpp, GGUF), cached and resumable
     airrec build             intents + embeddings -> intent trie -> bundle the engine loads
     airrec evaluate          rank valid/test targets (999 sampled negatives, full ranking)
+    airrec baselines         train SASRec / GRU4Rec (torch) and evaluate them in the same harness
     airrec serve             the example HTTP service (score / retrieve / explain, hot reload)
     airrec info BUNDLE       describe a bundle
     airrec explain BUNDLE    why an item scores what it does for a history
@@ -143,6 +144,20 @@ def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     add_evaluate_arguments(ev)
     ev.set_defaults(handler=run_evaluate)
+
+
+def _add_baselines(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from airrec.models.cli import add_baselines_arguments, run_baselines
+
+    bl = sub.add_parser(
+        "baselines",
+        help="train and evaluate SASRec (mixed / target-only) and GRU4Rec on the saved negatives",
+        description="Trains each sequential baseline on the train split (sampled in-domain "
+        "softmax, early stopping on valid HR@10) and evaluates it beside popularity on the same "
+        "999 saved negatives; writes results JSON + markdown and the training log.",
+    )
+    add_baselines_arguments(bl)
+    bl.set_defaults(handler=run_baselines)
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -289,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_build(sub)
     _add_evaluate(sub)
+    _add_baselines(sub)
     _add_serve(sub)
     _add_info(sub)
     _add_explain(sub)

@@ -44,7 +44,8 @@ def add_baselines_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output directory (default: results/baselines)")
     parser.add_argument("--models", default="sasrec-mixed,sasrec-target,gru4rec",
                         help=f"comma-separated, from {', '.join(_KINDS)} (default: all)")
-    parser.add_argument("--epochs", type=int, default=10, help="maximum epochs (default: 10)")
+    parser.add_argument("--epochs", type=int, default=30,
+                        help="maximum epochs (default: 30; early stopping on valid usually ends sooner)")
     parser.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default: 3)")
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed, also the negatives' seed (default: 0)")
