@@ -13,7 +13,8 @@ from airrec.data import Dataset, ItemTable, Split
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _split(name: str, histories: Sequence[Sequence[int]], targets: Sequence[int] | None) -> Split:
+def make_split(name: str, histories: Sequence[Sequence[int]], targets: Sequence[int] | None) -> Split:
+    """One split as CSR: sequence positions as timestamps, behaviour 0, targets for valid/test."""
     lengths = np.array([len(h) for h in histories], dtype=np.int64)
     offsets = np.zeros(len(histories) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -47,5 +48,5 @@ def make_dataset(
     )
     return Dataset(
         name=name, items=items, domain_names=("Food", "Kitchen"), behaviour_names=("buy",),
-        train=_split("train", train, None), valid=_split("valid", *valid), test=_split("test", *test),
+        train=make_split("train", train, None), valid=make_split("valid", *valid), test=make_split("test", *test),
     )

@@ -3,30 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from airrec.data import Dataset, ItemTable, Split
+from airrec.data import Dataset
+
+# One builder of in-memory datasets for every test folder (see tests/evaluate).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluate"))
+from evaluate_fixtures import make_dataset, make_split  # noqa: E402
 
 N_A, N_B = 30, 30
-
-
-def _split(name: str, histories: Sequence[Sequence[int]], targets: Sequence[int] | None) -> Split:
-    lengths = np.array([len(h) for h in histories], dtype=np.int64)
-    offsets = np.zeros(len(histories) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    items = np.array([i for h in histories for i in h], dtype=np.int64)
-    positions = np.concatenate([np.arange(n) for n in lengths])
-    has = targets is not None
-    return Split(
-        name=name, offsets=offsets, items=items, behaviours=np.zeros(items.size, np.int64),
-        timestamps=positions.astype(np.float64), users=np.arange(len(histories)),
-        sources=np.zeros(len(histories), np.uint8), source_names=(name,),
-        targets=np.asarray(targets, dtype=np.int64) if has else None,
-        target_behaviours=np.zeros(len(histories), dtype=np.int64) if has else None,
-        target_timestamps=lengths.astype(np.float64) if has else None,
-    )
 
 
 def cyclic_sequence(start: int, length: int) -> list[int]:
@@ -56,16 +44,7 @@ def cyclic_dataset(n_train: int = 200, seed: int = 0) -> Dataset:
             tgt.append(seq[-1])
         return hist, tgt
 
-    n = N_A + N_B
-    items = ItemTable(
-        domains=np.array([0] * N_A + [1] * N_B, dtype=np.uint8),
-        texts=tuple(f"item {i}" for i in range(n)),
-        external_ids=tuple(f"x{i}" for i in range(n)),
-    )
-    return Dataset(
-        name="cyclic", items=items, domain_names=("Food", "Kitchen"), behaviour_names=("buy",),
-        train=_split("train", train, None), valid=_split("valid", *lines(40)), test=_split("test", *lines(40)),
-    )
+    return make_dataset(N_A, N_B, train, lines(40), lines(40), name="cyclic")
 
 
 def train_as_eval(dataset: Dataset, rng_seed: int = 1) -> Dataset:
@@ -78,5 +57,5 @@ def train_as_eval(dataset: Dataset, rng_seed: int = 1) -> Dataset:
     return Dataset(
         name=dataset.name + "-train-eval", items=dataset.items, domain_names=dataset.domain_names,
         behaviour_names=dataset.behaviour_names, train=dataset.train, valid=dataset.valid,
-        test=_split("test", hist, tgt),
+        test=make_split("test", hist, tgt),
     )
