@@ -4,11 +4,12 @@ and cached under ~/.cache/airrec/bench), histories and candidates."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pytest
 
-from airrec import Engine, Histories
+from airrec import Engine, Histories, UserTree
 from airrec.bench.online import Shape, synthetic_bundle
 from airrec.reference import Reference
 from airrec.synthetic import make_candidates, make_synthetic_histories
@@ -27,6 +28,11 @@ class Workload:
     def events(self, u: int) -> np.ndarray:
         h = self.histories
         return h.items[h.offsets[u] : h.offsets[u + 1]]
+
+    @cached_property
+    def trees(self) -> list[UserTree]:
+        """Every user's tree, built once for the benchmarks that score prebuilt trees."""
+        return [self.engine.tree(self.events(u)) for u in range(N_USERS)]
 
 
 @pytest.fixture(scope="session")

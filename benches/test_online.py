@@ -45,7 +45,7 @@ def test_request_numpy_reference(benchmark: BenchmarkFixture, workload: Workload
 
 def test_scoring_prebuilt_tree(benchmark: BenchmarkFixture, workload: Workload) -> None:
     benchmark.group = "parts"
-    trees = [workload.engine.tree(workload.events(u)) for u in range(N_USERS)]
+    trees = workload.trees
     users = _cycle()
 
     def run() -> np.ndarray:
@@ -64,7 +64,7 @@ def test_build_tree(benchmark: BenchmarkFixture, workload: Workload) -> None:
 
 def test_intent_vectors(benchmark: BenchmarkFixture, workload: Workload) -> None:
     benchmark.group = "parts"
-    trees = [workload.engine.tree(workload.events(u)) for u in range(N_USERS)]
+    trees = workload.trees
     users = _cycle()
 
     def run() -> np.ndarray:
@@ -91,7 +91,7 @@ def test_batch_all_cores(benchmark: BenchmarkFixture, workload: Workload) -> Non
 def test_retrieve(benchmark: BenchmarkFixture, workload: Workload) -> None:
     """Top-10 of a domain: usearch over 20k items for the profile vector, rerank 100."""
     benchmark.group = "parts"
-    trees = [workload.engine.tree(workload.events(u)) for u in range(N_USERS)]
+    trees = workload.trees
     users = _cycle()
     ids, _ = benchmark(lambda: workload.engine.retrieve(trees[next(users)], 0, k=10, pool=100))
     assert len(ids) == 10
