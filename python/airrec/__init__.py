@@ -7,7 +7,7 @@ target-aware intent vectors online, in microseconds.
 from __future__ import annotations
 
 from airrec._airrec import FORMAT_VERSION, __version__
-from airrec.engine import Context, Engine, Explanation, Histories, UserTree
+from airrec.engine import Context, Engine, Explanation, Histories, Slots, UserTree
 from airrec.errors import (
     AirrecError,
     BundleChecksumError,
@@ -31,6 +31,7 @@ __all__ = [
     "Engine",
     "Explanation",
     "Histories",
+    "Slots",
     "UserTree",
     "AirrecError",
     "BundleChecksumError",

@@ -68,6 +68,26 @@ class Engine:
         vectors: bool = False,
         n_threads: int | None = None,
     ) -> npt.NDArray[np.float32]: ...
+    @property
+    def slot_width(self) -> int: ...
+    def slots_batch(
+        self,
+        offsets: npt.NDArray[np.int64],
+        items: npt.NDArray[np.int64],
+        behaviours: npt.NDArray[np.int64],
+        timestamps: npt.NDArray[np.float64],
+        candidates: npt.NDArray[np.int64],
+        n_threads: int | None = None,
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8], npt.NDArray[np.float32]]: ...
+    def tree_slots_batch(
+        self,
+        offsets: npt.NDArray[np.int64],
+        items: npt.NDArray[np.int64],
+        behaviours: npt.NDArray[np.int64],
+        timestamps: npt.NDArray[np.float64],
+        width: int,
+        n_threads: int | None = None,
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
     def retrieve(
         self, tree: UserTree, domain: int, k: int, pool: int, rerank: bool
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...

@@ -59,6 +59,7 @@ __all__ = [
     "array_file",
     "items_index_file",
     "load_arrays",
+    "replace_composition",
     "read_manifest",
     "trie_depths",
     "trie_leaves",
@@ -1028,6 +1029,65 @@ def write_bundle(
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is read by services too
         _write_contents(tmp, prepared, settings, manifest_meta, progress, extras)
+        _check_destination(out, overwrite)
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def replace_composition(
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    composition: Composition,
+    *,
+    config: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """A copy of bundle ``src`` at ``out_dir`` with trained composition / score-head weights.
+
+    This is how training exports into a bundle: every other file (trie, vectors, indexes,
+    extra files) is copied byte for byte, the ``compose_*``/``score_*`` arrays are rewritten
+    from ``composition`` (which must match the bundle's dims), ``config`` overrides config
+    values (e.g. the ones an ablation trained with), ``meta`` is merged into the manifest's
+    ``meta`` (e.g. ``{"composition": {"trained": True, ...}}``), and every checksum is
+    recomputed. Written to a temporary directory and renamed, like :func:`write_bundle`.
+    """
+    source = load_arrays(src)  # validates the source first
+    dims = source.dims
+    expected = (dims.dim, dims.attn_dim, dims.n_heads, dims.max_depth)
+    actual = (composition.dim, composition.attn_dim, composition.n_heads, composition.max_depth)
+    if actual != expected:
+        raise InputError(f"composition dims (dim, attn_dim, n_heads, max_depth) {actual} do not match the bundle's {expected}")
+    manifest = dict(source.manifest)
+    new_config = validate_config({**manifest["config"], **dict(config or {})}, path_slots=dims.path_slots)
+    merged_meta = _json_meta({**manifest.get("meta", {}), **dict(meta or {})})
+    out = Path(out_dir).absolute()
+    _check_destination(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tmp.chmod(0o755)
+        arrays = composition.arrays()
+        files: dict[str, dict[str, Any]] = {}
+        for name in manifest["files"]:
+            target = tmp / name
+            stem = name[: -len(".npy")] if name.endswith(".npy") else None
+            if stem in arrays:
+                _write_array(target, arrays[stem], ARRAY_SPECS[stem][0])
+            else:
+                shutil.copyfile(source.path / name, target)
+                _fsync_file(target)
+            files[name] = {"sha256": sha256_file(target), "bytes": target.stat().st_size}
+        manifest.update(config=new_config, files=files, meta=merged_meta)
+        with (tmp / MANIFEST).open("w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(tmp)
         _check_destination(out, overwrite)
         _move_into_place(tmp, out)
     except BaseException:

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from airrec import _airrec
 from airrec.errors import InputError, InputTypeError
 
-__all__ = ["Engine", "UserTree", "Context", "Histories", "Explanation"]
+__all__ = ["Engine", "UserTree", "Context", "Histories", "Explanation", "Slots"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -152,6 +152,24 @@ class Histories:
         np.cumsum(lengths, out=offsets[1:])
         flat = [i for h in histories for i in h]
         return cls.from_arrays(offsets, np.asarray(flat, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class Slots:
+    """The attention slots the engine composes for each (user, candidate), padded to
+    :attr:`Engine.slot_width` (``docs/online-path.md`` §4; the null slot is implied).
+
+    ``ids`` is a node id for chain slots and an item id for evidence slots (``-1`` on padding),
+    ``types`` the slot type (``depth - 1`` for nodes, ``max_depth`` for evidence, 255 on
+    padding), ``ln_w`` the ``ln(w)`` the engine uses (``0`` on padding). Training reads these
+    so that the composition it learns sees exactly what serving feeds it.
+    """
+
+    PAD_TYPE = 255
+
+    ids: npt.NDArray[np.int32]
+    types: npt.NDArray[np.uint8]
+    ln_w: npt.NDArray[np.float32]
 
 
 class UserTree:
@@ -355,14 +373,8 @@ class Engine:
     # -- batches -----------------------------------------------------------------------------
 
     def _batch(self, histories: Histories, candidates: Any, vectors: bool, n_threads: int | None) -> FloatArray:
-        if not isinstance(histories, Histories):
-            raise InputTypeError("histories must be an airrec.Histories (see Histories.from_arrays)")
+        h = self._histories(histories, n_threads)
         cand = _as_ids(candidates, "candidates", ndim=2)
-        if n_threads is not None:
-            _check_k(n_threads, "n_threads")
-            if n_threads == 0:
-                raise InputError("n_threads must be >= 1")
-        h = histories
         return self._engine.batch(h.offsets, h.items, h.behaviours, h.timestamps, cand, vectors, n_threads)
 
     def score_batch(self, histories: Histories, candidates: Any, *, n_threads: int | None = None) -> FloatArray:
@@ -374,6 +386,35 @@ class Engine:
     ) -> FloatArray:
         """Intent vectors ``[U, C, dim]`` for many users at once, in parallel."""
         return self._batch(histories, candidates, True, n_threads)
+
+    @property
+    def slot_width(self) -> int:
+        """Most attention slots one candidate can have (null slot excluded)."""
+        return self._engine.slot_width
+
+    def _histories(self, histories: Histories, n_threads: int | None) -> Histories:
+        if not isinstance(histories, Histories):
+            raise InputTypeError("histories must be an airrec.Histories (see Histories.from_arrays)")
+        if n_threads is not None and _check_k(n_threads, "n_threads") == 0:
+            raise InputError("n_threads must be >= 1")
+        return histories
+
+    def slots_batch(self, histories: Histories, candidates: Any, *, n_threads: int | None = None) -> Slots:
+        """The attention slots ``[U, C, slot_width]`` of each user's row of ``candidates``
+        (what :meth:`score_batch` composes), for training the composition in torch."""
+        h = self._histories(histories, n_threads)
+        cand = _as_ids(candidates, "candidates", ndim=2)
+        ids, types, ln_w = self._engine.slots_batch(h.offsets, h.items, h.behaviours, h.timestamps, cand, n_threads)
+        return Slots(ids, types, ln_w)
+
+    def tree_slots_batch(
+        self, histories: Histories, width: int, *, n_threads: int | None = None
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+        """Each user's tree nodes, heaviest first, at most ``width``: ``(node ids, ln w̃)``,
+        each ``[U, width]``, padded with ``-1`` / ``0`` (target-independent; for ablations)."""
+        h = self._histories(histories, n_threads)
+        width = _check_k(width, "width")
+        return self._engine.tree_slots_batch(h.offsets, h.items, h.behaviours, h.timestamps, width, n_threads)
 
     # -- top-k -------------------------------------------------------------------------------
 

@@ -57,6 +57,13 @@ pub struct Scratch {
     row: Vec<f32>,
 }
 
+impl Scratch {
+    /// The last walk's result and the tree view it walked.
+    pub(crate) fn walk_and_view(&self) -> (&WalkScratch, &TreeView) {
+        (&self.walk, &self.view)
+    }
+}
+
 /// Users' histories packed as CSR: events of user `u` are `offsets[u]..offsets[u+1]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Histories<'a> {
@@ -295,9 +302,19 @@ impl Engine {
         }
     }
 
+    /// Whether requests run the AVX2/FMA kernels.
+    pub(crate) fn uses_avx2(&self) -> bool {
+        self.avx2
+    }
+
+    /// Prepares `s` for walking `tree` (per-request, before any candidate).
+    pub(crate) fn prepare_view(&self, tree: &UserTree, s: &mut Scratch) {
+        s.view.prepare(tree, &self.config, self.dim(), |n| self.bundle.node_vector(n));
+    }
+
     /// Walks the tree for one candidate (results in `s.walk`).
     #[inline(always)]
-    fn walk_for<K: Simd>(&self, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch) {
+    pub(crate) fn walk_for<K: Simd>(&self, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch) {
         let b = &*self.bundle;
         walk::<K>(tree, &s.view, &self.config, cand.x, |i| b.item_vector(i), &mut s.walk);
     }
@@ -502,7 +519,7 @@ impl Engine {
         self.batch(h, candidates, n_cands, Want::Vectors, out)
     }
 
-    fn check_histories(&self, h: &Histories<'_>) -> Result<()> {
+    pub(crate) fn check_histories(&self, h: &Histories<'_>) -> Result<()> {
         let e = h.items.len();
         if h.behaviours.len() != e || h.timestamps.len() != e {
             return Err(Error::Input(format!(

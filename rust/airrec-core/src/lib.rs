@@ -27,6 +27,7 @@ mod kernels;
 mod memory;
 pub mod npy;
 pub mod retrieve;
+pub mod slots;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tree;
@@ -36,5 +37,6 @@ pub use bundle::{Bundle, Dims, LoadOptions, FORMAT_VERSION};
 pub use config::EngineConfig;
 pub use engine::{Candidates, Context, Engine, Histories, Scratch};
 pub use error::{Error, Result};
+pub use slots::{SlotsOut, TreeSlotsOut, PAD_TYPE};
 pub use explain::{ChainExplanation, EvidenceExplanation, Explanation};
 pub use tree::{Event, UserTree};

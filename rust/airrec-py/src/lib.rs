@@ -9,7 +9,7 @@ mod errors;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use airrec_core::{Candidates, Engine, Explanation, Histories, LoadOptions, UserTree};
+use airrec_core::{Candidates, Engine, Explanation, Histories, LoadOptions, SlotsOut, TreeSlotsOut, UserTree};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -27,6 +27,20 @@ fn item_ids(engine: &Engine, ids: &[i64]) -> PyResult<Vec<u32>> {
 
 fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
     a.as_slice().map_err(|_| input_error(format!("{name} must be C-contiguous")))
+}
+
+fn histories<'a>(
+    offsets: &'a PyReadonlyArray1<'_, i64>,
+    items: &'a PyReadonlyArray1<'_, i64>,
+    behaviours: &'a PyReadonlyArray1<'_, i64>,
+    timestamps: &'a PyReadonlyArray1<'_, f64>,
+) -> PyResult<Histories<'a>> {
+    Ok(Histories {
+        offsets: slice(offsets, "offsets")?,
+        items: slice(items, "items")?,
+        behaviours: slice(behaviours, "behaviours")?,
+        timestamps: slice(timestamps, "timestamps")?,
+    })
 }
 
 /// A rayon pool per requested thread count, built once and reused.
@@ -258,12 +272,7 @@ impl PyEngine {
         vectors: bool,
         n_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let h = Histories {
-            offsets: slice(&offsets, "offsets")?,
-            items: slice(&items, "items")?,
-            behaviours: slice(&behaviours, "behaviours")?,
-            timestamps: slice(&timestamps, "timestamps")?,
-        };
+        let h = histories(&offsets, &items, &behaviours, &timestamps)?;
         let (u, c) = (candidates.shape()[0], candidates.shape()[1]);
         if u != h.n_users() {
             return Err(input_error(format!("candidates has {u} rows but offsets describe {} users", h.n_users())));
@@ -287,6 +296,78 @@ impl PyEngine {
             .py()?;
         let arr = PyArray1::from_vec(py, out);
         Ok(if vectors { arr.reshape([u, c, d])?.into_any() } else { arr.reshape([u, c])?.into_any() })
+    }
+
+    #[getter]
+    fn slot_width(&self) -> usize {
+        self.engine.slot_width()
+    }
+
+    /// Attention slots `(ids int32, types uint8, ln_w float32)`, each `[U, C, slot_width]`.
+    #[pyo3(signature = (offsets, items, behaviours, timestamps, candidates, n_threads=None))]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn slots_batch<'py>(
+        &self,
+        py: Python<'py>,
+        offsets: PyReadonlyArray1<'_, i64>,
+        items: PyReadonlyArray1<'_, i64>,
+        behaviours: PyReadonlyArray1<'_, i64>,
+        timestamps: PyReadonlyArray1<'_, f64>,
+        candidates: PyReadonlyArray2<'_, i64>,
+        n_threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let h = histories(&offsets, &items, &behaviours, &timestamps)?;
+        let (u, c) = (candidates.shape()[0], candidates.shape()[1]);
+        if u != h.n_users() {
+            return Err(input_error(format!("candidates has {u} rows but offsets describe {} users", h.n_users())));
+        }
+        let cand = item_ids(&self.engine, candidates.as_slice().map_err(|_| input_error("candidates must be C-contiguous".into()))?)?;
+        let w = self.engine.slot_width();
+        let pool = pool(n_threads)?;
+        let (ids, types, ln_w) = py
+            .detach(|| {
+                let n = u * c * w;
+                let (mut ids, mut types, mut ln_w) = (vec![0i32; n], vec![0u8; n], vec![0f32; n]);
+                in_pool(pool, || {
+                    self.engine.slots_batch(h, &cand, c, SlotsOut { ids: &mut ids, types: &mut types, ln_w: &mut ln_w })
+                })
+                .map(|_| (ids, types, ln_w))
+            })
+            .py()?;
+        Ok((
+            PyArray1::from_vec(py, ids).reshape([u, c, w])?.into_any(),
+            PyArray1::from_vec(py, types).reshape([u, c, w])?.into_any(),
+            PyArray1::from_vec(py, ln_w).reshape([u, c, w])?.into_any(),
+        ))
+    }
+
+    /// Each user's tree nodes by weight: `(ids int32, ln_w float32)`, each `[U, width]`.
+    #[pyo3(signature = (offsets, items, behaviours, timestamps, width, n_threads=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn tree_slots_batch<'py>(
+        &self,
+        py: Python<'py>,
+        offsets: PyReadonlyArray1<'_, i64>,
+        items: PyReadonlyArray1<'_, i64>,
+        behaviours: PyReadonlyArray1<'_, i64>,
+        timestamps: PyReadonlyArray1<'_, f64>,
+        width: usize,
+        n_threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let h = histories(&offsets, &items, &behaviours, &timestamps)?;
+        let u = h.n_users();
+        let pool = pool(n_threads)?;
+        let (ids, ln_w) = py
+            .detach(|| {
+                let (mut ids, mut ln_w) = (vec![0i32; u * width], vec![0f32; u * width]);
+                in_pool(pool, || self.engine.tree_slots_batch(h, width, TreeSlotsOut { ids: &mut ids, ln_w: &mut ln_w }))
+                    .map(|_| (ids, ln_w))
+            })
+            .py()?;
+        Ok((
+            PyArray1::from_vec(py, ids).reshape([u, width])?.into_any(),
+            PyArray1::from_vec(py, ln_w).reshape([u, width])?.into_any(),
+        ))
     }
 
     fn retrieve<'py>(

@@ -8,3 +8,4 @@ mod tree;
 mod walk;
 mod compose;
 mod engine;
+mod slots;

@@ -1,0 +1,181 @@
+"""The AIR model in torch: a sequential backbone plus the engine's intent composition.
+
+Score of candidate ``c`` after a history (backbone state ``h``, candidate text vector ``x_c``)::
+
+    score = h · e_c                      # the backbone (SASRec over the mixed sequence), frozen
+          + s_air(u_c, x_c)              # the engine's score head (exported into the bundle)
+          + h · (P u_c)                  # how the intent vector moves the backbone's preference
+
+where ``u_c`` is the target-aware intent vector of ``docs/online-path.md`` §4, computed by
+:class:`IntentComposition` from the attention slots that the **Rust engine** chose for this
+(user, candidate) (:meth:`airrec.Engine.slots_batch`): the same tree, walk and evidence pruning
+that serve, so there is no train/serve skew. :class:`IntentComposition` holds exactly the
+engine's parameters (``compose_*``, ``score_*``) and is exported into a bundle with
+:func:`airrec.bundle.replace_composition`; the engine then serves ``u_c`` and ``s_air`` equal
+to torch's to float rounding (the parity test holds them to 1e-5).
+
+The backbone is trained first (it is the SASRec-mixed baseline of the same seed) and kept
+frozen while the AIR part trains: the comparison "backbone with and without intents" is then
+exact, and an epoch costs one engine pass plus a small attention, not a transformer.
+
+Ablation switches (:class:`AIRVariant`):
+
+* ``use_weights=False``: no tree weighting — ``ln w`` is dropped from the attention (and the
+  engine is run with ``walk_alpha = 0``, ``decay_lambda = 0``);
+* ``target_aware=False``: no target-aware retrieval — the intent vector is the mean of the
+  value projections of the user's tree nodes (heaviest ``pooled_width``), the same for every
+  candidate (not exportable: the engine always retrieves target-aware).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor, nn
+
+from airrec.bundle import Composition
+
+__all__ = ["AIRModel", "AIRVariant", "IntentComposition"]
+
+PAD_TYPE = 255
+
+
+@dataclass(frozen=True)
+class AIRVariant:
+    """Which parts of AIR are on (all by default); see the module docstring."""
+
+    use_weights: bool = True
+    target_aware: bool = True
+    pooled_width: int = 32
+
+    @property
+    def engine_overrides(self) -> dict[str, float]:
+        """Engine config changes this variant needs (no tree weighting: no walk bias, no decay)."""
+        return {} if self.use_weights else {"walk_alpha": 0.0, "decay_lambda": 0.0}
+
+
+class IntentComposition(nn.Module):
+    """The engine's multi-head attention composition and score head, trainable.
+
+    ``node_vectors`` ``[N, d]`` and ``item_vectors`` ``[I, d]`` are the bundle's (frozen
+    buffers); the parameters are initialised from a :class:`~airrec.bundle.Composition` (the
+    bundle's, whose init is already meaningful) and exported back to one.
+    """
+
+    def __init__(
+        self,
+        composition: Composition,
+        node_vectors: npt.ArrayLike,
+        item_vectors: npt.ArrayLike,
+        *,
+        use_weights: bool = True,
+    ) -> None:
+        super().__init__()
+        nv = torch.from_numpy(np.array(node_vectors, dtype=np.float32))
+        iv = torch.from_numpy(np.array(item_vectors, dtype=np.float32))
+        self.n_nodes = int(nv.shape[0])
+        self.dim = composition.dim
+        self.n_heads = composition.n_heads
+        self.attn_dim = composition.attn_dim
+        self.max_depth = composition.max_depth
+        self.use_weights = use_weights
+        # One table for both slot kinds: row n = node n, row N + i = item i.
+        self.register_buffer("vectors", torch.cat([nv, iv]), persistent=False)
+        self.register_buffer("item_vectors", iv, persistent=False)
+        c = composition
+        p = lambda a: nn.Parameter(torch.from_numpy(np.array(a, dtype=np.float32)))  # noqa: E731
+        self.wq, self.wk, self.wv, self.wo, self.bo = p(c.wq), p(c.wk), p(c.wv), p(c.wo), p(c.bo)
+        self.type_key, self.type_value = p(c.type_key), p(c.type_value)
+        weight_bias = c.weight_bias if use_weights else np.zeros_like(c.weight_bias)
+        self.weight_bias = nn.Parameter(torch.from_numpy(np.array(weight_bias)), requires_grad=use_weights)
+        self.score_w_out, self.score_w_inter, self.score_bias = p(c.score_w_out), p(c.score_w_inter), p(c.score_bias)
+
+    def candidate_vectors(self, items: Tensor) -> Tensor:
+        """``x_c``: the bundle's item vectors of ``items`` (any shape) -> ``[..., d]``."""
+        out: Tensor = self.item_vectors[items]
+        return out
+
+    def forward(self, x: Tensor, ids: Tensor, types: Tensor, ln_w: Tensor) -> Tensor:
+        """Intent vectors ``[..., d]`` of candidates ``x`` ``[..., d]`` over their slots
+        (``ids``/``types``/``ln_w`` ``[..., S]`` as :meth:`airrec.Engine.slots_batch` returns)."""
+        h, dk, depth = self.n_heads, self.attn_dim // self.n_heads, self.max_depth
+        pad = types == PAD_TYPE
+        types_l = types.long()
+        rows = torch.where(types_l == depth, ids.long() + self.n_nodes, ids.long()).clamp_min(0)
+        z = self.vectors[rows]  # [..., S, d]
+        t = torch.where(pad, torch.full_like(types_l, depth + 1), types_l)
+        k = z @ self.wk + self.type_key[t]  # [..., S, a]
+        v = z @ self.wv + self.type_value[t]
+        q = x @ self.wq  # [..., a]
+        lead = q.shape[:-1]
+        qh = q.reshape(*lead, 1, h, dk)
+        logits = (k.reshape(*k.shape[:-1], h, dk) * qh).sum(-1) / math.sqrt(dk)  # [..., S, H]
+        if self.use_weights:
+            logits = logits + ln_w.unsqueeze(-1) * self.weight_bias
+        logits = logits.masked_fill(pad.unsqueeze(-1), float("-inf"))
+        # The null slot: zero vector, type depth + 1, ln w = 0.
+        null_k = self.type_key[depth + 1].reshape(h, dk)
+        null_logit = (q.reshape(*lead, h, dk) * null_k).sum(-1, keepdim=True).transpose(-1, -2) / math.sqrt(dk)
+        att = torch.softmax(torch.cat([logits, null_logit], dim=-2), dim=-2)  # [..., S+1, H]
+        values = torch.cat([v, self.type_value[depth + 1].expand(*lead, 1, self.attn_dim)], dim=-2)
+        o = (att.unsqueeze(-1) * values.reshape(*values.shape[:-1], h, dk)).sum(-3)  # [..., H, dk]
+        out: Tensor = o.reshape(*lead, self.attn_dim) @ self.wo + self.bo
+        return out
+
+    def pooled(self, node_ids: Tensor) -> Tensor:
+        """Target-independent intent vectors ``[U, d]``: the mean value projection of each
+        user's tree nodes (``node_ids`` ``[U, W]``, ``-1`` padded) through the output projection."""
+        valid = (node_ids >= 0).unsqueeze(-1).float()
+        v = self.vectors[node_ids.long().clamp_min(0)] @ self.wv
+        mean = (v * valid).sum(-2) / valid.sum(-2).clamp_min(1.0)
+        out: Tensor = mean @ self.wo + self.bo
+        return out
+
+    def score(self, u: Tensor, x: Tensor) -> Tensor:
+        """The engine's built-in score head ``w_out·u + w_inter·(u ⊙ x) + b``."""
+        out: Tensor = u @ self.score_w_out + (u * x) @ self.score_w_inter + self.score_bias
+        return out
+
+    def to_composition(self) -> Composition:
+        """The trained weights as the bundle's :class:`~airrec.bundle.Composition`."""
+        g = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
+        return Composition(
+            wq=g(self.wq), wk=g(self.wk), wv=g(self.wv), wo=g(self.wo), bo=g(self.bo),
+            type_key=g(self.type_key), type_value=g(self.type_value), weight_bias=g(self.weight_bias),
+            score_w_out=g(self.score_w_out), score_w_inter=g(self.score_w_inter), score_bias=g(self.score_bias),
+        )
+
+
+class AIRModel(nn.Module):
+    """Backbone (frozen) + :class:`IntentComposition` + the backbone-intent interaction ``P``."""
+
+    def __init__(self, backbone: nn.Module, composition: IntentComposition, variant: AIRVariant = AIRVariant()) -> None:
+        super().__init__()
+        self.backbone = backbone
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.composition = composition
+        self.variant = variant
+        dim_b = int(getattr(backbone, "dim"))
+        self.interaction = nn.Parameter(torch.zeros(dim_b, composition.dim))
+
+    def train(self, mode: bool = True) -> AIRModel:
+        super().train(mode)
+        self.backbone.eval()  # frozen: no dropout
+        return self
+
+    def scores(self, states: Tensor, items: Tensor, u: Tensor) -> Tensor:
+        """Scores ``[B, C]`` from backbone states ``[B, db]``, candidates ``[B, C]`` and their
+        intent vectors ``[B, C, d]`` (or ``[B, 1, d]`` when target-independent)."""
+        e = self.backbone.item_vectors(items)  # type: ignore[operator]
+        base = torch.einsum("bd,bcd->bc", states, e)
+        x = self.composition.candidate_vectors(items)
+        u = u.expand(-1, items.shape[1], -1)
+        air = self.composition.score(u, x)
+        inter = torch.einsum("bd,bcd->bc", states @ self.interaction, u)
+        out: Tensor = base + air + inter
+        return out
