@@ -2,11 +2,12 @@
 
 Each stage reads the previous stage's output from disk, so any stage can be re-run alone:
 
-    airrec run               the whole Food–Kitchen pipeline (data, intents, bundle, evaluation)
+    airrec run               the whole Food–Kitchen pipeline (data, intents, bundle, training, evaluation)
     airrec data fetch        download a public dataset (checksummed) into the data directory
     airrec generate          LLM intent generation (llama.cpp, GGUF), cached and resumable
     airrec build             intents + embeddings -> intent trie -> bundle the engine loads
     airrec evaluate          rank valid/test targets (999 sampled negatives, full ranking)
+    airrec train             train AIR (and baselines, ablations) on bundles, evaluate, export
     airrec baselines         train SASRec / GRU4Rec (torch) and evaluate them in the same harness
     airrec serve             the example HTTP service (score / retrieve / explain, hot reload)
     airrec info BUNDLE       describe a bundle
@@ -26,6 +27,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from airrec.errors import AirrecError
@@ -36,11 +38,13 @@ Handler = Callable[[argparse.Namespace], int]
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser(
         "run",
-        help="the whole Food–Kitchen pipeline: data, intents, bundle, evaluation",
+        help="the whole Food–Kitchen pipeline: data, intents, bundle, training, evaluation",
         description="Loads (or downloads) Food–Kitchen, merges the committed intents with LLM "
         "intents generated for still-missing valid/test history items (at most --max-generate), "
-        "builds the bundle (MiniLM embeddings, cached) and evaluates popularity and the engine "
-        "on the 999-negative protocol. Every stage is cached under --work-dir.",
+        "builds the bundle (MiniLM embeddings, cached), trains the models (default: SASRec-mixed "
+        "and AIR; --models all adds GRU4Rec, SASRec target-only and the AIR ablations) for each "
+        "seed, evaluates them with popularity on the 999-negative protocol and exports the trained "
+        "AIR composition into a bundle. Every stage is cached under --work-dir.",
     )
     run.add_argument("--data-home", help="data directory (default: $AIRREC_DATA_HOME or ~/.cache/airrec/data)")
     run.add_argument("--work-dir", help="where stages keep their outputs (default ~/.cache/airrec/runs/food-kitchen)")
@@ -48,16 +52,30 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--model", default="qwen2.5-coder-0.5b", help="LLM for missing intents (default qwen2.5-coder-0.5b)")
     run.add_argument("--max-generate", type=int, default=200, help="generate at most this many missing items (default 200; the rest use cold start)")
     run.add_argument("--no-install", action="store_true", help="never pip-install a preset model's packages")
-    run.add_argument("--seed", type=int, nargs="+", default=[0], help="negative-sampling seed(s)")
-    run.add_argument("--full-ranking", action="store_true", help="also rank against the whole target domain")
+    _add_training_arguments(run)
     run.add_argument("--no-download", action="store_true", help="fail instead of downloading missing data")
-    run.add_argument("--no-plots", action="store_true")
     run.set_defaults(handler=_run_pipeline)
 
 
-def _run_pipeline(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _add_training_arguments(p: argparse.ArgumentParser) -> None:
+    from airrec.pipeline import DEFAULT_MODELS, DEFAULT_SMOLLM2_INTENTS
 
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                   help="comma-separated from popularity, gru4rec, sasrec-target, sasrec-mixed, air, "
+                   "air-no-weights, air-no-target, air-random, air-smollm2; or 'all' "
+                   f"(default: {','.join(DEFAULT_MODELS)})")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S",
+                   help="training seeds; several give mean ± std (default: 0)")
+    p.add_argument("--negatives-seed", type=int, default=0,
+                   help="seed of the saved evaluation negatives, shared by every model and seed (default: 0)")
+    p.add_argument("--epochs", type=int, default=30, help="maximum epochs per model (early stopping on valid)")
+    p.add_argument("--smollm2-intents", type=Path, default=DEFAULT_SMOLLM2_INTENTS,
+                   help=f"intents for the air-smollm2 ablation (default: {DEFAULT_SMOLLM2_INTENTS})")
+    p.add_argument("--full-ranking", action="store_true", help="also rank against the whole target domain")
+    p.add_argument("--no-plots", action="store_true")
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
     from airrec.pipeline import RunOptions, default_work_dir, run_pipeline
 
     opts = RunOptions(
@@ -67,7 +85,11 @@ def _run_pipeline(args: argparse.Namespace) -> int:
         model=args.model,
         max_generate=args.max_generate,
         allow_install=not args.no_install,
-        seeds=args.seed,
+        seeds=args.seeds,
+        negatives_seed=args.negatives_seed,
+        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        epochs=args.epochs,
+        smollm2_intents=args.smollm2_intents,
         full_ranking=args.full_ranking,
         download=not args.no_download,
         plots=not args.no_plots,
@@ -76,6 +98,44 @@ def _run_pipeline(args: argparse.Namespace) -> int:
     print(f"intents: {report.intents}")
     print(f"bundle: {report.bundle}\nresults: {report.results}")
     print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in report.seconds.items()))
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tr = sub.add_parser(
+        "train",
+        help="train AIR (and baselines / ablations) on built bundles, evaluate, export",
+        description="Trains the requested models for each seed (AIR: a SASRec-mixed backbone and the "
+        "engine's intent composition, trained together; the Rust engine supplies every chain and "
+        "evidence slot), selects each on valid HR@10, evaluates all of them with the same saved "
+        "test negatives, writes results.json / results.md / plots and training.json to --out, and "
+        "exports AIR's trained composition into <out>/bundles/air.seed<S> (parity-checked).",
+    )
+    tr.add_argument("--data-home", help="data directory (default: $AIRREC_DATA_HOME or ~/.cache/airrec/data)")
+    tr.add_argument("--bundle", type=Path, required=True, help="the intents bundle (airrec build / airrec run)")
+    tr.add_argument("--random-bundle", type=Path, help="bundle built from shuffled intents (for air-random)")
+    tr.add_argument("--smollm2-bundle", type=Path, help="bundle built from SmolLM2 intents (for air-smollm2)")
+    tr.add_argument("--out", type=Path, default=Path("results/train"), help="output directory (default results/train)")
+    _add_training_arguments(tr)
+    tr.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from airrec.data import load_food_kitchen
+    from airrec.models.suite import MODEL_NAMES, SuiteOptions, parse_models, run_suite
+
+    models = list(MODEL_NAMES) if args.models.strip() == "all" else parse_models(args.models)
+    bundles = {"main": args.bundle}
+    if args.random_bundle:
+        bundles["random"] = args.random_bundle
+    if args.smollm2_bundle:
+        bundles["smollm2"] = args.smollm2_bundle
+    report = run_suite(load_food_kitchen(args.data_home), SuiteOptions(
+        models=models, seeds=args.seeds, bundles=bundles, out_dir=args.out, negatives_seed=args.negatives_seed,
+        full_ranking=args.full_ranking, epochs=args.epochs, plots=not args.no_plots,
+    ))
+    print(report.markdown.read_text(encoding="utf-8"))
+    print("wrote " + ", ".join(str(p) for p in [report.results, report.markdown, report.training, *report.plots, *report.exported]))
     return 0
 
 
@@ -304,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_build(sub)
     _add_evaluate(sub)
+    _add_train(sub)
     _add_baselines(sub)
     _add_serve(sub)
     _add_info(sub)

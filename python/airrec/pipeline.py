@@ -7,11 +7,12 @@
    intents fall back to cold start: their nearest intent leaves);
 3. **bundle**: intent trie + MiniLM embeddings + usearch indexes (rebuilt only when its inputs
    change);
-4. **evaluate**: popularity and the engine's score head on the 999-negative protocol (and full
-   ranking on request), written as JSON + markdown (+ plots).
-
-Training (the AIR model in torch) is not part of the pipeline yet: the engine's score head is
-untrained, so its row is a zero-shot intent-similarity baseline and is labelled as such.
+4. **train + evaluate** (:func:`airrec.models.suite.run_suite`): the requested models (default:
+   popularity, SASRec-mixed and AIR; ``models="all"`` adds GRU4Rec, SASRec target-only and the
+   AIR ablations, building the random-intents and SmolLM2-intents bundles they need) for every
+   training seed, on the 999-negative protocol (and full ranking on request); the trained AIR
+   composition is exported into ``<work>/results/bundles/air.seed<S>``; results as JSON +
+   markdown + plots.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ log = logging.getLogger("airrec.run")
 
 #: The committed intents artifact (regenerate with the command in benches/data/README.md).
 DEFAULT_INTENTS = Path("benches/data/intents-food-kitchen-qwen2.5-coder-0.5b.jsonl.gz")
+#: SmolLM2-135M intents of the same items, for the model-size ablation.
+DEFAULT_SMOLLM2_INTENTS = Path("benches/data/intents-food-kitchen-smollm2-135m.jsonl.gz")
+DEFAULT_MODELS: tuple[str, ...] = ("popularity", "sasrec-mixed", "air")
 
 
 def default_work_dir() -> Path:
@@ -50,7 +54,13 @@ class RunOptions:
     allow_install: bool = True
     dim: int = 64
     negatives: int = 999
+    negatives_seed: int = 0
+    #: Training seeds (every model is trained once per seed; negatives stay fixed).
     seeds: Sequence[int] = (0,)
+    #: Models to train and evaluate (see :mod:`airrec.models.suite`); ``("all",)`` for all.
+    models: Sequence[str] = DEFAULT_MODELS
+    epochs: int = 30
+    smollm2_intents: Path = DEFAULT_SMOLLM2_INTENTS
     full_ranking: bool = False
     download: bool = True
     plots: bool = True
@@ -111,15 +121,15 @@ def prepare_intents(dataset: Any, opts: RunOptions) -> tuple[Path, dict[str, int
     return merged, counts
 
 
-def build(dataset: Any, intents: Path, opts: RunOptions) -> Path:
-    """The bundle, rebuilt only when the intents or build settings changed."""
+def build(dataset: Any, intents: Path, opts: RunOptions, name: str = "bundle") -> Path:
+    """The bundle ``<work>/<name>``, rebuilt only when the intents or build settings changed."""
     from airrec.kb.build import build_bundle
     from airrec.kb.cli import default_cache_dir
     from airrec.kb.embed import SentenceTransformerEmbedder
 
-    out = opts.work_dir / "bundle"
+    out = opts.work_dir / name
     inputs = {"intents_sha256": sha256_file(intents), "dim": opts.dim, "embedder": "minilm", "dataset": dataset.name}
-    stamp = opts.work_dir / "bundle.inputs.json"
+    stamp = opts.work_dir / f"{name}.inputs.json"
     if (out / "manifest.json").exists() and stamp.exists() and json.loads(stamp.read_text()) == inputs:
         log.info("bundle: up to date (%s)", out)
         return out
@@ -132,14 +142,29 @@ def build(dataset: Any, intents: Path, opts: RunOptions) -> Path:
     return out
 
 
+def ablation_bundles(dataset: Any, intents: Path, opts: RunOptions, models: Sequence[str]) -> dict[str, Path]:
+    """The extra bundles the requested AIR ablations need (random / SmolLM2 intents)."""
+    from airrec.errors import DataError
+    from airrec.kb.intents import shuffle_intents
+
+    out: dict[str, Path] = {}
+    if "air-random" in models:
+        shuffled = opts.work_dir / "intents-random.jsonl.gz"
+        shuffle_intents(intents, shuffled, seed=0)
+        out["random"] = build(dataset, shuffled, opts, name="bundle-random")
+    if "air-smollm2" in models:
+        if not Path(opts.smollm2_intents).exists():
+            raise DataError(f"air-smollm2 needs SmolLM2 intents at {opts.smollm2_intents} (see benches/data/README.md)")
+        out["smollm2"] = build(dataset, Path(opts.smollm2_intents), opts, name="bundle-smollm2")
+    return out
+
+
 def run_pipeline(opts: RunOptions) -> RunReport:
     """Runs every stage; see the module docstring."""
     from airrec.data import load_food_kitchen
-    from airrec.engine import Engine
-    from airrec.evaluate.baselines import EngineScorer, PopularityScorer
-    from airrec.evaluate.cli import evaluate_scorers
-    from airrec.evaluate.report import write_report
+    from airrec.models.suite import MODEL_NAMES, SuiteOptions, parse_models, run_suite
 
+    models = list(MODEL_NAMES) if list(opts.models) == ["all"] else parse_models(opts.models)
     opts.work_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
@@ -153,21 +178,15 @@ def run_pipeline(opts: RunOptions) -> RunReport:
 
     t = time.perf_counter()
     bundle = build(dataset, intents, opts)
+    bundles = {"main": bundle, **ablation_bundles(dataset, intents, opts, models)}
     seconds["bundle"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    engine_scorer = EngineScorer(Engine.load(bundle))
-    engine_scorer.check_dataset(dataset)
-    results = evaluate_scorers(
-        [PopularityScorer(dataset), engine_scorer], dataset, "test",
-        negatives=opts.negatives, seeds=opts.seeds, full_ranking=opts.full_ranking,
-    )
-    paths = write_report(
-        results, opts.work_dir / "results",
-        meta={"dataset": dataset.name, "split": "test", "negatives": opts.negatives,
-              "seeds": list(opts.seeds), "bundle": str(bundle), "intents": counts},
-        plots=opts.plots,
-    )
-    seconds["evaluate"] = time.perf_counter() - t
-    print(paths.markdown.read_text(encoding="utf-8"))
-    return RunReport(intents=counts, bundle=bundle, results=paths.json, seconds=seconds)
+    report = run_suite(dataset, SuiteOptions(
+        models=models, seeds=opts.seeds, bundles=bundles, out_dir=opts.work_dir / "results",
+        negatives=opts.negatives, negatives_seed=opts.negatives_seed, full_ranking=opts.full_ranking,
+        epochs=opts.epochs, plots=opts.plots,
+    ))
+    seconds["train_evaluate"] = time.perf_counter() - t
+    print(report.markdown.read_text(encoding="utf-8"))
+    return RunReport(intents=counts, bundle=bundle, results=report.results, seconds=seconds)

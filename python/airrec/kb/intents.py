@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 from airrec._files import sha256_file
 from airrec.errors import DataError
 
@@ -186,3 +188,21 @@ def write_intents(
         f.write(gzip.compress(data, mtime=0) if file.suffix == ".gz" else data)
     os.replace(tmp, file)
     return file
+
+
+def shuffle_intents(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], *, seed: int = 0,
+    limits: IntentLimits = IntentLimits(),
+) -> Path:
+    """The "random intents" control: every (item, behaviour) keeps *some* LLM answer, but
+    another item's, drawn by a seeded permutation of the answers among the file's records.
+
+    The vocabulary, the trie, paths per item and the cold-start set stay exactly those of
+    ``src``; only the link between an item and its intents is destroyed. A model that does as
+    well with these as with the real ones is not using the LLM's semantics.
+    """
+    intents = read_intents(src, limits=limits)
+    records = intents.records
+    perm = np.random.default_rng(seed).permutation(len(records))
+    rows = [(r.item, r.behaviour, records[int(p)].paths) for r, p in zip(records, perm)]
+    return write_intents(dst, rows)

@@ -14,9 +14,9 @@ engine's parameters (``compose_*``, ``score_*``) and is exported into a bundle w
 :func:`airrec.bundle.replace_composition`; the engine then serves ``u_c`` and ``s_air`` equal
 to torch's to float rounding (the parity test holds them to 1e-5).
 
-The backbone is trained first (it is the SASRec-mixed baseline of the same seed) and kept
-frozen while the AIR part trains: the comparison "backbone with and without intents" is then
-exact, and an epoch costs one engine pass plus a small attention, not a transformer.
+Backbone and AIR part are trained together, from scratch (see :mod:`airrec.models.air_train`):
+the backbone is the SASRec-mixed baseline's network with the same hyper-parameters and seed, so
+the SASRec (mixed) row is this model without intents.
 
 Ablation switches (:class:`AIRVariant`):
 
@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from airrec.bundle import Composition
+from airrec.models.base import SequenceModel
 
 __all__ = ["AIRModel", "AIRVariant", "IntentComposition"]
 
@@ -103,13 +104,18 @@ class IntentComposition(nn.Module):
         """Intent vectors ``[..., d]`` of candidates ``x`` ``[..., d]`` over their slots
         (``ids``/``types``/``ln_w`` ``[..., S]`` as :meth:`airrec.Engine.slots_batch` returns)."""
         h, dk, depth = self.n_heads, self.attn_dim // self.n_heads, self.max_depth
+        # Slots are left-aligned: drop the columns that are padding in every row.
+        used = int((types != PAD_TYPE).sum(-1).max()) if types.numel() else 0
+        ids, types, ln_w = ids[..., :used], types[..., :used], ln_w[..., :used]
         pad = types == PAD_TYPE
         types_l = types.long()
         rows = torch.where(types_l == depth, ids.long() + self.n_nodes, ids.long()).clamp_min(0)
-        z = self.vectors[rows]  # [..., S, d]
+        # Project each distinct slot vector once (a batch repeats nodes and items a lot).
+        uniq, inverse = torch.unique(rows, return_inverse=True)
+        z = self.vectors[uniq]
         t = torch.where(pad, torch.full_like(types_l, depth + 1), types_l)
-        k = z @ self.wk + self.type_key[t]  # [..., S, a]
-        v = z @ self.wv + self.type_value[t]
+        k = (z @ self.wk)[inverse] + self.type_key[t]  # [..., S, a]
+        v = (z @ self.wv)[inverse] + self.type_value[t]
         q = x @ self.wq  # [..., a]
         lead = q.shape[:-1]
         qh = q.reshape(*lead, 1, h, dk)
@@ -119,7 +125,7 @@ class IntentComposition(nn.Module):
         logits = logits.masked_fill(pad.unsqueeze(-1), float("-inf"))
         # The null slot: zero vector, type depth + 1, ln w = 0.
         null_k = self.type_key[depth + 1].reshape(h, dk)
-        null_logit = (q.reshape(*lead, h, dk) * null_k).sum(-1, keepdim=True).transpose(-1, -2) / math.sqrt(dk)
+        null_logit = (q.reshape(*lead, h, dk) * null_k).sum(-1).unsqueeze(-2) / math.sqrt(dk)
         att = torch.softmax(torch.cat([logits, null_logit], dim=-2), dim=-2)  # [..., S+1, H]
         values = torch.cat([v, self.type_value[depth + 1].expand(*lead, 1, self.attn_dim)], dim=-2)
         o = (att.unsqueeze(-1) * values.reshape(*values.shape[:-1], h, dk)).sum(-3)  # [..., H, dk]
@@ -151,27 +157,19 @@ class IntentComposition(nn.Module):
 
 
 class AIRModel(nn.Module):
-    """Backbone (frozen) + :class:`IntentComposition` + the backbone-intent interaction ``P``."""
+    """Backbone + :class:`IntentComposition` + the backbone-intent interaction ``P``."""
 
-    def __init__(self, backbone: nn.Module, composition: IntentComposition, variant: AIRVariant = AIRVariant()) -> None:
+    def __init__(self, backbone: SequenceModel, composition: IntentComposition, variant: AIRVariant = AIRVariant()) -> None:
         super().__init__()
         self.backbone = backbone
-        for p in self.backbone.parameters():
-            p.requires_grad_(False)
         self.composition = composition
         self.variant = variant
-        dim_b = int(getattr(backbone, "dim"))
-        self.interaction = nn.Parameter(torch.zeros(dim_b, composition.dim))
-
-    def train(self, mode: bool = True) -> AIRModel:
-        super().train(mode)
-        self.backbone.eval()  # frozen: no dropout
-        return self
+        self.interaction = nn.Parameter(torch.zeros(backbone.dim, composition.dim))
 
     def scores(self, states: Tensor, items: Tensor, u: Tensor) -> Tensor:
         """Scores ``[B, C]`` from backbone states ``[B, db]``, candidates ``[B, C]`` and their
         intent vectors ``[B, C, d]`` (or ``[B, 1, d]`` when target-independent)."""
-        e = self.backbone.item_vectors(items)  # type: ignore[operator]
+        e = self.backbone.item_vectors(items)
         base = torch.einsum("bd,bcd->bc", states, e)
         x = self.composition.candidate_vectors(items)
         u = u.expand(-1, items.shape[1], -1)

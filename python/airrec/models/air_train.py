@@ -1,19 +1,22 @@
 """Training the AIR model (:mod:`airrec.models.air`) and scoring with it.
 
-Examples: every position of every *train* sequence with a non-empty history predicts its next
-item (the item the user did next), as the backbone was trained; each epoch samples
-``positions_per_sequence`` of them per sequence. For each example the candidates are the target
-and ``n_negatives`` items drawn uniformly from the target's domain (the distribution the 999
-evaluation negatives come from); the loss is the sampled softmax of the target.
+Backbone and AIR part train together, from scratch, on the train split:
 
-Per batch, the **Rust engine** builds each example's tree from its history and returns the
-attention slots of every candidate (:meth:`airrec.Engine.slots_batch`); torch composes them and
-backpropagates into the composition, the score head and the interaction ``P``. The backbone's
-states are computed once (it is frozen) for every position.
+* the backbone's own objective, exactly the SASRec baseline's (every position of every train
+  sequence predicts its next item; sampled softmax over in-domain negatives; see
+  :mod:`airrec.models.train`), so without intents this *is* the SASRec (mixed) baseline;
+* the AIR objective: per sequence and step, one random position with a non-empty history; its
+  target against ``n_negatives`` items drawn uniformly from the target's domain (the
+  distribution of the 999 evaluation negatives), scored by the full AIR score; sampled softmax.
 
-Selection: the epoch with the best valid HR@10 (mean over domains, saved 999 negatives), as for
-the baselines. Reproducible: seeded torch and NumPy, one torch thread by default; the engine's
-slots do not depend on its thread count.
+Per step, the **Rust engine** builds each chosen position's tree from its history and returns
+the attention slots of every candidate (:meth:`airrec.Engine.slots_batch`): the same tree, walk
+and evidence pruning that serve. Torch composes them and backpropagates into the composition,
+the score head, the interaction ``P`` and the backbone.
+
+Selection: the epoch with the best valid HR@10 (mean over domains, the saved 999 negatives),
+as for the baselines. Reproducible: seeded torch and NumPy, one torch thread by default; the
+engine's slots do not depend on its thread count.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,7 @@ from airrec.evaluate.protocol import HistoriesLike, evaluate
 from airrec.models._seq import training_windows
 from airrec.models.air import AIRModel, AIRVariant, IntentComposition
 from airrec.models.base import SequentialScorer
-from airrec.models.train import EpochLog
+from airrec.models.train import EpochLog, TrainConfig, _Loss, batch_order, build_model, train_sequences
 
 __all__ = ["AIRScorer", "AIRTrainConfig", "AIRTrainResult", "build_air_model", "train_air"]
 
@@ -51,13 +54,16 @@ log = logging.getLogger(__name__)
 class AIRTrainConfig:
     """Hyper-parameters of the AIR part (the backbone comes trained)."""
 
-    epochs: int = 12
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    n_negatives: int = 31
-    positions_per_sequence: int = 2
+    epochs: int = 30
+    n_negatives: int = 15  #: AIR objective: in-domain negatives per example
+    air_weight: float = 1.0  #: weight of the AIR objective beside the backbone's
     patience: int = 3
+    #: Valid is scored from this epoch on (earlier epochs of a from-scratch backbone are far
+    #: from the best, and scoring 1,000 candidates per line through the engine is not free).
+    eval_from: int = 8
+    #: Early stopping only after this many epochs (the intent channel gives a good first epoch
+    #: that the still-untrained backbone only overtakes after a few more).
+    min_epochs: int = 12
     seed: int = 0
     threads: int | None = 1  #: torch threads; the engine uses all cores
     eval_negatives: int = 999
@@ -65,6 +71,7 @@ class AIRTrainConfig:
     negatives_cache: Path | None = None
     progress: bool = True
     score_chunk: int = 16  #: users per torch forward when scoring (memory bound)
+    checkpoint: Path | None = None
 
 
 @dataclass
@@ -80,7 +87,8 @@ class AIRTrainResult:
         return {
             "kind": "air", "name": self.scorer.name, "variant": asdict(self.scorer.model.variant), "config": cfg,
             "best_epoch": self.best_epoch, "best_valid_hr10": self.best_valid_hr10,
-            "epochs": [asdict(e) for e in self.epochs],
+            "epochs": [{**asdict(e), "valid_hr10": None if e.valid_hr10 != e.valid_hr10 else e.valid_hr10}
+                       for e in self.epochs],
         }
 
 
@@ -139,63 +147,18 @@ class AIRScorer:
         return out
 
 
-def build_air_model(engine: Engine, backbone: SequentialScorer, variant: AIRVariant = AIRVariant()) -> AIRModel:
-    """An untrained AIR model: the engine bundle's composition as init, the backbone frozen."""
+def build_air_model(
+    engine: Engine, dataset: Dataset, backbone_config: TrainConfig, variant: AIRVariant = AIRVariant()
+) -> AIRModel:
+    """An untrained AIR model: a fresh SASRec-mixed backbone (seeded by the caller) and the
+    engine bundle's composition as the composition's init."""
     from airrec.bundle import load_arrays
 
+    backbone, _ = build_model("sasrec-mixed", dataset, backbone_config)
     arrays = load_arrays(engine.path, verify=False)
     comp = IntentComposition(arrays.composition, arrays.node_vectors, arrays.item_vectors,
                              use_weights=variant.use_weights)
-    return AIRModel(backbone.model, comp, variant)
-
-
-@dataclass(frozen=True)
-class _Examples:
-    """Every (train line, target position >= 1) with the backbone state that predicts it."""
-
-    lines: IntArray  #: train split line
-    positions: IntArray  #: index of the target in its line (= history length)
-    states: Tensor  #: [n, dim] backbone states (frozen)
-
-
-def _examples(dataset: Dataset, backbone: SequentialScorer, batch: int = 512) -> _Examples:
-    s = dataset.train
-    seqs = [s.items[s.offsets[u] : s.offsets[u + 1]] for u in range(len(s))]
-    keep = np.flatnonzero([q.size > 0 for q in seqs])
-    windows = training_windows([seqs[u] for u in keep], backbone.max_len)
-    lines, positions, states = [], [], []
-    model = backbone.model
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        for lo in range(0, len(windows), batch):
-            hi = min(lo + batch, len(windows))
-            width = int(windows.lengths[lo:hi].max())
-            out = model.states(torch.from_numpy(windows.inputs[lo:hi, :width]))
-            for r in range(hi - lo):
-                n = int(windows.lengths[lo + r])
-                line = int(keep[lo + r])
-                full = seqs[line].size
-                start = full - n  # the window holds the last n targets of the line
-                p = np.arange(n)
-                ok = start + p >= 1  # a non-empty history
-                lines.append(np.full(int(ok.sum()), line, dtype=np.int64))
-                positions.append((start + p[ok]).astype(np.int64))
-                states.append(out[r, p[ok]])
-    model.train(was)
-    return _Examples(np.concatenate(lines), np.concatenate(positions), torch.cat(states))
-
-
-def _sample(ex: _Examples, per_line: int, rng: np.random.Generator) -> IntArray:
-    """Up to ``per_line`` random examples of every line, shuffled."""
-    key = rng.random(ex.lines.size)
-    order = np.lexsort((key, ex.lines))
-    lines = ex.lines[order]
-    first = np.r_[0, np.flatnonzero(np.diff(lines)) + 1]
-    rank = np.arange(lines.size) - np.repeat(first, np.diff(np.r_[first, lines.size]))
-    chosen = order[rank < per_line]
-    out: IntArray = chosen[rng.permutation(chosen.size)]
-    return out
+    return AIRModel(backbone, comp, variant)
 
 
 def _valid_hr10(scorer: AIRScorer, dataset: Dataset, negatives: IntArray) -> tuple[float, dict[str, float]]:
@@ -205,20 +168,30 @@ def _valid_hr10(scorer: AIRScorer, dataset: Dataset, negatives: IntArray) -> tup
     return float(np.mean(list(per.values()))), per
 
 
+def _air_positions(lengths: IntArray, starts: IntArray, rng: np.random.Generator) -> tuple[IntArray, IntArray]:
+    """Per window row, one random position whose history is non-empty: ``(rows, positions)``
+    (rows with no such position are left out). ``starts`` is each row's first target index."""
+    low = (starts == 0).astype(np.int64)  # position 0 of a full sequence has no history
+    span = lengths - low
+    rows = np.flatnonzero(span > 0)
+    pos = low[rows] + (rng.random(rows.size) * span[rows]).astype(np.int64)
+    return rows, pos
+
+
 def train_air(
     dataset: Dataset,
     engine: Engine,
-    backbone: SequentialScorer,
     config: AIRTrainConfig = AIRTrainConfig(),
+    backbone_config: TrainConfig = TrainConfig(),
     *,
     variant: AIRVariant = AIRVariant(),
     name: str = "AIR",
 ) -> AIRTrainResult:
-    """Train the AIR part over a trained, frozen ``backbone``; select the epoch on valid."""
+    """Train backbone and AIR part together; select the epoch on valid HR@10."""
     from tqdm.auto import tqdm  # type: ignore[import-untyped, unused-ignore]
 
-    if config.epochs < 1 or config.batch_size < 1 or config.n_negatives < 1 or config.positions_per_sequence < 1:
-        raise InputError("epochs, batch_size, n_negatives and positions_per_sequence must be >= 1")
+    if config.epochs < 1 or config.n_negatives < 1 or backbone_config.batch_size < 1:
+        raise InputError("epochs, n_negatives and batch_size must be >= 1")
     if engine.n_items != dataset.n_items:
         raise InputError(f"the bundle has {engine.n_items} items, the dataset {dataset.n_items}")
     if config.threads is not None:
@@ -227,17 +200,25 @@ def train_air(
         engine = engine.with_config(**variant.engine_overrides)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = build_air_model(engine, backbone, variant)
+    bcfg = replace(backbone_config, seed=config.seed, progress=False)
+    model = build_air_model(engine, dataset, bcfg, variant)
+    backbone = SequentialScorer(model.backbone, dataset.items.domains, view="mixed", max_len=bcfg.max_len,
+                                name="backbone")
     scorer = AIRScorer(model, engine, backbone, name=name, chunk=config.score_chunk)
-    ex = _examples(dataset, backbone)
-    if ex.lines.size == 0:
-        raise InputError(f"{dataset.name}: no training examples")
-    valid_neg = get_negatives(dataset, "valid", config.eval_negatives, config.eval_seed, config.negatives_cache)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optim = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
     s = dataset.train
+    seqs = train_sequences(dataset, "mixed")
+    lines = np.flatnonzero([q.size > 0 for q in seqs]).astype(np.int64)
+    windows = training_windows([seqs[u] for u in lines], bcfg.max_len)
+    if len(windows) == 0:
+        raise InputError(f"{dataset.name}: no training sequences")
+    starts = np.array([seqs[u].size for u in lines], dtype=np.int64) - windows.lengths
+    valid_neg = get_negatives(dataset, "valid", config.eval_negatives, config.eval_seed, config.negatives_cache)
+    seq_loss = _Loss(dataset, bcfg, rng, torch.device("cpu"))
+    optim = torch.optim.Adam(model.parameters(), lr=bcfg.lr, weight_decay=bcfg.weight_decay)
     domains = np.asarray(dataset.items.domains, dtype=np.int64)
     pools = [dataset.items_of_domain(d) for d in range(dataset.n_domains)]
+    k = config.n_negatives
 
     best_state = copy.deepcopy(model.state_dict())
     best_hr, best_epoch, logs = -1.0, 0, []
@@ -245,31 +226,44 @@ def train_air(
         model.train()
         started = time.perf_counter()
         losses = []
-        order = _sample(ex, config.positions_per_sequence, rng)
-        batches = [order[i : i + config.batch_size] for i in range(0, order.size, config.batch_size)]
-        for idx in tqdm(batches, desc=f"{name} epoch {epoch}", disable=not config.progress, leave=False):
-            lines, pos = ex.lines[idx], ex.positions[idx]
-            targets = s.items[s.offsets[lines] + pos]
-            cands = np.empty((idx.size, config.n_negatives + 1), dtype=np.int64)
-            cands[:, 0] = targets
-            tdom = domains[targets]
-            for d in np.unique(tdom).tolist():
-                sel = np.flatnonzero(tdom == d)
-                cands[sel, 1:] = pools[d][rng.integers(0, pools[d].size, (sel.size, config.n_negatives))]
-            hist = _sub_histories(s.offsets, s.items, s.behaviours, s.timestamps, lines, pos)
-            u = scorer.intent_vectors(hist, cands)
-            cand_t = torch.from_numpy(cands)
-            logits = model.scores(ex.states[torch.from_numpy(idx)], cand_t, u)
-            collide = torch.zeros_like(logits, dtype=torch.bool)
-            collide[:, 1:] = cand_t[:, 1:] == cand_t[:, :1]
-            logits = logits.masked_fill(collide, float("-inf"))
-            loss = F.cross_entropy(logits, torch.zeros(idx.size, dtype=torch.long))
+        for idx in tqdm(batch_order(windows, bcfg.batch_size, rng), desc=f"{name} epoch {epoch}",
+                        disable=not config.progress, leave=False):
+            width = int(windows.lengths[idx].max())
+            tokens = torch.from_numpy(windows.inputs[idx, :width])
+            targets = windows.targets[idx, :width]
+            valid = targets >= 0
+            states = model.backbone.states(tokens)
+            loss = seq_loss(model.backbone, states[torch.from_numpy(valid)], targets[valid])
+            rows, pos = _air_positions(windows.lengths[idx], starts[idx], rng)
+            if rows.size:
+                tgt = targets[rows, pos]
+                cands = np.empty((rows.size, k + 1), dtype=np.int64)
+                cands[:, 0] = tgt
+                tdom = domains[tgt]
+                for d in np.unique(tdom).tolist():
+                    sel = np.flatnonzero(tdom == d)
+                    cands[sel, 1:] = pools[d][rng.integers(0, pools[d].size, (sel.size, k))]
+                hist = _sub_histories(s.offsets, s.items, s.behaviours, s.timestamps, lines[idx[rows]],
+                                      starts[idx[rows]] + pos)
+                u = scorer.intent_vectors(hist, cands)
+                cand_t = torch.from_numpy(cands)
+                logits = model.scores(states[torch.from_numpy(rows), torch.from_numpy(pos)], cand_t, u)
+                collide = torch.zeros_like(logits, dtype=torch.bool)
+                collide[:, 1:] = cand_t[:, 1:] == cand_t[:, :1]
+                logits = logits.masked_fill(collide, float("-inf"))
+                air_loss = F.cross_entropy(logits, torch.zeros(rows.size, dtype=torch.long))
+                loss = loss + config.air_weight * air_loss
             optim.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call, unused-ignore]
             optim.step()
             losses.append(float(loss.detach()))
         train_s = time.perf_counter() - started
         started = time.perf_counter()
+        if epoch < min(config.eval_from, config.epochs):
+            logs.append(EpochLog(epoch, float(np.mean(losses)), train_s, 0.0, float("nan"), {}))
+            log.info("%s epoch %d: loss %.4f, train %.1f s (valid not scored before epoch %d)",
+                     name, epoch, logs[-1].loss, train_s, config.eval_from)
+            continue
         hr, per = _valid_hr10(scorer, dataset, valid_neg)
         eval_s = time.perf_counter() - started
         logs.append(EpochLog(epoch, float(np.mean(losses)), train_s, eval_s, hr, per))
@@ -284,7 +278,10 @@ def train_air(
         if better:
             best_hr, best_epoch = hr, epoch
             best_state = copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= config.patience:
+            if config.checkpoint is not None:
+                config.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(best_state, config.checkpoint)
+        elif epoch - best_epoch >= config.patience and epoch >= config.min_epochs:
             break
     model.load_state_dict(best_state)
     model.eval()

@@ -1,0 +1,236 @@
+"""One experiment: train the requested models for several seeds and evaluate them together.
+
+Every model — popularity, the torch baselines, AIR and its ablations — is selected on valid and
+evaluated on test with the *same* saved negatives (one negatives seed for all training seeds),
+so the table compares models, not samples. Training seeds vary the models only.
+
+Model names (``--models``):
+
+=========================  ===============================================================
+``popularity``             train-split popularity (no training, seed-independent)
+``gru4rec``                GRU4Rec over the mixed sequence
+``sasrec-target``          SASRec on the target domain's events only
+``sasrec-mixed``           SASRec over the mixed sequence (= AIR's backbone without intents)
+``air``                    AIR: SASRec-mixed + the engine's intents (main bundle)
+``air-no-weights``         ablation: no tree weighting (no ``ln w``, no walk bias, no decay)
+``air-no-target``          ablation: no target-aware retrieval (mean of the tree's nodes)
+``air-random``             ablation: random intents (another item's LLM answer; own bundle)
+``air-smollm2``            ablation: SmolLM2-135M intents instead of Qwen 0.5B (own bundle)
+=========================  ===============================================================
+
+``air`` is exported: its trained composition and score head replace the bundle's
+(:func:`airrec.bundle.replace_composition`) in ``<out>/bundles/air.seed<S>``, beside its torch
+checkpoint, and the export is checked for parity (engine vs torch on valid lines).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from airrec.data.dataset import Dataset
+from airrec.errors import InputError
+
+__all__ = ["AIR_VARIANTS", "MODEL_NAMES", "SuiteOptions", "SuiteReport", "check_export_parity", "run_suite"]
+
+log = logging.getLogger(__name__)
+
+#: Row labels of the results table.
+MODEL_NAMES: dict[str, str] = {
+    "popularity": "popularity",
+    "gru4rec": "GRU4Rec",
+    "sasrec-target": "SASRec (target-only)",
+    "sasrec-mixed": "SASRec (mixed)",
+    "air": "AIR (SASRec-mixed + Qwen intents)",
+    "air-no-weights": "AIR w/o tree weighting",
+    "air-no-target": "AIR w/o target-aware retrieval",
+    "air-random": "AIR with random intents",
+    "air-smollm2": "AIR with SmolLM2 intents",
+}
+#: AIR models: (bundle key, variant switches).
+AIR_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "air": ("main", {}),
+    "air-no-weights": ("main", {"use_weights": False}),
+    "air-no-target": ("main", {"target_aware": False}),
+    "air-random": ("random", {}),
+    "air-smollm2": ("smollm2", {}),
+}
+BASELINES = ("gru4rec", "sasrec-target", "sasrec-mixed")
+
+
+@dataclass
+class SuiteOptions:
+    """What to train and evaluate; defaults are the main job's (one seed, the main models)."""
+
+    models: Sequence[str] = ("popularity", "sasrec-mixed", "air")
+    seeds: Sequence[int] = (0,)
+    #: Bundles by key: ``main`` (required for AIR models), ``random``, ``smollm2``.
+    bundles: Mapping[str, Path] = field(default_factory=dict)
+    out_dir: Path = Path("results/train")
+    negatives: int = 999
+    negatives_seed: int = 0
+    negatives_cache: Path | None = None
+    full_ranking: bool = False
+    epochs: int = 30
+    plots: bool = True
+    progress: bool = True
+    export: bool = True
+
+
+@dataclass
+class SuiteReport:
+    results: Path
+    markdown: Path
+    training: Path
+    plots: list[Path]
+    exported: list[Path]
+    seconds: float
+
+
+def parse_models(text: str | Sequence[str]) -> list[str]:
+    """``"sasrec-mixed,air"`` (or a list) -> checked model names, in order, without repeats."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    kinds = list(dict.fromkeys(k.strip() for k in items if k.strip()))
+    bad = [k for k in kinds if k not in MODEL_NAMES]
+    if bad or not kinds:
+        raise InputError(f"unknown model(s) {bad or text!r}; choose from {', '.join(MODEL_NAMES)}")
+    return kinds
+
+
+def check_export_parity(scorer: Any, bundle: Path, dataset: Dataset, n_lines: int = 64) -> dict[str, float]:
+    """Max |engine − torch| of intent vectors and AIR scores on the first valid lines, with the
+    exported bundle's engine and the trained torch composition (same candidates: target +
+    200 items of its domain)."""
+    import torch
+
+    from airrec.engine import Engine
+    from airrec.evaluate.protocol import histories_of
+
+    engine = Engine.load(bundle)
+    s = dataset.valid
+    lines = np.arange(min(n_lines, len(s)), dtype=np.int64)
+    hist = histories_of(s, lines)
+    rng = np.random.default_rng(0)
+    assert s.targets is not None
+    targets = s.targets[lines]
+    pools = [dataset.items_of_domain(d) for d in range(dataset.n_domains)]
+    cands = np.stack([np.r_[t, rng.choice(pools[int(dataset.items.domains[t])], 200)] for t in targets])
+    comp = scorer.model.composition
+    with torch.no_grad():
+        slots = engine.slots_batch(hist, cands)
+        x = comp.candidate_vectors(torch.from_numpy(cands))
+        u = comp(x, torch.from_numpy(slots.ids), torch.from_numpy(slots.types), torch.from_numpy(slots.ln_w))
+        score = comp.score(u, x).numpy()
+    ue = engine.intent_vectors_batch(hist, cands)
+    se = engine.score_batch(hist, cands)
+    return {"max_abs_intent_vector": float(np.abs(ue - u.numpy()).max()),
+            "max_abs_score": float(np.abs(se - score).max()), "lines": int(lines.size)}
+
+
+def _export(result: Any, bundle: Path, out: Path, seed: int, variant_overrides: Mapping[str, Any]) -> Path:
+    import torch
+
+    from airrec.bundle import replace_composition
+
+    comp = result.scorer.model.composition.to_composition()
+    meta = {"composition": {"trained": True, "model": "air", "seed": seed, "best_epoch": result.best_epoch,
+                            "best_valid_hr10": round(result.best_valid_hr10, 6),
+                            "torch_checkpoint": f"../../checkpoints/air.seed{seed}.pt"}}
+    path = replace_composition(bundle, out / "bundles" / f"air.seed{seed}", comp, config=variant_overrides,
+                               meta=meta, overwrite=True)
+    ckpt = out / "checkpoints" / f"air.seed{seed}.pt"
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(result.scorer.model.state_dict(), ckpt)
+    return path
+
+
+def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
+    """Train and evaluate ``opts.models`` for every seed; write results, tables and plots."""
+    from airrec.engine import Engine
+    from airrec.evaluate.baselines import PopularityScorer
+    from airrec.evaluate.cli import default_negatives_cache
+    from airrec.evaluate.negatives import get_negatives
+    from airrec.evaluate.protocol import EvalResult, Scorer, evaluate
+    from airrec.evaluate.report import write_report
+    from airrec.models.air import AIRVariant
+    from airrec.models.air_train import AIRTrainConfig, train_air
+    from airrec.models.plots import plot_training
+    from airrec.models.train import MODEL_NAMES as BASELINE_NAMES
+    from airrec.models.train import TrainConfig, train_model
+
+    models = parse_models(opts.models)
+    for m in models:
+        if m in AIR_VARIANTS and AIR_VARIANTS[m][0] not in opts.bundles:
+            raise InputError(f"{m} needs the {AIR_VARIANTS[m][0]!r} bundle")
+    if not opts.seeds:
+        raise InputError("at least one seed")
+    started = time.perf_counter()
+    out = Path(opts.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = opts.negatives_cache or default_negatives_cache()
+    test_neg = get_negatives(dataset, "test", opts.negatives, opts.negatives_seed, cache)
+    results: list[EvalResult] = []
+    training: list[dict[str, Any]] = []
+    exported: list[Path] = []
+    parity: dict[str, Any] = {}
+    engines: dict[str, Engine] = {}
+
+    def evaluate_all(scorer: Scorer, name: str, seed: int) -> None:
+        results.append(evaluate(scorer, dataset, "test", test_neg, seed=seed, model=name))
+        if opts.full_ranking:
+            results.append(evaluate(scorer, dataset, "test", full_ranking=True, seed=seed, model=name))
+
+    if "popularity" in models:
+        evaluate_all(PopularityScorer(dataset), MODEL_NAMES["popularity"], opts.negatives_seed)
+    for seed in opts.seeds:
+        base_cfg = TrainConfig(epochs=opts.epochs, seed=seed, eval_seed=opts.negatives_seed, negatives_cache=cache,
+                               progress=opts.progress)
+        for m in models:
+            if m in BASELINES:
+                t = train_model(m, dataset, base_cfg)
+                training.append({**t.to_dict(), "model": MODEL_NAMES[m], "seed": seed})
+                evaluate_all(t.scorer, MODEL_NAMES[m], seed)
+                log.info("%s seed %d: best epoch %d", BASELINE_NAMES[m], seed, t.best_epoch)
+            elif m in AIR_VARIANTS:
+                key, switches = AIR_VARIANTS[m]
+                if key not in engines:
+                    engines[key] = Engine.load(opts.bundles[key])
+                variant = AIRVariant(**switches)
+                acfg = AIRTrainConfig(epochs=opts.epochs, seed=seed, eval_seed=opts.negatives_seed,
+                                      eval_negatives=opts.negatives, negatives_cache=cache, progress=opts.progress)
+                r = train_air(dataset, engines[key], acfg, replace(base_cfg), variant=variant, name=MODEL_NAMES[m])
+                training.append({**r.to_dict(), "model": MODEL_NAMES[m], "seed": seed})
+                evaluate_all(r.scorer, MODEL_NAMES[m], seed)
+                if m == "air" and opts.export:
+                    path = _export(r, opts.bundles[key], out, seed, variant.engine_overrides)
+                    exported.append(path)
+                    parity[f"seed{seed}"] = check_export_parity(r.scorer, path, dataset)
+                    log.info("exported %s (parity %s)", path, parity[f"seed{seed}"])
+    seconds = time.perf_counter() - started
+    summary = [
+        {"model": t["model"], "seed": t["seed"], "best_epoch": t["best_epoch"],
+         "best_valid_hr10": round(t["best_valid_hr10"], 4), "epochs_run": len(t["epochs"]),
+         "mean_epoch_train_seconds": round(float(np.mean([e["train_seconds"] for e in t["epochs"]])), 1)}
+        for t in training
+    ]
+    meta: dict[str, Any] = {
+        "dataset": dataset.name, "split": "test", "negatives": opts.negatives,
+        "negatives_seed": opts.negatives_seed, "training_seeds": list(opts.seeds), "models": models,
+        "selection": "best epoch on valid HR@10 averaged over domains (one shared checkpoint)",
+        "bundles": {k: str(v) for k, v in opts.bundles.items()}, "export_parity": parity,
+        "training": summary, "seconds": round(seconds, 1),
+    }
+    paths = write_report(results, out, meta=meta, plots=opts.plots)
+    training_path = out / "training.json"
+    training_path.write_text(json.dumps(training, indent=2) + "\n", encoding="utf-8")
+    plots = list(paths.plots)
+    if opts.plots:
+        plots += plot_training(training, out / "plots")
+    return SuiteReport(paths.json, paths.markdown, training_path, plots, exported, seconds)

@@ -1,0 +1,181 @@
+"""The AIR model: engine slots, torch composition = engine composition, training, export."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from airrec import Engine, Histories, InputError, InputTypeError, UnknownItemError
+from airrec.bundle import load_arrays, read_manifest, replace_composition
+from airrec.data import Dataset
+from airrec.evaluate import PopularityScorer, evaluate, get_negatives
+from airrec.models.air import AIRVariant, IntentComposition
+from airrec.models.air_train import AIRTrainConfig, train_air
+from airrec.models.suite import check_export_parity
+from airrec.models.train import TrainConfig
+from airrec.synthetic import make_synthetic_bundle
+
+BACKBONE = TrainConfig(dim=32, batch_size=16, lr=5e-3, dropout=0.0, n_negatives=20, progress=False)
+AIR_FAST = AIRTrainConfig(epochs=6, n_negatives=10, eval_negatives=20, eval_from=1, min_epochs=1, patience=6,
+                          progress=False)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 items in two blocks of 30, like the cyclic dataset's two domains."""
+    out = tmp_path_factory.mktemp("air") / "bundle"
+    return make_synthetic_bundle(out, n_nodes=300, n_items=60, dim=16, n_heads=2, depth=3, paths_per_item=2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def engine(bundle: Path) -> Engine:
+    return Engine.load(bundle)
+
+
+def _histories(n_users: int, n_items: int, seed: int) -> Histories:
+    rng = np.random.default_rng(seed)
+    return Histories.from_lists([rng.integers(0, n_items, int(rng.integers(0, 25))).tolist() for _ in range(n_users)])
+
+
+def _perturbed(bundle: Path, tmp: Path, seed: int = 0) -> Path:
+    """The bundle with random (non-init) composition weights, as training would leave them."""
+    comp = load_arrays(bundle).composition
+    rng = np.random.default_rng(seed)
+    arrays = {k: v + rng.normal(0, 0.3, v.shape).astype(np.float32) for k, v in comp.arrays().items()}
+    from airrec.bundle import Composition
+
+    return replace_composition(bundle, tmp / "perturbed", Composition.from_arrays(arrays))
+
+
+def test_slots_are_what_the_engine_composes(engine: Engine) -> None:
+    hist = _histories(7, engine.n_items, 1)
+    cands = np.random.default_rng(2).integers(0, engine.n_items, (7, 9))
+    slots = engine.slots_batch(hist, cands)
+    width = engine.slot_width
+    assert slots.ids.shape == slots.types.shape == slots.ln_w.shape == (7, 9, width)
+    assert (slots.ids.dtype, slots.types.dtype, slots.ln_w.dtype) == (np.int32, np.uint8, np.float32)
+    depth = engine.dims["max_depth"]
+    filled = 0
+    for u in range(7):
+        lo, hi = hist.offsets[u], hist.offsets[u + 1]
+        tree = engine.tree(hist.items[lo:hi])
+        for k, ctx in enumerate(engine.contexts(tree, cands[u])):
+            nodes = list(dict.fromkeys(n for chain in ctx.chains for n in chain))
+            items = [int(hist.items[lo + e]) for e in ctx.evidence]
+            n = len(nodes) + len(items)
+            assert slots.ids[u, k, :n].tolist() == nodes + items
+            assert (slots.types[u, k, len(nodes):n] == depth).all()
+            assert (slots.types[u, k, :len(nodes)] < depth).all()
+            assert (slots.ids[u, k, n:] == -1).all() and (slots.types[u, k, n:] == 255).all()
+            assert np.isfinite(slots.ln_w[u, k, :n]).all() and (slots.ln_w[u, k, :n] <= 1e-6).all()
+            filled += n
+    assert filled > 0
+
+
+def test_slots_bad_input_is_typed(engine: Engine) -> None:
+    hist = _histories(2, engine.n_items, 3)
+    with pytest.raises(InputTypeError):
+        engine.slots_batch([[1, 2]], np.zeros((1, 3), np.int64))  # type: ignore[arg-type]
+    with pytest.raises(UnknownItemError):
+        engine.slots_batch(hist, np.full((2, 3), engine.n_items))
+    with pytest.raises(InputError):
+        engine.slots_batch(hist, np.zeros((3, 3), np.int64))  # 3 rows for 2 users
+    with pytest.raises(InputError):
+        engine.tree_slots_batch(hist, -1)
+
+
+def test_tree_slots_are_the_heaviest_nodes(engine: Engine) -> None:
+    hist = _histories(5, engine.n_items, 4)
+    ids, ln_w = engine.tree_slots_batch(hist, 6)
+    assert ids.shape == ln_w.shape == (5, 6)
+    for u in range(5):
+        tree = engine.tree(hist.items[hist.offsets[u] : hist.offsets[u + 1]])
+        order = sorted(zip(-tree.node_weights, tree.node_ids))[:6]
+        expected = [int(n) for _, n in order]
+        assert ids[u, : len(expected)].tolist() == expected
+        assert (ids[u, len(expected):] == -1).all()
+
+
+def test_torch_composition_equals_the_engine(bundle: Path, tmp_path: Path) -> None:
+    """Same slots, same weights: intent vectors and scores to 1e-5 (non-init weights)."""
+    path = _perturbed(bundle, tmp_path)
+    engine = Engine.load(path)
+    arrays = load_arrays(path)
+    comp = IntentComposition(arrays.composition, arrays.node_vectors, arrays.item_vectors)
+    hist = _histories(12, engine.n_items, 5)
+    cands = np.random.default_rng(6).integers(0, engine.n_items, (12, 15))
+    slots = engine.slots_batch(hist, cands)
+    with torch.no_grad():
+        x = comp.candidate_vectors(torch.from_numpy(cands))
+        u = comp(x, torch.from_numpy(slots.ids), torch.from_numpy(slots.types), torch.from_numpy(slots.ln_w))
+        s = comp.score(u, x)
+    np.testing.assert_allclose(u.numpy(), engine.intent_vectors_batch(hist, cands), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(s.numpy(), engine.score_batch(hist, cands), atol=1e-5, rtol=0)
+    # And the export round-trips the weights exactly.
+    back = comp.to_composition()
+    for name, value in arrays.composition.arrays().items():
+        np.testing.assert_array_equal(back.arrays()[name], value)
+
+
+def test_replace_composition_checks_and_records(bundle: Path, tmp_path: Path) -> None:
+    comp = load_arrays(bundle).composition
+    out = replace_composition(bundle, tmp_path / "b", comp, config={"walk_alpha": 0.0},
+                              meta={"composition": {"trained": True}})
+    m = read_manifest(out)
+    assert m["config"]["walk_alpha"] == 0.0 and m["meta"]["composition"]["trained"] is True
+    assert Engine.load(out).config["walk_alpha"] == 0.0
+    with pytest.raises(Exception, match="exists"):
+        replace_composition(bundle, out, comp)
+    from airrec.bundle import Composition
+
+    small = Composition.init(8, 8, 2, 3)
+    with pytest.raises(InputError, match="do not match"):
+        replace_composition(bundle, tmp_path / "c", small)
+
+
+@pytest.fixture(scope="module")
+def trained(cyclic: Dataset, engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> object:
+    cache = tmp_path_factory.mktemp("neg")
+    return train_air(cyclic, engine, dataclasses.replace(AIR_FAST, negatives_cache=cache), BACKBONE)
+
+
+def test_air_learns_and_beats_popularity_on_its_training_users(trained: object, cyclic: Dataset) -> None:
+    neg = get_negatives(cyclic, "test", 20, 0)
+    pop = evaluate(PopularityScorer(cyclic), cyclic, "test", neg).metrics()["all"]["HR@10"]
+    air = evaluate(trained.scorer, cyclic, "test", neg).metrics()["all"]["HR@10"]  # type: ignore[attr-defined]
+    assert air > pop + 0.2, (air, pop)
+    assert trained.best_epoch >= 1 and all(e.train_seconds > 0 for e in trained.epochs)  # type: ignore[attr-defined]
+
+
+def test_trained_air_exports_with_parity(trained: object, cyclic: Dataset, bundle: Path, tmp_path: Path) -> None:
+    comp = trained.scorer.model.composition  # type: ignore[attr-defined]
+    init = load_arrays(bundle).composition
+    assert not np.array_equal(comp.to_composition().wq, init.wq), "training must move the composition"
+    out = replace_composition(bundle, tmp_path / "air", comp.to_composition())
+    parity = check_export_parity(trained.scorer, out, cyclic, n_lines=20)  # type: ignore[attr-defined]
+    assert parity["max_abs_intent_vector"] <= 1e-5 and parity["max_abs_score"] <= 1e-5, parity
+
+
+def test_same_seed_same_model(cyclic: Dataset, engine: Engine, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(AIR_FAST, epochs=1, negatives_cache=tmp_path)
+    a = train_air(cyclic, engine, cfg, BACKBONE)
+    b = train_air(cyclic, engine, cfg, BACKBONE)
+    hist = Histories.from_arrays(cyclic.test.offsets, cyclic.test.items)
+    cand = np.tile(np.arange(12, dtype=np.int64), (len(cyclic.test), 1))
+    assert np.array_equal(a.scorer.score(hist, cand), b.scorer.score(hist, cand))
+
+
+@pytest.mark.parametrize("switches", [{"use_weights": False}, {"target_aware": False}])
+def test_ablations_train_and_score(cyclic: Dataset, engine: Engine, tmp_path: Path, switches: dict[str, bool]) -> None:
+    cfg = dataclasses.replace(AIR_FAST, epochs=1, negatives_cache=tmp_path)
+    r = train_air(cyclic, engine, cfg, BACKBONE, variant=AIRVariant(**switches))
+    hist = Histories.from_arrays(cyclic.test.offsets, cyclic.test.items)
+    cand = np.tile(np.arange(12, dtype=np.int64), (len(cyclic.test), 1))
+    scores = r.scorer.score(hist, cand)
+    assert scores.shape == cand.shape and np.isfinite(scores).all()
+    if not switches.get("use_weights", True):
+        assert float(r.scorer.model.composition.weight_bias.abs().max()) == 0.0
