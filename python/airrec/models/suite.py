@@ -29,7 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +151,41 @@ def _export(result: Any, bundle: Path, out: Path, seed: int, variant_overrides: 
     return path
 
 
+def _run_file(out: Path, model: str, seed: int) -> Path:
+    return out / "runs" / f"{model}.seed{seed}.json"
+
+
+def _load_run(out: Path, model: str, seed: int) -> tuple[list[Any], dict[str, Any] | None] | None:
+    """A finished run's results and training log, or None when it has not finished."""
+    from airrec.evaluate.store import load_result
+
+    path = _run_file(out, model, seed)
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return [load_result(out / "runs" / f) for f in record["results"]], record.get("training")
+
+
+def _save_run(out: Path, model: str, seed: int, results: Sequence[Any], training: dict[str, Any] | None) -> None:
+    """Save a finished run: its results (one .npz each), then its record (the commit point)."""
+    from airrec._files import write_json_atomic
+    from airrec.evaluate.store import save_result
+
+    names = []
+    for r in results:
+        name = f"{model}.seed{seed}.{r.protocol}.npz"
+        save_result(r, out / "runs" / name)
+        names.append(name)
+    write_json_atomic(_run_file(out, model, seed), {"model": model, "seed": seed, "results": names, "training": training})
+
+
 def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
-    """Train and evaluate ``opts.models`` for every seed; write results, tables and plots."""
+    """Train and evaluate ``opts.models`` for every seed; write results, tables and plots.
+
+    Every finished (model, seed) run is saved under ``<out>/runs`` and reused by a later call
+    with the same ``out_dir`` (delete its file to rerun it): a crash loses only the run in
+    progress, and several processes may fill one ``out_dir`` with different models or seeds.
+    """
     from airrec.engine import Engine
     from airrec.evaluate.baselines import PopularityScorer
     from airrec.evaluate.cli import default_negatives_cache
@@ -162,7 +195,6 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
     from airrec.models.air import AIRVariant
     from airrec.models.air_train import AIRTrainConfig, train_air
     from airrec.models.plots import plot_training
-    from airrec.models.train import MODEL_NAMES as BASELINE_NAMES
     from airrec.models.train import TrainConfig, train_model
 
     models = parse_models(opts.models)
@@ -179,40 +211,53 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
     results: list[EvalResult] = []
     training: list[dict[str, Any]] = []
     exported: list[Path] = []
-    parity: dict[str, Any] = {}
     engines: dict[str, Engine] = {}
 
-    def evaluate_all(scorer: Scorer, name: str, seed: int) -> None:
-        results.append(evaluate(scorer, dataset, "test", test_neg, seed=seed, model=name))
+    def evaluate_all(scorer: Scorer, name: str, seed: int) -> list[EvalResult]:
+        runs = [evaluate(scorer, dataset, "test", test_neg, seed=seed, model=name)]
         if opts.full_ranking:
-            results.append(evaluate(scorer, dataset, "test", full_ranking=True, seed=seed, model=name))
+            runs.append(evaluate(scorer, dataset, "test", full_ranking=True, seed=seed, model=name))
+        return runs
 
-    if "popularity" in models:
-        evaluate_all(PopularityScorer(dataset), MODEL_NAMES["popularity"], opts.negatives_seed)
-    for seed in opts.seeds:
+    def run_one(m: str, seed: int) -> tuple[list[EvalResult], dict[str, Any] | None]:
+        if m == "popularity":
+            return evaluate_all(PopularityScorer(dataset), MODEL_NAMES[m], seed), None
         base_cfg = TrainConfig(epochs=opts.epochs, seed=seed, eval_seed=opts.negatives_seed, negatives_cache=cache,
+                               eval_negatives=opts.negatives,
                                progress=opts.progress)
+        if m in BASELINES:
+            t = train_model(m, dataset, base_cfg)
+            return evaluate_all(t.scorer, MODEL_NAMES[m], seed), {**t.to_dict(), "model": MODEL_NAMES[m], "seed": seed}
+        key, switches = AIR_VARIANTS[m]
+        if key not in engines:
+            engines[key] = Engine.load(opts.bundles[key])
+        variant = AIRVariant(**switches)
+        acfg = AIRTrainConfig(epochs=opts.epochs, seed=seed, eval_seed=opts.negatives_seed,
+                              eval_negatives=opts.negatives, negatives_cache=cache, progress=opts.progress)
+        r = train_air(dataset, engines[key], acfg, base_cfg, variant=variant, name=MODEL_NAMES[m])
+        log_entry = {**r.to_dict(), "model": MODEL_NAMES[m], "seed": seed}
+        if m == "air" and opts.export:
+            path = _export(r, opts.bundles[key], out, seed, variant.engine_overrides)
+            log_entry["export"] = {"bundle": str(path), "parity": check_export_parity(r.scorer, path, dataset)}
+            log.info("exported %s (parity %s)", path, log_entry["export"]["parity"])
+        return evaluate_all(r.scorer, MODEL_NAMES[m], seed), log_entry
+
+    for seed in opts.seeds:
         for m in models:
-            if m in BASELINES:
-                t = train_model(m, dataset, base_cfg)
-                training.append({**t.to_dict(), "model": MODEL_NAMES[m], "seed": seed})
-                evaluate_all(t.scorer, MODEL_NAMES[m], seed)
-                log.info("%s seed %d: best epoch %d", BASELINE_NAMES[m], seed, t.best_epoch)
-            elif m in AIR_VARIANTS:
-                key, switches = AIR_VARIANTS[m]
-                if key not in engines:
-                    engines[key] = Engine.load(opts.bundles[key])
-                variant = AIRVariant(**switches)
-                acfg = AIRTrainConfig(epochs=opts.epochs, seed=seed, eval_seed=opts.negatives_seed,
-                                      eval_negatives=opts.negatives, negatives_cache=cache, progress=opts.progress)
-                r = train_air(dataset, engines[key], acfg, replace(base_cfg), variant=variant, name=MODEL_NAMES[m])
-                training.append({**r.to_dict(), "model": MODEL_NAMES[m], "seed": seed})
-                evaluate_all(r.scorer, MODEL_NAMES[m], seed)
-                if m == "air" and opts.export:
-                    path = _export(r, opts.bundles[key], out, seed, variant.engine_overrides)
-                    exported.append(path)
-                    parity[f"seed{seed}"] = check_export_parity(r.scorer, path, dataset)
-                    log.info("exported %s (parity %s)", path, parity[f"seed{seed}"])
+            run_seed = opts.negatives_seed if m == "popularity" else seed
+            if m == "popularity" and seed != opts.seeds[0]:
+                continue  # untrained: one run
+            done = _load_run(out, m, run_seed)
+            if done is None:
+                done = run_one(m, run_seed)
+                _save_run(out, m, run_seed, done[0], done[1])
+            else:
+                log.info("%s seed %d: reusing the saved run in %s", m, run_seed, out / "runs")
+            results += done[0]
+            if done[1] is not None:
+                training.append(done[1])
+                if "export" in done[1]:
+                    exported.append(Path(done[1]["export"]["bundle"]))
     seconds = time.perf_counter() - started
     summary = [
         {"model": t["model"], "seed": t["seed"], "best_epoch": t["best_epoch"],
@@ -220,6 +265,7 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
          "mean_epoch_train_seconds": round(float(np.mean([e["train_seconds"] for e in t["epochs"]])), 1)}
         for t in training
     ]
+    parity = {f"seed{t['seed']}": t["export"]["parity"] for t in training if "export" in t}
     meta: dict[str, Any] = {
         "dataset": dataset.name, "split": "test", "negatives": opts.negatives,
         "negatives_seed": opts.negatives_seed, "training_seeds": list(opts.seeds), "models": models,

@@ -1,0 +1,77 @@
+"""`run_suite` (what `airrec train` and `airrec run` call): one report over models and seeds,
+every finished run saved and reused, the AIR export parity-checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from airrec import InputError
+from airrec.data import Dataset
+from airrec.evaluate.store import load_result, save_result
+from airrec.models.suite import SuiteOptions, parse_models, run_suite
+from airrec.synthetic import make_synthetic_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("suite") / "bundle"
+    return make_synthetic_bundle(out, n_nodes=200, n_items=60, dim=16, n_heads=2, depth=3, paths_per_item=2, seed=4)
+
+
+def test_parse_models() -> None:
+    assert parse_models("air, sasrec-mixed,air") == ["air", "sasrec-mixed"]
+    with pytest.raises(InputError, match="unknown"):
+        parse_models("air,bert4rec")
+
+
+def test_suite_report_resume_and_export(cyclic: Dataset, bundle: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    opts = SuiteOptions(models=("popularity", "sasrec-mixed", "air"), seeds=(0, 1), bundles={"main": bundle},
+                        out_dir=tmp_path / "out", negatives=20, negatives_cache=tmp_path / "neg", epochs=2,
+                        plots=True, progress=False)
+    report = run_suite(cyclic, opts)
+    data = json.loads(report.results.read_text())
+    rows = data["results"]
+    assert set(rows) == {"popularity", "SASRec (mixed)", "AIR (SASRec-mixed + Qwen intents)"}
+    air = rows["AIR (SASRec-mixed + Qwen intents)"]["test"]["sampled-20"]
+    assert air["seeds"] == [0, 1] and air["metrics"]["all"]["HR@10"]["n"] == 2
+    assert "±" in report.markdown.read_text()
+    assert len(report.exported) == 2 and all((p / "manifest.json").exists() for p in report.exported)
+    for parity in data["meta"]["export_parity"].values():
+        assert parity["max_abs_intent_vector"] <= 1e-5 and parity["max_abs_score"] <= 1e-5
+    assert any(p.name == "training_curves.png" for p in report.plots)
+    training = json.loads(report.training.read_text())
+    assert {t["model"] for t in training} == {"SASRec (mixed)", "AIR (SASRec-mixed + Qwen intents)"}
+
+    # A second call reuses every saved run: nothing is trained again.
+    import airrec.models.air_train as air_train
+    import airrec.models.train as train
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("a saved run was trained again")
+
+    monkeypatch.setattr(train, "train_model", refuse)
+    monkeypatch.setattr(air_train, "train_air", refuse)
+    again = run_suite(cyclic, opts)
+    assert json.loads(again.results.read_text())["results"] == rows
+
+
+def test_air_models_need_their_bundle(cyclic: Dataset, bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="random"):
+        run_suite(cyclic, SuiteOptions(models=("air-random",), bundles={"main": bundle}, out_dir=tmp_path))
+
+
+def test_saved_results_round_trip(cyclic: Dataset, tmp_path: Path) -> None:
+    from airrec.evaluate import PopularityScorer, evaluate, get_negatives
+
+    r = evaluate(PopularityScorer(cyclic), cyclic, "test", get_negatives(cyclic, "test", 20, 0), seed=3)
+    back = load_result(save_result(r, tmp_path / "r.npz"))
+    assert back.metrics() == r.metrics() and back.seed == 3 and back.domain_names == r.domain_names
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    from airrec.errors import DataError
+
+    with pytest.raises(DataError):
+        load_result(tmp_path / "bad.npz")
