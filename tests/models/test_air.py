@@ -179,3 +179,16 @@ def test_ablations_train_and_score(cyclic: Dataset, engine: Engine, tmp_path: Pa
     assert scores.shape == cand.shape and np.isfinite(scores).all()
     if not switches.get("use_weights", True):
         assert float(r.scorer.model.composition.weight_bias.abs().max()) == 0.0
+
+
+def test_checkpoint_round_trip(trained: object, cyclic: Dataset, engine: Engine, tmp_path: Path) -> None:
+    from airrec.models.air_train import load_air_scorer, save_air_checkpoint
+
+    path = save_air_checkpoint(trained, BACKBONE, tmp_path / "air.pt")  # type: ignore[arg-type]
+    again = load_air_scorer(path, engine, cyclic)
+    hist = Histories.from_arrays(cyclic.test.offsets, cyclic.test.items)
+    cand = np.tile(np.arange(12, dtype=np.int64), (len(cyclic.test), 1))
+    np.testing.assert_array_equal(again.score(hist, cand), trained.scorer.score(hist, cand))  # type: ignore[attr-defined]
+    (tmp_path / "bad.pt").write_bytes(b"nope")
+    with pytest.raises(InputError):
+        load_air_scorer(tmp_path / "bad.pt", engine, cyclic)

@@ -41,6 +41,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-home", help="data directory (default: $AIRREC_DATA_HOME or ~/.cache/airrec/data)")
     parser.add_argument("--bundle", type=Path,
                         help="also evaluate this bundle's built-in score head (untrained: zero-shot)")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="also evaluate the full AIR model of this checkpoint (airrec train) over --bundle")
     parser.add_argument("--split", default="test", choices=["valid", "test"], help="split to rank (default: test)")
     parser.add_argument("--negatives", type=int, default=999, metavar="N",
                         help="sampled negatives per line, from the target's domain (default: 999)")
@@ -107,9 +109,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.bundle is not None:
         from airrec.engine import Engine
 
-        engine_scorer = EngineScorer(Engine.load(args.bundle), n_threads=args.threads)
+        engine = Engine.load(args.bundle)
+        engine_scorer = EngineScorer(engine, n_threads=args.threads)
         engine_scorer.check_dataset(dataset)
         scorers.append(engine_scorer)
+        if args.checkpoint is not None:
+            from airrec.models.air_train import load_air_scorer
+
+            scorers.append(load_air_scorer(args.checkpoint, engine, dataset))
+    elif args.checkpoint is not None:
+        raise InputError("--checkpoint needs --bundle (the bundle the model was trained on, or its export)")
     cache = args.negatives_cache or default_negatives_cache()
     results = evaluate_scorers(
         scorers, dataset, args.split,

@@ -44,7 +44,10 @@ from airrec.models.air import AIRModel, AIRVariant, IntentComposition
 from airrec.models.base import SequentialScorer
 from airrec.models.train import EpochLog, TrainConfig, _Loss, batch_order, build_model, train_sequences
 
-__all__ = ["AIRScorer", "AIRTrainConfig", "AIRTrainResult", "build_air_model", "train_air"]
+__all__ = [
+    "AIRScorer", "AIRTrainConfig", "AIRTrainResult", "build_air_model", "load_air_scorer", "save_air_checkpoint",
+    "train_air",
+]
 
 IntArray = npt.NDArray[np.int64]
 log = logging.getLogger(__name__)
@@ -286,3 +289,44 @@ def train_air(
     model.load_state_dict(best_state)
     model.eval()
     return AIRTrainResult(scorer, config, best_epoch, best_hr, logs)
+
+
+def save_air_checkpoint(result: AIRTrainResult, backbone_config: TrainConfig, path: str | Path) -> Path:
+    """The trained model's state plus what rebuilding it needs (variant, backbone config)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(backbone_config).items()}
+    payload = {"format": "airrec-air-checkpoint", "version": 1, "name": result.scorer.name,
+               "variant": asdict(result.scorer.model.variant), "backbone_config": cfg,
+               "best_epoch": result.best_epoch, "state": result.scorer.model.state_dict()}
+    tmp = out.with_name(f".{out.name}.tmp")
+    torch.save(payload, tmp)
+    tmp.replace(out)
+    return out
+
+
+def load_air_scorer(path: str | Path, engine: Engine, dataset: Dataset) -> AIRScorer:
+    """An :class:`AIRScorer` from :func:`save_air_checkpoint`'s file, over ``engine`` (the
+    bundle it was trained on, or its export)."""
+    import pickle
+
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        raise InputError(f"{path}: cannot read an AIR checkpoint ({e})") from None
+    if not isinstance(payload, dict) or payload.get("format") != "airrec-air-checkpoint":
+        raise InputError(f"{path}: not an AIR checkpoint (airrec train writes them)")
+    variant = AIRVariant(**payload["variant"])
+    fields_ = {f for f in TrainConfig.__dataclass_fields__}
+    bcfg = TrainConfig(**{k: v for k, v in payload["backbone_config"].items() if k in fields_ and k not in
+                          ("negatives_cache", "checkpoint")})
+    if variant.engine_overrides:
+        engine = engine.with_config(**variant.engine_overrides)
+    model = build_air_model(engine, dataset, bcfg, variant)
+    try:
+        model.load_state_dict(payload["state"])
+    except RuntimeError as e:
+        raise InputError(f"{path}: the checkpoint does not fit this bundle/dataset ({e})") from None
+    model.eval()
+    backbone = SequentialScorer(model.backbone, dataset.items.domains, view="mixed", max_len=bcfg.max_len)
+    return AIRScorer(model, engine, backbone, name=str(payload.get("name", "AIR")))

@@ -63,6 +63,9 @@ AIR_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "air-smollm2": ("smollm2", {}),
 }
 BASELINES = ("gru4rec", "sasrec-target", "sasrec-mixed")
+#: Full ranking (``full_ranking=True``) skips the ablations: scoring a whole domain through the
+#: engine costs minutes per model, and the ablations are compared on the sampled protocol.
+ABLATION_NAMES = frozenset(MODEL_NAMES[m] for m in AIR_VARIANTS if m != "air")
 
 
 @dataclass
@@ -77,7 +80,7 @@ class SuiteOptions:
     negatives: int = 999
     negatives_seed: int = 0
     negatives_cache: Path | None = None
-    full_ranking: bool = False
+    full_ranking: bool = False  #: also full ranking (every model but the AIR ablations)
     epochs: int = 30
     plots: bool = True
     progress: bool = True
@@ -134,10 +137,10 @@ def check_export_parity(scorer: Any, bundle: Path, dataset: Dataset, n_lines: in
             "max_abs_score": float(np.abs(se - score).max()), "lines": int(lines.size)}
 
 
-def _export(result: Any, bundle: Path, out: Path, seed: int, variant_overrides: Mapping[str, Any]) -> Path:
-    import torch
-
+def _export(result: Any, bundle: Path, out: Path, seed: int, variant_overrides: Mapping[str, Any],
+            backbone_config: Any) -> Path:
     from airrec.bundle import replace_composition
+    from airrec.models.air_train import save_air_checkpoint
 
     comp = result.scorer.model.composition.to_composition()
     meta = {"composition": {"trained": True, "model": "air", "seed": seed, "best_epoch": result.best_epoch,
@@ -145,9 +148,7 @@ def _export(result: Any, bundle: Path, out: Path, seed: int, variant_overrides: 
                             "torch_checkpoint": f"../../checkpoints/air.seed{seed}.pt"}}
     path = replace_composition(bundle, out / "bundles" / f"air.seed{seed}", comp, config=variant_overrides,
                                meta=meta, overwrite=True)
-    ckpt = out / "checkpoints" / f"air.seed{seed}.pt"
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(result.scorer.model.state_dict(), ckpt)
+    save_air_checkpoint(result, backbone_config, out / "checkpoints" / f"air.seed{seed}.pt")
     return path
 
 
@@ -215,7 +216,7 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
 
     def evaluate_all(scorer: Scorer, name: str, seed: int) -> list[EvalResult]:
         runs = [evaluate(scorer, dataset, "test", test_neg, seed=seed, model=name)]
-        if opts.full_ranking:
+        if opts.full_ranking and name not in ABLATION_NAMES:
             runs.append(evaluate(scorer, dataset, "test", full_ranking=True, seed=seed, model=name))
         return runs
 
@@ -237,7 +238,7 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
         r = train_air(dataset, engines[key], acfg, base_cfg, variant=variant, name=MODEL_NAMES[m])
         log_entry = {**r.to_dict(), "model": MODEL_NAMES[m], "seed": seed}
         if m == "air" and opts.export:
-            path = _export(r, opts.bundles[key], out, seed, variant.engine_overrides)
+            path = _export(r, opts.bundles[key], out, seed, variant.engine_overrides, base_cfg)
             log_entry["export"] = {"bundle": str(path), "parity": check_export_parity(r.scorer, path, dataset)}
             log.info("exported %s (parity %s)", path, log_entry["export"]["parity"])
         return evaluate_all(r.scorer, MODEL_NAMES[m], seed), log_entry
