@@ -51,6 +51,9 @@ class AIRVariant:
 
     use_weights: bool = True
     target_aware: bool = True
+    #: The backbone also reads the bundle's item text vectors (projected, added to its ID
+    #: embeddings); ``False``: a plain SASRec-mixed backbone.
+    backbone_text: bool = True
     pooled_width: int = 32
 
     @property

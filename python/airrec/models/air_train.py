@@ -157,8 +157,9 @@ def build_air_model(
     engine bundle's composition as the composition's init."""
     from airrec.bundle import load_arrays
 
-    backbone, _ = build_model("sasrec-mixed", dataset, backbone_config)
     arrays = load_arrays(engine.path, verify=False)
+    text = arrays.item_vectors if variant.backbone_text else None
+    backbone, _ = build_model("sasrec-mixed", dataset, backbone_config, item_text=text)
     comp = IntentComposition(arrays.composition, arrays.node_vectors, arrays.item_vectors,
                              use_weights=variant.use_weights)
     return AIRModel(backbone, comp, variant)

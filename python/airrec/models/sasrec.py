@@ -12,10 +12,12 @@ sequence's sub-sequence of one domain; ``mixed`` on the whole cross-domain seque
 
 from __future__ import annotations
 
+import numpy as np
 import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
+from airrec.errors import InputError
 from airrec.models._seq import OFFSET, PAD
 from airrec.models.base import SequenceModel, token_domains
 
@@ -36,6 +38,7 @@ class SASRec(SequenceModel):
         dropout: float = 0.2,
         item_domains: npt.ArrayLike | None = None,
         n_domains: int = 0,
+        item_text: npt.ArrayLike | None = None,
     ) -> None:
         super().__init__()
         self.n_items = n_items
@@ -50,6 +53,16 @@ class SASRec(SequenceModel):
         layer = nn.TransformerEncoderLayer(
             dim, n_heads, dim_feedforward=dim, dropout=dropout, batch_first=True, norm_first=True
         )
+        self.text_proj: nn.Linear | None = None
+        if item_text is not None:
+            # Frozen text vectors (e.g. the bundle's item vectors) through a learned projection,
+            # added to the ID embedding: items that are rare in training still get a meaningful
+            # representation. PAD and BOS have no text (zero rows).
+            text = torch.as_tensor(np.array(item_text, dtype=np.float32))
+            if text.ndim != 2 or text.shape[0] != n_items:
+                raise InputError(f"item_text must be [{n_items}, d], got {tuple(text.shape)}")
+            self.register_buffer("token_text", torch.cat([text.new_zeros(OFFSET, text.shape[1]), text]), persistent=False)
+            self.text_proj = nn.Linear(text.shape[1], dim, bias=False)
         self.blocks = nn.TransformerEncoder(layer, n_blocks, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
@@ -60,10 +73,16 @@ class SASRec(SequenceModel):
         with torch.no_grad():
             self.item_emb.weight[PAD].zero_()
 
+    def _embed(self, tokens: Tensor) -> Tensor:
+        e: Tensor = self.item_emb(tokens)
+        if self.text_proj is not None:
+            e = e + self.text_proj(self.get_buffer("token_text")[tokens])
+        return e
+
     def states(self, tokens: Tensor) -> Tensor:
         length = tokens.shape[1]
         positions = torch.arange(length, device=tokens.device)
-        x = self.item_emb(tokens) + self.pos_emb(positions)[None]
+        x = self._embed(tokens) + self.pos_emb(positions)[None]
         if self.dom_emb is not None:
             table = self.get_buffer("token_domain")
             x = x + self.dom_emb(table[tokens])
@@ -73,5 +92,4 @@ class SASRec(SequenceModel):
         return out
 
     def item_vectors(self, items: Tensor) -> Tensor:
-        out: Tensor = self.item_emb(items + OFFSET)
-        return out
+        return self._embed(items + OFFSET)

@@ -11,6 +11,7 @@ Model names (``--models``):
 ``gru4rec``                GRU4Rec over the mixed sequence
 ``sasrec-target``          SASRec on the target domain's events only
 ``sasrec-mixed``           SASRec over the mixed sequence (= AIR's backbone without intents)
+``air-backbone``           ablation: AIR's backbone alone, trained without the intent channel
 ``air``                    AIR: SASRec-mixed + the engine's intents (main bundle)
 ``air-no-weights``         ablation: no tree weighting (no ``ln w``, no walk bias, no decay)
 ``air-no-target``          ablation: no target-aware retrieval (mean of the tree's nodes)
@@ -48,6 +49,7 @@ MODEL_NAMES: dict[str, str] = {
     "gru4rec": "GRU4Rec",
     "sasrec-target": "SASRec (target-only)",
     "sasrec-mixed": "SASRec (mixed)",
+    "air-backbone": "AIR backbone alone (no intents)",
     "air": "AIR (SASRec-mixed + Qwen intents)",
     "air-no-weights": "AIR w/o tree weighting",
     "air-no-target": "AIR w/o target-aware retrieval",
@@ -65,7 +67,7 @@ AIR_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 BASELINES = ("gru4rec", "sasrec-target", "sasrec-mixed")
 #: Full ranking (``full_ranking=True``) skips the ablations: scoring a whole domain through the
 #: engine costs minutes per model, and the ablations are compared on the sampled protocol.
-ABLATION_NAMES = frozenset(MODEL_NAMES[m] for m in AIR_VARIANTS if m != "air")
+ABLATION_NAMES = frozenset(MODEL_NAMES[m] for m in [*AIR_VARIANTS, "air-backbone"] if m != "air")
 
 
 @dataclass
@@ -187,6 +189,7 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
     with the same ``out_dir`` (delete its file to rerun it): a crash loses only the run in
     progress, and several processes may fill one ``out_dir`` with different models or seeds.
     """
+    from airrec.bundle import load_arrays
     from airrec.engine import Engine
     from airrec.evaluate.baselines import PopularityScorer
     from airrec.evaluate.cli import default_negatives_cache
@@ -200,6 +203,8 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
 
     models = parse_models(opts.models)
     for m in models:
+        if m == "air-backbone" and "main" not in opts.bundles:
+            raise InputError("air-backbone needs the 'main' bundle (its item vectors)")
         if m in AIR_VARIANTS and AIR_VARIANTS[m][0] not in opts.bundles:
             raise InputError(f"{m} needs the {AIR_VARIANTS[m][0]!r} bundle")
     if not opts.seeds:
@@ -226,8 +231,12 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
         base_cfg = TrainConfig(epochs=opts.epochs, seed=seed, eval_seed=opts.negatives_seed, negatives_cache=cache,
                                eval_negatives=opts.negatives,
                                progress=opts.progress)
-        if m in BASELINES:
-            t = train_model(m, dataset, base_cfg)
+        if m in BASELINES or m == "air-backbone":
+            text = None
+            if m == "air-backbone" and AIRVariant().backbone_text:
+                text = load_arrays(opts.bundles["main"], verify=False).item_vectors
+            kind = "sasrec-mixed" if m == "air-backbone" else m
+            t = train_model(kind, dataset, base_cfg, item_text=text, name=MODEL_NAMES[m])
             return evaluate_all(t.scorer, MODEL_NAMES[m], seed), {**t.to_dict(), "model": MODEL_NAMES[m], "seed": seed}
         key, switches = AIR_VARIANTS[m]
         if key not in engines:

@@ -115,8 +115,13 @@ class TrainResult:
         }
 
 
-def build_model(kind: str, dataset: Dataset, config: TrainConfig) -> tuple[SequenceModel, HistoryView]:
-    """The untrained network of ``kind`` and the history view it is trained and scored on."""
+def build_model(
+    kind: str, dataset: Dataset, config: TrainConfig, *, item_text: npt.ArrayLike | None = None
+) -> tuple[SequenceModel, HistoryView]:
+    """The untrained network of ``kind`` and the history view it is trained and scored on.
+
+    ``item_text`` (SASRec only): frozen per-item text vectors added, projected, to the ID
+    embeddings."""
     if kind in ("sasrec-mixed", "sasrec-target"):
         mixed = kind == "sasrec-mixed"
         use_dom = mixed and config.domain_embedding
@@ -124,6 +129,7 @@ def build_model(kind: str, dataset: Dataset, config: TrainConfig) -> tuple[Seque
             dataset.n_items, dim=config.dim, n_blocks=config.n_blocks, n_heads=config.n_heads,
             max_len=config.max_len, dropout=config.dropout,
             item_domains=dataset.items.domains if use_dom else None, n_domains=dataset.n_domains,
+            item_text=item_text,
         )
         return model, "mixed" if mixed else "target-only"
     if kind == "gru4rec":
@@ -197,8 +203,13 @@ def _valid_hr10(scorer: SequentialScorer, dataset: Dataset, negatives: IntArray)
     return float(np.mean(list(per.values()))), per
 
 
-def train_model(kind: str, dataset: Dataset, config: TrainConfig = TrainConfig()) -> TrainResult:
-    """Train ``kind`` on ``dataset.train``, select the epoch on valid HR@10, return the best."""
+def train_model(
+    kind: str, dataset: Dataset, config: TrainConfig = TrainConfig(), *, item_text: npt.ArrayLike | None = None,
+    name: str | None = None,
+) -> TrainResult:
+    """Train ``kind`` on ``dataset.train``, select the epoch on valid HR@10, return the best.
+
+    ``item_text``: see :func:`build_model`; ``name`` labels the scorer (default: the kind's)."""
     from tqdm.auto import tqdm  # type: ignore[import-untyped, unused-ignore]
 
     if config.threads is not None:
@@ -208,9 +219,9 @@ def train_model(kind: str, dataset: Dataset, config: TrainConfig = TrainConfig()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     device = torch.device(config.device)
-    model, view = build_model(kind, dataset, config)
+    model, view = build_model(kind, dataset, config, item_text=item_text)
     model.to(device)
-    name = MODEL_NAMES.get(kind, kind)
+    name = name or MODEL_NAMES.get(kind, kind)
     scorer = SequentialScorer(model, dataset.items.domains, view=view, max_len=config.max_len, name=name, device=device)
     windows = training_windows(train_sequences(dataset, view), config.max_len)
     if len(windows) == 0:
