@@ -122,9 +122,9 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _run_train(args: argparse.Namespace) -> int:
     from airrec.data import load_food_kitchen
-    from airrec.models.suite import MODEL_NAMES, SuiteOptions, parse_models, run_suite
+    from airrec.models.suite import ALL_MODELS, SuiteOptions, parse_models, run_suite
 
-    models = list(MODEL_NAMES) if args.models.strip() == "all" else parse_models(args.models)
+    models = list(ALL_MODELS) if args.models.strip() == "all" else parse_models(args.models)
     bundles = {"main": args.bundle}
     if args.random_bundle:
         bundles["random"] = args.random_bundle

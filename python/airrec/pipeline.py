@@ -162,9 +162,9 @@ def ablation_bundles(dataset: Any, intents: Path, opts: RunOptions, models: Sequ
 def run_pipeline(opts: RunOptions) -> RunReport:
     """Runs every stage; see the module docstring."""
     from airrec.data import load_food_kitchen
-    from airrec.models.suite import MODEL_NAMES, SuiteOptions, parse_models, run_suite
+    from airrec.models.suite import ALL_MODELS, SuiteOptions, parse_models, run_suite
 
-    models = list(MODEL_NAMES) if list(opts.models) == ["all"] else parse_models(opts.models)
+    models = list(ALL_MODELS) if list(opts.models) == ["all"] else parse_models(opts.models)
     opts.work_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     t = time.perf_counter()

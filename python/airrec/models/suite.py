@@ -11,7 +11,8 @@ Model names (``--models``):
 ``gru4rec``                GRU4Rec over the mixed sequence
 ``sasrec-target``          SASRec on the target domain's events only
 ``sasrec-mixed``           SASRec over the mixed sequence (= AIR's backbone without intents)
-``air-backbone``           ablation: AIR's backbone alone, trained without the intent channel
+``air-backbone``           AIR's backbone alone (only differs from ``sasrec-mixed`` with
+                           ``AIRVariant.backbone_text``; not part of ``all``)
 ``air``                    AIR: SASRec-mixed + the engine's intents (main bundle)
 ``air-no-weights``         ablation: no tree weighting (no ``ln w``, no walk bias, no decay)
 ``air-no-target``          ablation: no target-aware retrieval (mean of the tree's nodes)
@@ -39,7 +40,7 @@ import numpy as np
 from airrec.data.dataset import Dataset
 from airrec.errors import InputError
 
-__all__ = ["AIR_VARIANTS", "MODEL_NAMES", "SuiteOptions", "SuiteReport", "check_export_parity", "run_suite"]
+__all__ = ["AIR_VARIANTS", "ALL_MODELS", "MODEL_NAMES", "SuiteOptions", "SuiteReport", "check_export_parity", "run_suite"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ AIR_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "air-smollm2": ("smollm2", {}),
 }
 BASELINES = ("gru4rec", "sasrec-target", "sasrec-mixed")
+#: What ``--models all`` means.
+ALL_MODELS: tuple[str, ...] = tuple(m for m in MODEL_NAMES if m != "air-backbone")
 #: Full ranking (``full_ranking=True``) skips the ablations: scoring a whole domain through the
 #: engine costs minutes per model, and the ablations are compared on the sampled protocol.
 ABLATION_NAMES = frozenset(MODEL_NAMES[m] for m in [*AIR_VARIANTS, "air-backbone"] if m != "air")
