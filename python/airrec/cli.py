@@ -66,6 +66,8 @@ def _add_training_arguments(p: argparse.ArgumentParser) -> None:
                    f"(default: {','.join(DEFAULT_MODELS)})")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S",
                    help="training seeds; several give mean ± std (default: 0)")
+    p.add_argument("--ablation-seeds", type=int, nargs="+", metavar="S",
+                   help="training seeds of the AIR ablations (default: --seeds)")
     p.add_argument("--negatives-seed", type=int, default=0,
                    help="seed of the saved evaluation negatives, shared by every model and seed (default: 0)")
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs per model (early stopping on valid)")
@@ -86,6 +88,7 @@ def _run_pipeline(args: argparse.Namespace) -> int:
         max_generate=args.max_generate,
         allow_install=not args.no_install,
         seeds=args.seeds,
+        ablation_seeds=args.ablation_seeds,
         negatives_seed=args.negatives_seed,
         models=[m.strip() for m in args.models.split(",") if m.strip()],
         epochs=args.epochs,
@@ -131,7 +134,8 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.smollm2_bundle:
         bundles["smollm2"] = args.smollm2_bundle
     report = run_suite(load_food_kitchen(args.data_home), SuiteOptions(
-        models=models, seeds=args.seeds, bundles=bundles, out_dir=args.out, negatives_seed=args.negatives_seed,
+        models=models, seeds=args.seeds, ablation_seeds=args.ablation_seeds, bundles=bundles, out_dir=args.out,
+        negatives_seed=args.negatives_seed,
         full_ranking=args.full_ranking, epochs=args.epochs, plots=not args.no_plots,
     ))
     print(report.markdown.read_text(encoding="utf-8"))

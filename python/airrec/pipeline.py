@@ -57,6 +57,8 @@ class RunOptions:
     negatives_seed: int = 0
     #: Training seeds (every model is trained once per seed; negatives stay fixed).
     seeds: Sequence[int] = (0,)
+    #: Seeds of the AIR ablations (``None``: ``seeds``).
+    ablation_seeds: Sequence[int] | None = None
     #: Models to train and evaluate (see :mod:`airrec.models.suite`); ``("all",)`` for all.
     models: Sequence[str] = DEFAULT_MODELS
     epochs: int = 30
@@ -183,7 +185,7 @@ def run_pipeline(opts: RunOptions) -> RunReport:
 
     t = time.perf_counter()
     report = run_suite(dataset, SuiteOptions(
-        models=models, seeds=opts.seeds, bundles=bundles, out_dir=opts.work_dir / "results",
+        models=models, seeds=opts.seeds, ablation_seeds=opts.ablation_seeds, bundles=bundles, out_dir=opts.work_dir / "results",
         negatives=opts.negatives, negatives_seed=opts.negatives_seed, full_ranking=opts.full_ranking,
         epochs=opts.epochs, plots=opts.plots,
     ))

@@ -75,3 +75,12 @@ def test_saved_results_round_trip(cyclic: Dataset, tmp_path: Path) -> None:
 
     with pytest.raises(DataError):
         load_result(tmp_path / "bad.npz")
+
+
+def test_ablations_run_on_their_own_seeds(cyclic: Dataset, bundle: Path, tmp_path: Path) -> None:
+    opts = SuiteOptions(models=("sasrec-mixed", "air-no-weights"), seeds=(0,), ablation_seeds=(1,),
+                        bundles={"main": bundle}, out_dir=tmp_path / "out", negatives=20,
+                        negatives_cache=tmp_path / "neg", epochs=1, plots=False, progress=False)
+    run_suite(cyclic, opts)
+    runs = sorted(p.name for p in (tmp_path / "out" / "runs").glob("*.json"))
+    assert runs == ["air-no-weights.seed1.json", "sasrec-mixed.seed0.json"]

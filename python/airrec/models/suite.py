@@ -79,6 +79,8 @@ class SuiteOptions:
 
     models: Sequence[str] = ("popularity", "sasrec-mixed", "air")
     seeds: Sequence[int] = (0,)
+    #: Seeds of the AIR ablations (``None``: ``seeds``); fewer keeps a full run affordable.
+    ablation_seeds: Sequence[int] | None = None
     #: Bundles by key: ``main`` (required for AIR models), ``random``, ``smollm2``.
     bundles: Mapping[str, Path] = field(default_factory=dict)
     out_dir: Path = Path("results/train")
@@ -255,11 +257,17 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
             log.info("exported %s (parity %s)", path, log_entry["export"]["parity"])
         return evaluate_all(r.scorer, MODEL_NAMES[m], seed), log_entry
 
-    for seed in opts.seeds:
+    ablation_seeds = set(opts.seeds if opts.ablation_seeds is None else opts.ablation_seeds)
+    for seed in list(dict.fromkeys([*opts.seeds, *sorted(ablation_seeds)])):
         for m in models:
             run_seed = opts.negatives_seed if m == "popularity" else seed
             if m == "popularity" and seed != opts.seeds[0]:
                 continue  # untrained: one run
+            if MODEL_NAMES[m] in ABLATION_NAMES:
+                if seed not in ablation_seeds:
+                    continue
+            elif seed not in opts.seeds:
+                continue
             done = _load_run(out, m, run_seed)
             if done is None:
                 done = run_one(m, run_seed)
@@ -281,7 +289,8 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
     parity = {f"seed{t['seed']}": t["export"]["parity"] for t in training if "export" in t}
     meta: dict[str, Any] = {
         "dataset": dataset.name, "split": "test", "negatives": opts.negatives,
-        "negatives_seed": opts.negatives_seed, "training_seeds": list(opts.seeds), "models": models,
+        "negatives_seed": opts.negatives_seed, "training_seeds": list(opts.seeds),
+        "ablation_seeds": sorted(ablation_seeds), "models": models,
         "selection": "best epoch on valid HR@10 averaged over domains (one shared checkpoint)",
         "bundles": {k: str(v) for k, v in opts.bundles.items()}, "export_parity": parity,
         "training": summary, "seconds": round(seconds, 1),
