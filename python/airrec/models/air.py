@@ -63,6 +63,14 @@ class AIRVariant:
         return {} if self.use_weights else {"walk_alpha": 0.0, "decay_lambda": 0.0}
 
 
+def _param(array: npt.ArrayLike, trainable: bool = True) -> nn.Parameter:
+    return nn.Parameter(torch.from_numpy(np.array(array, dtype=np.float32)), requires_grad=trainable)
+
+
+def _numpy(t: Tensor) -> npt.NDArray[np.float32]:
+    return t.detach().cpu().numpy().astype(np.float32)
+
+
 class IntentComposition(nn.Module):
     """The engine's multi-head attention composition and score head, trainable.
 
@@ -92,16 +100,16 @@ class IntentComposition(nn.Module):
         self.register_buffer("vectors", torch.cat([nv, iv]), persistent=False)
         self.register_buffer("item_vectors", iv, persistent=False)
         c = composition
-        p = lambda a: nn.Parameter(torch.from_numpy(np.array(a, dtype=np.float32)))  # noqa: E731
-        self.wq, self.wk, self.wv, self.wo, self.bo = p(c.wq), p(c.wk), p(c.wv), p(c.wo), p(c.bo)
-        self.type_key, self.type_value = p(c.type_key), p(c.type_value)
+        self.wq, self.wk, self.wv, self.wo, self.bo = _param(c.wq), _param(c.wk), _param(c.wv), _param(c.wo), _param(c.bo)
+        self.type_key, self.type_value = _param(c.type_key), _param(c.type_value)
         weight_bias = c.weight_bias if use_weights else np.zeros_like(c.weight_bias)
-        self.weight_bias = nn.Parameter(torch.from_numpy(np.array(weight_bias)), requires_grad=use_weights)
-        self.score_w_out, self.score_w_inter, self.score_bias = p(c.score_w_out), p(c.score_w_inter), p(c.score_bias)
+        self.weight_bias = _param(weight_bias, trainable=use_weights)
+        self.score_w_out, self.score_w_inter = _param(c.score_w_out), _param(c.score_w_inter)
+        self.score_bias = _param(c.score_bias)
 
     def candidate_vectors(self, items: Tensor) -> Tensor:
         """``x_c``: the bundle's item vectors of ``items`` (any shape) -> ``[..., d]``."""
-        out: Tensor = self.item_vectors[items]
+        out: Tensor = self.get_buffer("item_vectors")[items]
         return out
 
     def forward(self, x: Tensor, ids: Tensor, types: Tensor, ln_w: Tensor) -> Tensor:
@@ -116,7 +124,7 @@ class IntentComposition(nn.Module):
         rows = torch.where(types_l == depth, ids.long() + self.n_nodes, ids.long()).clamp_min(0)
         # Project each distinct slot vector once (a batch repeats nodes and items a lot).
         uniq, inverse = torch.unique(rows, return_inverse=True)
-        z = self.vectors[uniq]
+        z = self.get_buffer("vectors")[uniq]
         t = torch.where(pad, torch.full_like(types_l, depth + 1), types_l)
         k = (z @ self.wk)[inverse] + self.type_key[t]  # [..., S, a]
         v = (z @ self.wv)[inverse] + self.type_value[t]
@@ -140,7 +148,7 @@ class IntentComposition(nn.Module):
         """Target-independent intent vectors ``[U, d]``: the mean value projection of each
         user's tree nodes (``node_ids`` ``[U, W]``, ``-1`` padded) through the output projection."""
         valid = (node_ids >= 0).unsqueeze(-1).float()
-        v = self.vectors[node_ids.long().clamp_min(0)] @ self.wv
+        v = self.get_buffer("vectors")[node_ids.long().clamp_min(0)] @ self.wv
         mean = (v * valid).sum(-2) / valid.sum(-2).clamp_min(1.0)
         out: Tensor = mean @ self.wo + self.bo
         return out
@@ -152,7 +160,7 @@ class IntentComposition(nn.Module):
 
     def to_composition(self) -> Composition:
         """The trained weights as the bundle's :class:`~airrec.bundle.Composition`."""
-        g = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
+        g = _numpy
         return Composition(
             wq=g(self.wq), wk=g(self.wk), wv=g(self.wv), wo=g(self.wo), bo=g(self.bo),
             type_key=g(self.type_key), type_value=g(self.type_value), weight_bias=g(self.weight_bias),

@@ -123,7 +123,8 @@ class AIRScorer:
             return comp.pooled(torch.from_numpy(ids)).unsqueeze(1)
         slots = self.engine.slots_batch(histories, candidates)
         x = comp.candidate_vectors(torch.from_numpy(candidates))
-        return comp(x, torch.from_numpy(slots.ids), torch.from_numpy(slots.types), torch.from_numpy(slots.ln_w))
+        u: Tensor = comp(x, torch.from_numpy(slots.ids), torch.from_numpy(slots.types), torch.from_numpy(slots.ln_w))
+        return u
 
     def score(self, histories: HistoriesLike, candidates: IntArray) -> npt.NDArray[np.float32]:
         if not isinstance(histories, Histories):
