@@ -21,7 +21,6 @@ engine's slots do not depend on its thread count.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -38,11 +37,13 @@ from airrec.data.dataset import Dataset
 from airrec.engine import Engine, Histories
 from airrec.errors import InputError
 from airrec.evaluate.negatives import get_negatives
-from airrec.evaluate.protocol import HistoriesLike, evaluate
+from airrec.evaluate.protocol import HistoriesLike
 from airrec.models._seq import training_windows
 from airrec.models.air import AIRModel, AIRVariant, IntentComposition
 from airrec.models.base import SequentialScorer
-from airrec.models.train import EpochLog, TrainConfig, _Loss, batch_order, build_model, train_sequences
+from airrec.models.train import (
+    EpochLog, Selection, TrainConfig, _Loss, batch_order, build_model, train_sequences, valid_hr10,
+)
 
 __all__ = [
     "AIRScorer", "AIRTrainConfig", "AIRTrainResult", "build_air_model", "load_air_scorer", "save_air_checkpoint",
@@ -166,13 +167,6 @@ def build_air_model(
     return AIRModel(backbone, comp, variant)
 
 
-def _valid_hr10(scorer: AIRScorer, dataset: Dataset, negatives: IntArray) -> tuple[float, dict[str, float]]:
-    result = evaluate(scorer, dataset, "valid", negatives)
-    metrics, counts = result.metrics(), result.line_counts()
-    per = {d: metrics[d]["HR@10"] for d in dataset.domain_names if counts.get(d, 0) > 0}
-    return float(np.mean(list(per.values()))), per
-
-
 def _air_positions(lengths: IntArray, starts: IntArray, rng: np.random.Generator) -> tuple[IntArray, IntArray]:
     """Per window row, one random position whose history is non-empty: ``(rows, positions)``
     (rows with no such position are left out). ``starts`` is each row's first target index."""
@@ -225,8 +219,8 @@ def train_air(
     pools = [dataset.items_of_domain(d) for d in range(dataset.n_domains)]
     k = config.n_negatives
 
-    best_state = copy.deepcopy(model.state_dict())
-    best_hr, best_epoch, logs = -1.0, 0, []
+    selection = Selection(model, name, patience=config.patience, min_epochs=config.min_epochs,
+                          checkpoint=config.checkpoint, progress=config.progress)
     for epoch in range(1, config.epochs + 1):
         model.train()
         started = time.perf_counter()
@@ -265,32 +259,15 @@ def train_air(
         train_s = time.perf_counter() - started
         started = time.perf_counter()
         if epoch < min(config.eval_from, config.epochs):
-            logs.append(EpochLog(epoch, float(np.mean(losses)), train_s, 0.0, float("nan"), {}))
+            selection.logs.append(EpochLog(epoch, float(np.mean(losses)), train_s, 0.0, float("nan"), {}))
             log.info("%s epoch %d: loss %.4f, train %.1f s (valid not scored before epoch %d)",
-                     name, epoch, logs[-1].loss, train_s, config.eval_from)
+                     name, epoch, selection.logs[-1].loss, train_s, config.eval_from)
             continue
-        hr, per = _valid_hr10(scorer, dataset, valid_neg)
-        eval_s = time.perf_counter() - started
-        logs.append(EpochLog(epoch, float(np.mean(losses)), train_s, eval_s, hr, per))
-        better = hr > best_hr
-        per_txt = " ".join(f"{d} {v:.4f}" for d, v in per.items())
-        line = (f"{name} epoch {epoch}: loss {logs[-1].loss:.4f}, train {train_s:.1f} s, valid HR@10 {hr:.4f} "
-                f"({per_txt}), eval {eval_s:.1f} s{' *' if better else ''}")
-        if config.progress:
-            tqdm.write(line)
-        else:
-            log.info(line)
-        if better:
-            best_hr, best_epoch = hr, epoch
-            best_state = copy.deepcopy(model.state_dict())
-            if config.checkpoint is not None:
-                config.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(best_state, config.checkpoint)
-        elif epoch - best_epoch >= config.patience and epoch >= config.min_epochs:
+        hr, per = valid_hr10(scorer, dataset, valid_neg)
+        if selection.update(EpochLog(epoch, float(np.mean(losses)), train_s, time.perf_counter() - started, hr, per)):
             break
-    model.load_state_dict(best_state)
-    model.eval()
-    return AIRTrainResult(scorer, config, best_epoch, best_hr, logs)
+    selection.restore()
+    return AIRTrainResult(scorer, config, selection.best_epoch, selection.best_hr, selection.logs)
 
 
 def save_air_checkpoint(result: AIRTrainResult, backbone_config: TrainConfig, path: str | Path) -> Path:

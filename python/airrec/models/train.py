@@ -42,7 +42,7 @@ from torch import Tensor
 from airrec.data.dataset import Dataset
 from airrec.errors import InputError
 from airrec.evaluate.negatives import get_negatives
-from airrec.evaluate.protocol import evaluate
+from airrec.evaluate.protocol import Scorer, evaluate
 from airrec.models._seq import TrainingWindows, training_windows
 from airrec.models.base import HistoryView, SequenceModel, SequentialScorer
 from airrec.models.gru4rec import GRU4Rec
@@ -195,7 +195,54 @@ class _Loss:
         return total / max(1, targets.size)
 
 
-def _valid_hr10(scorer: SequentialScorer, dataset: Dataset, negatives: IntArray) -> tuple[float, dict[str, float]]:
+class Selection:
+    """Best-epoch selection on valid HR@10 with early stopping, shared by every trainer.
+
+    Keeps the best state in memory (and in ``checkpoint`` if given), logs one line per epoch,
+    and says when to stop: ``patience`` epochs without improvement, never before
+    ``min_epochs``.
+    """
+
+    def __init__(self, model: torch.nn.Module, name: str, *, patience: int, min_epochs: int = 0,
+                 checkpoint: Path | None = None, progress: bool = True) -> None:
+        self.model, self.name, self.patience, self.min_epochs = model, name, patience, min_epochs
+        self.checkpoint, self.progress = checkpoint, progress
+        self.best_state = copy.deepcopy(model.state_dict())
+        self.best_hr, self.best_epoch = -1.0, 0
+        self.logs: list[EpochLog] = []
+
+    def update(self, entry: EpochLog) -> bool:
+        """Record an evaluated epoch; returns True when training should stop."""
+        from tqdm.auto import tqdm  # type: ignore[import-untyped, unused-ignore]
+
+        self.logs.append(entry)
+        better = entry.valid_hr10 > self.best_hr
+        per_txt = " ".join(f"{d} {v:.4f}" for d, v in entry.valid_hr10_per_domain.items())
+        line = (
+            f"{self.name} epoch {entry.epoch}: loss {entry.loss:.4f}, train {entry.train_seconds:.1f} s, "
+            f"valid HR@10 {entry.valid_hr10:.4f} ({per_txt}), eval {entry.eval_seconds:.1f} s{' *' if better else ''}"
+        )
+        if self.progress:
+            tqdm.write(line)
+        else:
+            log.info(line)
+        if better:
+            self.best_hr, self.best_epoch = entry.valid_hr10, entry.epoch
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            if self.checkpoint is not None:
+                self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(self.best_state, self.checkpoint)
+            return False
+        return entry.epoch - self.best_epoch >= self.patience and entry.epoch >= self.min_epochs
+
+    def restore(self) -> None:
+        """Load the best state back into the model (eval mode)."""
+        self.model.load_state_dict(self.best_state)
+        self.model.eval()
+
+
+def valid_hr10(scorer: Scorer, dataset: Dataset, negatives: IntArray) -> tuple[float, dict[str, float]]:
+    """Valid HR@10 averaged over the domains present (each domain weighs the same), and per domain."""
     result = evaluate(scorer, dataset, "valid", negatives)
     metrics = result.metrics()
     counts = result.line_counts()
@@ -230,8 +277,7 @@ def train_model(
     loss_fn = _Loss(dataset, config, rng, device)
     optim = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
-    best_state = copy.deepcopy(model.state_dict())
-    best_hr, best_epoch, logs = -1.0, 0, []
+    selection = Selection(model, name, patience=config.patience, checkpoint=config.checkpoint, progress=config.progress)
     for epoch in range(1, config.epochs + 1):
         model.train()
         started = time.perf_counter()
@@ -250,27 +296,8 @@ def train_model(
             losses.append(float(loss.detach()))
         train_s = time.perf_counter() - started
         started = time.perf_counter()
-        hr, per = _valid_hr10(scorer, dataset, valid_neg)
-        eval_s = time.perf_counter() - started
-        logs.append(EpochLog(epoch, float(np.mean(losses)), train_s, eval_s, hr, per))
-        per_txt = " ".join(f"{d} {v:.4f}" for d, v in per.items())
-        better = hr > best_hr
-        line = (
-            f"{name} epoch {epoch}: loss {logs[-1].loss:.4f}, train {train_s:.1f} s, "
-            f"valid HR@10 {hr:.4f} ({per_txt}), eval {eval_s:.1f} s{' *' if better else ''}"
-        )
-        if config.progress:
-            tqdm.write(line)
-        else:
-            log.info(line)
-        if better:
-            best_hr, best_epoch = hr, epoch
-            best_state = copy.deepcopy(model.state_dict())
-            if config.checkpoint is not None:
-                config.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(best_state, config.checkpoint)
-        elif epoch - best_epoch >= config.patience:
+        hr, per = valid_hr10(scorer, dataset, valid_neg)
+        if selection.update(EpochLog(epoch, float(np.mean(losses)), train_s, time.perf_counter() - started, hr, per)):
             break
-    model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(scorer, kind, config, best_epoch, best_hr, logs)
+    selection.restore()
+    return TrainResult(scorer, kind, config, selection.best_epoch, selection.best_hr, selection.logs)
