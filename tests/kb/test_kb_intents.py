@@ -86,3 +86,20 @@ def test_missing_and_binary_files(tmp_path: Path) -> None:
     gz.write_bytes(b"not gzip at all")
     with pytest.raises(DataError, match="cannot read"):
         read_intents(gz)
+
+
+def test_shuffle_intents_keeps_answers_but_breaks_the_item_link(tmp_path: Path) -> None:
+    from airrec.kb.intents import read_intents, shuffle_intents, write_intents
+
+    rows = [(i, 0, [[f"topic {i}", f"sub {i}"]]) for i in range(50)]
+    src = write_intents(tmp_path / "src.jsonl.gz", rows)
+    a = read_intents(shuffle_intents(src, tmp_path / "a.jsonl.gz", seed=1))
+    b = read_intents(shuffle_intents(src, tmp_path / "b.jsonl.gz", seed=1))
+    c = read_intents(shuffle_intents(src, tmp_path / "c.jsonl.gz", seed=2))
+    original = {r.item: r.paths for r in read_intents(src).records}
+    shuffled = {r.item: r.paths for r in a.records}
+    assert set(shuffled) == set(original)  # same items
+    assert sorted(shuffled.values()) == sorted(original.values())  # same answers
+    assert sum(shuffled[i] == original[i] for i in original) < 10  # mostly another item's
+    assert [r.paths for r in a.records] == [r.paths for r in b.records]  # seeded
+    assert [r.paths for r in a.records] != [r.paths for r in c.records]
