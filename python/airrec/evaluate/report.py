@@ -216,7 +216,7 @@ def plot_results(data: Json, out_dir: str | os.PathLike[str], metrics: Sequence[
     for split, proto in keys:
         domains = _domains(data, split, proto)
         models = [m for m, sp in data["results"].items() if sp.get(split, {}).get(proto)]
-        fig, axes = plt.subplots(1, len(domains), figsize=(5 * len(domains), 3.5), squeeze=False)
+        fig, axes = plt.subplots(1, len(domains), figsize=(5 * len(domains) + 3, 3.5), squeeze=False)
         width = 0.8 / max(1, len(models))
         for ax, domain in zip(axes[0], domains):
             for j, model in enumerate(models):
@@ -228,7 +228,8 @@ def plot_results(data: Json, out_dir: str | os.PathLike[str], metrics: Sequence[
             ax.set_xticks(range(len(metrics)))
             ax.set_xticklabels(list(metrics), rotation=30)
             ax.set_title(f"{domain} ({split}, {proto})")
-        axes[0][0].legend(fontsize="small")
+        # Beside the panels, not over the bars.
+        axes[0][-1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
         fig.tight_layout()
         path = out / f"{split}_{proto}.png"
         fig.savefig(path, dpi=120)
