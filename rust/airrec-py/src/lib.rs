@@ -43,6 +43,17 @@ fn histories<'a>(
     })
 }
 
+/// The `[U, C]` candidates of a batch as checked item ids, with `U` and `C`; `U` must match the
+/// histories.
+fn batch_candidates(engine: &Engine, h: &Histories<'_>, candidates: &PyReadonlyArray2<'_, i64>) -> PyResult<(usize, usize, Vec<u32>)> {
+    let (u, c) = (candidates.shape()[0], candidates.shape()[1]);
+    if u != h.n_users() {
+        return Err(input_error(format!("candidates has {u} rows but offsets describe {} users", h.n_users())));
+    }
+    let cand = item_ids(engine, candidates.as_slice().map_err(|_| input_error("candidates must be C-contiguous".into()))?)?;
+    Ok((u, c, cand))
+}
+
 /// A rayon pool per requested thread count, built once and reused.
 fn pool(n_threads: Option<usize>) -> PyResult<Option<Arc<rayon::ThreadPool>>> {
     let Some(n) = n_threads else { return Ok(None) };
@@ -273,11 +284,7 @@ impl PyEngine {
         n_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let h = histories(&offsets, &items, &behaviours, &timestamps)?;
-        let (u, c) = (candidates.shape()[0], candidates.shape()[1]);
-        if u != h.n_users() {
-            return Err(input_error(format!("candidates has {u} rows but offsets describe {} users", h.n_users())));
-        }
-        let cand = item_ids(&self.engine, candidates.as_slice().map_err(|_| input_error("candidates must be C-contiguous".into()))?)?;
+        let (u, c, cand) = batch_candidates(&self.engine, &h, &candidates)?;
         let d = self.engine.dim();
         let per = if vectors { d } else { 1 };
         let pool = pool(n_threads)?;
@@ -317,11 +324,7 @@ impl PyEngine {
         n_threads: Option<usize>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let h = histories(&offsets, &items, &behaviours, &timestamps)?;
-        let (u, c) = (candidates.shape()[0], candidates.shape()[1]);
-        if u != h.n_users() {
-            return Err(input_error(format!("candidates has {u} rows but offsets describe {} users", h.n_users())));
-        }
-        let cand = item_ids(&self.engine, candidates.as_slice().map_err(|_| input_error("candidates must be C-contiguous".into()))?)?;
+        let (u, c, cand) = batch_candidates(&self.engine, &h, &candidates)?;
         let w = self.engine.slot_width();
         let pool = pool(n_threads)?;
         let (ids, types, ln_w) = py
