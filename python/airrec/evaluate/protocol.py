@@ -107,10 +107,13 @@ def scorer_name(scorer: Scorer) -> str:
     return name if isinstance(name, str) and name else type(scorer).__name__
 
 
-def histories_of(split: Split, lines: IntArray) -> Histories:
-    """The histories of some lines of ``split`` as :class:`airrec.Histories` (gathered copies)."""
+def histories_of(split: Split | HistoriesLike, lines: IntArray, lengths: IntArray | None = None) -> Histories:
+    """The histories of some lines of a split (or of other CSR histories) as
+    :class:`airrec.Histories` (gathered copies); with ``lengths``, only the first
+    ``lengths[k]`` events of line ``lines[k]`` (a prefix, e.g. a training example's history)."""
     starts = split.offsets[lines]
-    lengths = split.offsets[lines + 1] - starts
+    if lengths is None:
+        lengths = split.offsets[lines + 1] - starts
     offsets = np.zeros(lines.size + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     idx = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)

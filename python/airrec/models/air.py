@@ -98,7 +98,6 @@ class IntentComposition(nn.Module):
         self.use_weights = use_weights
         # One table for both slot kinds: row n = node n, row N + i = item i.
         self.register_buffer("vectors", torch.cat([nv, iv]), persistent=False)
-        self.register_buffer("item_vectors", iv, persistent=False)
         c = composition
         self.wq, self.wk, self.wv, self.wo, self.bo = _param(c.wq), _param(c.wk), _param(c.wv), _param(c.wo), _param(c.bo)
         self.type_key, self.type_value = _param(c.type_key), _param(c.type_value)
@@ -109,7 +108,7 @@ class IntentComposition(nn.Module):
 
     def candidate_vectors(self, items: Tensor) -> Tensor:
         """``x_c``: the bundle's item vectors of ``items`` (any shape) -> ``[..., d]``."""
-        out: Tensor = self.get_buffer("item_vectors")[items]
+        out: Tensor = self.get_buffer("vectors")[items + self.n_nodes]
         return out
 
     def forward(self, x: Tensor, ids: Tensor, types: Tensor, ln_w: Tensor) -> Tensor:

@@ -37,12 +37,12 @@ from airrec.data.dataset import Dataset
 from airrec.engine import Engine, Histories
 from airrec.errors import InputError
 from airrec.evaluate.negatives import get_negatives
-from airrec.evaluate.protocol import HistoriesLike
+from airrec.evaluate.protocol import HistoriesLike, histories_of
 from airrec.models._seq import training_windows
 from airrec.models.air import AIRModel, AIRVariant, IntentComposition
 from airrec.models.base import SequentialScorer
 from airrec.models.train import (
-    EpochLog, Selection, TrainConfig, _Loss, batch_order, build_model, train_sequences, valid_hr10,
+    EpochLog, Selection, TrainConfig, _Loss, batch_order, build_model, config_dict, train_sequences, valid_hr10,
 )
 
 __all__ = [
@@ -87,22 +87,13 @@ class AIRTrainResult:
     epochs: list[EpochLog] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.config).items()}
+        cfg = config_dict(self.config)
         return {
             "kind": "air", "name": self.scorer.name, "variant": asdict(self.scorer.model.variant), "config": cfg,
             "best_epoch": self.best_epoch, "best_valid_hr10": self.best_valid_hr10,
             "epochs": [{**asdict(e), "valid_hr10": None if e.valid_hr10 != e.valid_hr10 else e.valid_hr10}
                        for e in self.epochs],
         }
-
-
-def _sub_histories(offsets: IntArray, items: IntArray, behaviours: IntArray, timestamps: npt.NDArray[np.float64],
-                   lines: IntArray, lengths: IntArray) -> Histories:
-    """The first ``lengths[k]`` events of line ``lines[k]`` of a CSR split, as Histories."""
-    off = np.zeros(lines.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=off[1:])
-    idx = np.repeat(offsets[lines] - off[:-1], lengths) + np.arange(int(off[-1]), dtype=np.int64)
-    return Histories(off, items[idx], behaviours[idx], timestamps[idx])
 
 
 class AIRScorer:
@@ -141,9 +132,7 @@ class AIRScorer:
                 states = self.backbone._states(histories, None)
                 for lo in range(0, histories.n_users, self.chunk):
                     hi = min(lo + self.chunk, histories.n_users)
-                    lines = np.arange(lo, hi, dtype=np.int64)
-                    sub = _sub_histories(histories.offsets, histories.items, histories.behaviours,
-                                         histories.timestamps, lines, np.diff(histories.offsets)[lo:hi])
+                    sub = histories_of(histories, np.arange(lo, hi, dtype=np.int64))
                     u = self.intent_vectors(sub, cand[lo:hi])
                     s = self.model.scores(states[lo:hi], torch.from_numpy(cand[lo:hi]), u)
                     out[lo:hi] = s.cpu().numpy()
@@ -242,8 +231,7 @@ def train_air(
                 for d in np.unique(tdom).tolist():
                     sel = np.flatnonzero(tdom == d)
                     cands[sel, 1:] = pools[d][rng.integers(0, pools[d].size, (sel.size, k))]
-                hist = _sub_histories(s.offsets, s.items, s.behaviours, s.timestamps, lines[idx[rows]],
-                                      starts[idx[rows]] + pos)
+                hist = histories_of(s, lines[idx[rows]], starts[idx[rows]] + pos)
                 u = scorer.intent_vectors(hist, cands)
                 cand_t = torch.from_numpy(cands)
                 logits = model.scores(states[torch.from_numpy(rows), torch.from_numpy(pos)], cand_t, u)
@@ -274,7 +262,7 @@ def save_air_checkpoint(result: AIRTrainResult, backbone_config: TrainConfig, pa
     """The trained model's state plus what rebuilding it needs (variant, backbone config)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(backbone_config).items()}
+    cfg = config_dict(backbone_config)
     payload = {"format": "airrec-air-checkpoint", "version": 1, "name": result.scorer.name,
                "variant": asdict(result.scorer.model.variant), "backbone_config": cfg,
                "best_epoch": result.best_epoch, "state": result.scorer.model.state_dict()}

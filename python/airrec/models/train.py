@@ -96,6 +96,11 @@ class EpochLog:
     valid_hr10_per_domain: dict[str, float]
 
 
+def config_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as JSON-ready values (paths as strings), for logs and checkpoints."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+
+
 @dataclass
 class TrainResult:
     """The best model as a scorer, and the run's log."""
@@ -108,7 +113,7 @@ class TrainResult:
     epochs: list[EpochLog] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.config).items()}
+        cfg = config_dict(self.config)
         return {
             "kind": self.kind, "name": self.scorer.name, "config": cfg, "best_epoch": self.best_epoch,
             "best_valid_hr10": self.best_valid_hr10, "epochs": [asdict(e) for e in self.epochs],
