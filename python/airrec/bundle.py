@@ -886,6 +886,37 @@ def _check_extra_files(extra: Mapping[str, bytes], dims: Dims) -> dict[str, byte
     return out
 
 
+def _file_entry(path: Path) -> dict[str, Any]:
+    """A manifest ``files`` entry: the file's sha256 and size."""
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def _write_manifest(root: Path, manifest: Mapping[str, Any]) -> None:
+    """Write the manifest (the last file of a bundle) and fsync the directory."""
+    with (root / MANIFEST).open("w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, allow_nan=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    _fsync_dir(root)
+
+
+@contextmanager
+def _staged(out: Path, overwrite: bool) -> Iterator[Path]:
+    """A temporary directory beside ``out`` to write a bundle into; renamed to ``out`` when the
+    block succeeds (readers never see half a bundle), deleted when it fails."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is read by services too
+        yield tmp
+        _check_destination(out, overwrite)
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def _write_contents(
     root: Path, prepared: _Prepared, index: Mapping[str, Any], meta: dict[str, Any],
     progress: bool, extra_files: Mapping[str, bytes] | None = None,
@@ -910,7 +941,7 @@ def _write_contents(
     with _progress(len(steps), progress) as advance:
         for name, write in steps:
             write(root / name)
-            files[name] = {"sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size}
+            files[name] = _file_entry(root / name)
             advance(name)
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -918,12 +949,7 @@ def _write_contents(
         "domains": prepared.domains, "config": prepared.config, "index": dict(index),
         "files": files, "meta": meta,
     }
-    with (root / MANIFEST).open("w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2, allow_nan=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    _fsync_dir(root)
+    _write_manifest(root, manifest)
 
 
 @contextmanager
@@ -1024,16 +1050,8 @@ def write_bundle(
     extras = _check_extra_files(extra_files or {}, prepared.dims)
     if composition is None:
         manifest_meta.setdefault("composition", {"init": "Composition.init", "seed": seed})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is read by services too
+    with _staged(out, overwrite) as tmp:
         _write_contents(tmp, prepared, settings, manifest_meta, progress, extras)
-        _check_destination(out, overwrite)
-        _move_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
@@ -1066,11 +1084,8 @@ def replace_composition(
     merged_meta = _json_meta({**manifest.get("meta", {}), **dict(meta or {})})
     out = Path(out_dir).absolute()
     _check_destination(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        tmp.chmod(0o755)
-        arrays = composition.arrays()
+    arrays = composition.arrays()
+    with _staged(out, overwrite) as tmp:
         files: dict[str, dict[str, Any]] = {}
         for name in manifest["files"]:
             target = tmp / name
@@ -1080,17 +1095,7 @@ def replace_composition(
             else:
                 shutil.copyfile(source.path / name, target)
                 _fsync_file(target)
-            files[name] = {"sha256": sha256_file(target), "bytes": target.stat().st_size}
+            files[name] = _file_entry(target)
         manifest.update(config=new_config, files=files, meta=merged_meta)
-        with (tmp / MANIFEST).open("w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        _check_destination(out, overwrite)
-        _move_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _write_manifest(tmp, manifest)
     return out

@@ -198,16 +198,24 @@ def markdown_report(data: Json, slice_metric: str = "HR@10") -> str:
     return "\n".join(out) + "\n"
 
 
-def plot_results(data: Json, out_dir: str | os.PathLike[str], metrics: Sequence[str] = DEFAULT_METRICS) -> list[Path]:
-    """One PNG per split and protocol: a panel per domain, bars per metric and model, std as
-    error bars. Returns the files written; without matplotlib, warns and returns ``[]``."""
+def pyplot(what: str) -> Any | None:
+    """``matplotlib.pyplot`` on the headless Agg backend, or ``None`` (with a warning naming
+    ``what`` is skipped) when matplotlib is not installed: plots are optional everywhere."""
     try:
         # Imported by name: matplotlib is optional, and typed as Any whether or not it is there.
         matplotlib: Any = importlib.import_module("matplotlib")
         matplotlib.use("Agg")
-        plt: Any = importlib.import_module("matplotlib.pyplot")
+        return importlib.import_module("matplotlib.pyplot")
     except ImportError:
-        warnings.warn("matplotlib is not installed: skipping the PNG plots", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"matplotlib is not installed: skipping {what}", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def plot_results(data: Json, out_dir: str | os.PathLike[str], metrics: Sequence[str] = DEFAULT_METRICS) -> list[Path]:
+    """One PNG per split and protocol: a panel per domain, bars per metric and model, std as
+    error bars. Returns the files written; without matplotlib, warns and returns ``[]``."""
+    plt = pyplot("the PNG plots")
+    if plt is None:
         return []
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from airrec.evaluate.report import pyplot
 
 __all__ = ["plot_training"]
 
@@ -16,12 +16,8 @@ def plot_training(training: Sequence[Mapping[str, Any]], out_dir: str | Path) ->
     with ``model`` and ``seed``). Returns the files written; without matplotlib, ``[]``."""
     if not training:
         return []
-    try:
-        matplotlib: Any = importlib.import_module("matplotlib")
-        matplotlib.use("Agg")
-        plt: Any = importlib.import_module("matplotlib.pyplot")
-    except ImportError:
-        warnings.warn("matplotlib is not installed: skipping the training plots", RuntimeWarning, stacklevel=2)
+    plt = pyplot("the training plots")
+    if plt is None:
         return []
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
