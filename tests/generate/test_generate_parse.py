@@ -7,7 +7,12 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airrec.generate.parse import MAX_INPUT_CHARS, normalise_phrase, parse_intents
+from airrec.generate.parse import (
+    MAX_INPUT_CHARS,
+    is_degenerate,
+    normalise_phrase,
+    parse_intents,
+)
 
 TITLE = "Lodge 10.25 Inch Cast Iron Skillet, Pre-Seasoned"
 
@@ -88,6 +93,25 @@ def test_list_markers() -> None:
     assert got.paths == [["food", "snacks"], ["home", "decor"]]
 
 
+def test_degenerate_repeats_are_dropped() -> None:
+    # Seen from Qwen2.5-0.5B on arts/office items: looping words and repeated words.
+    got = parse_intents("office > needle size scalesizesizesize | crafts > sewing > needles")
+    assert got.paths == [["crafts", "sewing", "needles"]]
+    assert "degenerate repetition" in got.problems
+    got = parse_intents("crafts > ical ical ical")
+    assert not got.ok and "degenerate repetition" in got.error
+    assert not parse_intents("snacks > zzzz bars").ok
+
+
+def test_real_words_are_not_degenerate() -> None:
+    for phrase in ["couscous", "bonbon treats", "assessment", "bookkeeping", "tea for two"]:
+        assert not is_degenerate(normalise_phrase(phrase)), phrase
+    assert is_degenerate("mahi mahi")  # a word twice in a row is dropped, knowingly
+    assert parse_intents("groceries > grains > couscous").paths == [
+        ["groceries", "grains", "couscous"]
+    ]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=400), st.text(max_size=80))
 def test_never_raises_and_invariants_hold(answer: str, title: str) -> None:
@@ -98,4 +122,5 @@ def test_never_raises_and_invariants_hold(answer: str, title: str) -> None:
         for phrase in path:
             assert phrase and phrase == phrase.lower().strip() and len(phrase) <= 40
             assert len(phrase.split()) <= 4
+            assert not is_degenerate(phrase)
     assert got.ok or got.error

@@ -24,6 +24,11 @@ Normalisation rules (they decide what the knowledge base's vocabulary looks like
   :data:`TITLE_MIN_WORDS` words (``green tea`` for "Green Tea Bags" is a fine intent).
   "Cast iron skillet" for "Lodge 10.25 Inch Cast Iron Skillet, Pre-Seasoned" covers 3/9
   and stays.
+* Degenerate repeats: a path is dropped if a phrase repeats a word (``ical ical``) or a
+  word loops on a chunk of two or more letters three times or more (``scalesizesizesize``),
+  or on one letter four times or more. Small models fall into such loops; a dropped path
+  sends the unit to a sampled retry instead of into the vocabulary. ``couscous`` and
+  ``bonbon`` (a chunk twice) stay.
 * Duplicate paths, and paths that are a prefix of another kept path (the intent tree has the
   prefix anyway), are dropped; at most :data:`MAX_PATHS` paths are kept, in answer order.
 """
@@ -46,6 +51,7 @@ __all__ = [
     "TITLE_OVERLAP",
     "ParsedIntents",
     "format_paths",
+    "is_degenerate",
     "normalise_phrase",
     "parse_intents",
 ]
@@ -68,6 +74,8 @@ _PATH_SPLIT = re.compile(r"\s*(?:\||;|\n)\s*")
 #: Not "a", "in", "on": "vitamin a", "built in", "slip on" are whole phrases.
 _DANGLING = frozenset("and at by for from of or the to with".split())
 _PHRASE_SPLIT = re.compile(r"\s*(?:>|→|/)\s*")
+#: A word looping on a chunk: ``sizesizesize`` (2+ letters, 3+ times) or ``aaaa``.
+_LOOP = re.compile(r"([^\W\d_]{2,}?)\1{2,}|([^\W\d_])\2{3,}", re.UNICODE)
 
 
 @dataclass
@@ -96,6 +104,15 @@ def normalise_phrase(text: str) -> str:
     while words and words[-1] in _DANGLING:
         words.pop()  # "decorative items for": an answer cut by the word limit
     return " ".join(words)
+
+
+def is_degenerate(phrase: str) -> bool:
+    """Whether a normalised phrase is a decoding loop: a word said twice in a row
+    (``ical ical``) or a word that repeats a chunk of itself (``scalesizesizesize``)."""
+    words = phrase.split()
+    if any(a == b for a, b in zip(words, words[1:])):
+        return True
+    return any(_LOOP.search(w) for w in words)
 
 
 def format_paths(paths: list[list[str]]) -> str:
@@ -164,6 +181,9 @@ def parse_intents(text: str, title: str = "") -> ParsedIntents:
                 phrases.append(phrase)
         if any(len(p.split()) > MAX_WORDS or len(p) > MAX_PHRASE_CHARS for p in phrases):
             problems.append("phrase too long")
+            continue
+        if any(is_degenerate(p) for p in phrases):
+            problems.append("degenerate repetition")
             continue
         if len(phrases) < MIN_PHRASES:
             problems.append("path shorter than 2 phrases")
