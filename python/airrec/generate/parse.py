@@ -110,9 +110,8 @@ def is_degenerate(phrase: str) -> bool:
     """Whether a normalised phrase is a decoding loop: a word said twice in a row
     (``ical ical``) or a word that repeats a chunk of itself (``scalesizesizesize``)."""
     words = phrase.split()
-    if any(a == b for a, b in zip(words, words[1:])):
-        return True
-    return any(_LOOP.search(w) for w in words)
+    # _LOOP's chunks are letters only, so one search over the phrase never spans two words.
+    return any(a == b for a, b in zip(words, words[1:])) or _LOOP.search(phrase) is not None
 
 
 def format_paths(paths: list[list[str]]) -> str:
