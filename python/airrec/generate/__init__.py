@@ -16,6 +16,7 @@ from airrec.generate.export import export_intents, import_intents
 from airrec.generate.models import PRESETS, ResolvedModel, model_cache_dir, resolve_model
 from airrec.generate.parse import ParsedIntents, normalise_phrase, parse_intents
 from airrec.generate.prompts import DEFAULT_PROMPT, Example, PromptTemplate, load_prompt
+from airrec.generate.quality import QualityTally, quality_of
 from airrec.generate.runner import (
     GenerationSummary,
     IntentGenerator,
@@ -35,6 +36,7 @@ __all__ = [
     "Outcome",
     "ParsedIntents",
     "PromptTemplate",
+    "QualityTally",
     "ResolvedModel",
     "Unit",
     "bench_generate",
@@ -48,6 +50,7 @@ __all__ = [
     "normalise_phrase",
     "parse_intents",
     "parse_shard",
+    "quality_of",
     "resolve_model",
     "shard_of",
     "units_for",

@@ -36,11 +36,11 @@ from typing import Any
 from airrec.generate.llama_batch import quiet_llama_logs
 from airrec.generate.models import resolve_model
 from airrec.generate.parse import parse_intents
-from airrec.generate.prompts import DEFAULT_PROMPT, PromptTemplate
-from airrec.generate.runner import IntentGenerator, Unit, units_for
+from airrec.generate.prompts import DEFAULT_PROMPT, PROMPT_V1, PromptTemplate
+from airrec.generate.runner import IntentGenerator, Outcome, Unit, units_for
 from airrec.generate.workers import generate_in_workers
 
-__all__ = ["bench_generate", "naive_loop"]
+__all__ = ["bench_generate", "bench_quality", "naive_loop"]
 
 log = logging.getLogger("airrec.generate.bench")
 
@@ -104,17 +104,104 @@ def naive_loop(
     return figures, paths
 
 
+def _ceiling(
+    model: Any,
+    prompt: PromptTemplate,
+    threads: int,
+    n_parallel: int,
+    concurrency: int,
+    pipe: dict[str, Any],
+    workers: int,
+) -> dict[str, Any]:
+    """The limit of this machine for the pipeline's token counts: plain ``llama_decode``
+    tokens/s (answers at the batch size, prompts in one call) turned into items/s with the
+    measured prompt and answer tokens per item, times the worker count (one core each).
+
+    Measured at ``n_parallel`` sequences (a full batch, as in a catalogue run) and at
+    ``concurrency``, the sequences a run of this size keeps busy per worker."""
+    gen = IntentGenerator(model, prompt, n_threads=threads, n_parallel=n_parallel)
+    try:
+        full = gen.engine.decode_rates(n_parallel)
+        run = gen.engine.decode_rates(max(1, concurrency))
+    finally:
+        gen.close()
+    per_item = pipe["tokens_per_item"]
+
+    def items_per_s(rates: dict[str, float]) -> float:
+        seconds = (
+            per_item["prompt"] / rates["prompt_tokens_per_s"]
+            + per_item["answer"] / rates["decode_tokens_per_s"]
+        )
+        return round(workers / seconds, 3) if seconds > 0 else 0.0
+
+    limit_full, limit_run = items_per_s(full), items_per_s(run)
+    return {
+        "workers": workers,
+        "threads_per_worker": threads,
+        "full_batch": {"n_seqs": n_parallel, **full, "items_per_s": limit_full},
+        "this_run": {"n_seqs": max(1, concurrency), **run, "items_per_s": limit_run},
+        "pipeline_share_of_this_run_limit": (
+            round(pipe["items_per_s"] / limit_run, 3) if limit_run else None
+        ),
+    }
+
+
 def _figures(
     n: int, seconds: float, tokens_out: int, failures: int, tokens_in: int
 ) -> dict[str, Any]:
     return {
         "items_per_s": round(n / seconds, 4),
+        "tokens_per_item": {
+            "prompt": round(tokens_in / n, 2) if n else 0.0,
+            "answer": round(tokens_out / n, 2) if n else 0.0,
+        },
         "tokens_per_s": round(tokens_out / seconds, 2),
         "seconds": round(seconds, 3),
         "failures": failures,
         "output_tokens": tokens_out,
         "prompt_tokens_evaluated_or_reported": tokens_in,
     }
+
+
+def _pipeline(
+    resolved: Any,
+    prompt: PromptTemplate,
+    units: list[Unit],
+    n_workers: int,
+    threads: int,
+    n_parallel: int,
+    seed: int,
+) -> tuple[list[Outcome], float, float, dict[str, Any]]:
+    """Run the pipeline on ``units``: (outcomes, wall seconds, CPU seconds, settings).
+
+    With several workers the clock starts before they spawn, so their model loads count;
+    with one, the timed region re-evaluates the prefix (as the naive loop pays it once)."""
+    if n_workers > 1:
+        settings: dict[str, Any] = {}
+        start = time.perf_counter()
+        outcomes = list(
+            generate_in_workers(
+                resolved, prompt, units, workers=n_workers, chunk_size=4,
+                options={"n_threads": threads, "n_parallel": n_parallel, "seed": seed},
+                settings_out=settings,
+            )
+        )
+        seconds = time.perf_counter() - start
+        cpu = float(settings.pop("worker_cpu_seconds", 0.0))
+        settings["workers"] = n_workers
+        settings["timing_includes_model_load"] = True
+        return outcomes, seconds, cpu, settings
+    gen = IntentGenerator(resolved, prompt, n_threads=threads, n_parallel=n_parallel, seed=seed)
+    try:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        gen.engine.set_prefix(gen.prefix_tokens)
+        outcomes = list(gen.generate(units))
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        settings = gen.settings
+        settings["workers"] = 1
+    finally:
+        gen.close()
+    return outcomes, seconds, cpu, settings
 
 
 def bench_generate(
@@ -125,7 +212,7 @@ def bench_generate(
     dataset: Any = None,
     data_home: str | Path | None = None,
     n_threads: int | None = None,
-    n_parallel: int = 16,
+    n_parallel: int = 64,
     prompt: PromptTemplate = DEFAULT_PROMPT,
     seed: int = 0,
     n_examples: int = 8,
@@ -158,32 +245,9 @@ def bench_generate(
     log.info("naive without JSON schema: %s", free)
 
     n_workers = workers if workers is not None else max(1, os.cpu_count() or 1)
-    if n_workers > 1:
-        # Timed from before the workers spawn: their model loads count against the pipeline.
-        settings: dict[str, Any] = {}
-        start = time.perf_counter()
-        outcomes = list(
-            generate_in_workers(
-                resolved, prompt, units, workers=n_workers, chunk_size=4,
-                options={"n_threads": threads, "n_parallel": n_parallel, "seed": seed},
-                settings_out=settings,
-            )
-        )
-        seconds = time.perf_counter() - start
-        cpu = float(settings.pop("worker_cpu_seconds", 0.0))
-        settings["workers"] = n_workers
-        settings["timing_includes_model_load"] = True
-    else:
-        gen = IntentGenerator(resolved, prompt, n_threads=threads, n_parallel=n_parallel, seed=seed)
-        try:
-            start, cpu_start = time.perf_counter(), time.process_time()
-            gen.engine.set_prefix(gen.prefix_tokens)
-            outcomes = list(gen.generate(units))
-            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-            settings = gen.settings
-            settings["workers"] = 1
-        finally:
-            gen.close()
+    outcomes, seconds, cpu, settings = _pipeline(
+        resolved, prompt, units, n_workers, threads, n_parallel, seed
+    )
     pipe = _figures(
         len(units), seconds, sum(o.tokens_out for o in outcomes),
         sum(o.status != "ok" for o in outcomes), sum(o.tokens_in for o in outcomes),
@@ -193,6 +257,9 @@ def bench_generate(
     pipe["retries"] = sum(max(0, o.attempts - 1) for o in outcomes)
     pipe["settings"] = settings
     log.info("pipeline: %s", pipe)
+    concurrency = min(n_parallel, -(-len(units) // (n_workers * prompt.items_per_prompt)))
+    ceiling = _ceiling(resolved, prompt, threads, n_parallel, concurrency, pipe, n_workers)
+    log.info("ceiling: %s", ceiling)
     by_key = {o.unit.key: o for o in outcomes}
     examples = [
         {
@@ -220,8 +287,110 @@ def bench_generate(
             round(pipe["items_per_cpu_s"] / naive["items_per_cpu_s"], 3)
             if pipe["items_per_cpu_s"] and naive["items_per_cpu_s"] else None
         ),
+        "ceiling": ceiling,
         "examples": examples,
     }
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return report
+
+
+def bench_quality(
+    model: str,
+    n_items: int,
+    n_agreement: int,
+    out_path: str | Path,
+    *,
+    dataset: Any = None,
+    data_home: str | Path | None = None,
+    baseline: str | Path | None = None,
+    baseline_prompt: PromptTemplate = PROMPT_V1,
+    prompt: PromptTemplate = DEFAULT_PROMPT,
+    group_size: int = 8,
+    n_parallel: int = 64,
+    workers: int | None = None,
+    seed: int = 0,
+    allow_install: bool = False,
+    embedder: Any = None,
+) -> dict[str, Any]:
+    """The quality report of ``prompt`` on ``n_items`` items, against a baseline, and the
+    agreement of grouped answers (``group_size`` items per prompt) with them on the first
+    ``n_agreement``.
+
+    ``baseline`` is an intents file made earlier (e.g. the committed artefact, another
+    prompt): items are then drawn from those it covers and its answers are scored on the
+    same items ("before"; example copies counted against ``baseline_prompt``'s examples).
+    The grouped run is ``prompt`` with ``items_per_prompt=group_size``, same system text and
+    examples. Writes ``{after, before, grouped, agreement, ...}`` JSON.
+    """
+    from dataclasses import replace
+
+    from airrec.generate.export import import_intents
+    from airrec.generate.quality import agreement, quality_of
+
+    if dataset is None:
+        from airrec.data import load_food_kitchen
+
+        dataset = load_food_kitchen(data_home)
+    resolved = resolve_model(model, allow_install=allow_install)
+    texts = dataset.items.texts
+    before_paths = import_intents(baseline) if baseline is not None else {}
+    pool = sorted({i for i, b in before_paths if b == 0}) if before_paths else range(len(texts))
+    pool = [i for i in pool if texts[i].strip()]
+    chosen = sorted(random.Random(seed).sample(pool, min(n_items, len(pool))))
+    behaviour = dataset.behaviour_names[0]
+    pairs = [(i, texts[i]) for i in chosen]
+    n_workers = workers if workers is not None else max(1, os.cpu_count() or 1)
+    examples = [p for ex in prompt.examples for p in ex.paths]
+
+    def run(template: PromptTemplate, some: list[tuple[int, str]]) -> tuple[
+        dict[int, list[list[str]]], float, dict[str, Any]
+    ]:
+        units = units_for(some, model_sha=resolved.sha256, prompt_key=template.key,
+                          behaviours=[behaviour])
+        outcomes, seconds, _, settings = _pipeline(
+            resolved, template, units, n_workers, 1, n_parallel, seed
+        )
+        return {o.unit.item_id: o.paths for o in outcomes}, len(units) / seconds, settings
+
+    single, single_rate, settings = run(prompt, pairs)
+    grouped_prompt = replace(prompt, items_per_prompt=group_size)
+    first = pairs[:n_agreement]
+    grouped, grouped_rate, _ = run(grouped_prompt, first)
+    report: dict[str, Any] = {
+        "model": resolved.name,
+        "prompt": prompt.key,
+        "grouped_prompt": grouped_prompt.key,
+        "n_items": len(pairs),
+        "n_agreement": len(first),
+        "settings": settings,
+        "after": quality_of(((t, single.get(i, [])) for i, t in pairs), examples),
+        "items_per_s": round(single_rate, 3),
+        "grouped": quality_of(((t, grouped.get(i, [])) for i, t in first), examples),
+        "grouped_items_per_s": round(grouped_rate, 3),
+        "agreement": agreement(
+            [grouped.get(i, []) for i, _ in first],
+            [single.get(i, []) for i, _ in first],
+            embedder=embedder,
+        ),
+        "examples": [
+            {"item": i, "title": t, "single": single.get(i, []), "grouped": grouped.get(i, [])}
+            for i, t in first[:8]
+        ],
+    }
+    if before_paths:
+        report["baseline"] = str(baseline)
+        report["baseline_prompt"] = baseline_prompt.key
+        report["before"] = quality_of(
+            ((t, before_paths.get((i, 0), [])) for i, t in pairs),
+            [p for ex in baseline_prompt.examples for p in ex.paths],
+        )
+        report["agreement_with_baseline"] = agreement(
+            [single.get(i, []) for i, _ in pairs],
+            [before_paths.get((i, 0), []) for i, _ in pairs],
+            embedder=embedder,
+        )
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -17,7 +17,14 @@ from typing import Any
 from airrec.errors import AirrecError, InputError
 from airrec.generate.prompts import DEFAULT_PROMPT, PromptTemplate, load_prompt
 
-__all__ = ["add_bench_arguments", "add_generate_arguments", "run_bench", "run_generate"]
+__all__ = [
+    "add_bench_arguments",
+    "add_generate_arguments",
+    "add_quality_arguments",
+    "run_bench",
+    "run_generate",
+    "run_quality",
+]
 
 log = logging.getLogger("airrec.generate")
 
@@ -32,7 +39,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-home", default=None, help="data directory (default: data home)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads per worker (default 1: see airrec.generate.workers)")
-    parser.add_argument("--parallel", type=int, default=16, help="sequences decoded together")
+    parser.add_argument("--parallel", type=int, default=64,
+                        help="sequences decoded together (64: see docs/generate.md)")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: one per core)")
     parser.add_argument("--prompt", default=None, help="prompt template override (.toml or .json)")
@@ -50,10 +58,21 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         help="only items of these splits' histories and targets, in this order, e.g. test,valid "
         "(what evaluation needs first)",
     )
+    parser.add_argument(
+        "--missing-from", default=None, metavar="INTENTS",
+        help="only items with no line in this intents.jsonl.gz (e.g. the committed artifact)",
+    )
+    parser.add_argument(
+        "--keep-existing", action="store_true",
+        help="--export keeps the lines of an existing file for items this cache has no answer "
+        "for (extend a committed artifact shard by shard instead of replacing it)",
+    )
     parser.add_argument("--shard", default=None, help="i/n: only this shard of the work")
     parser.add_argument("--merge", nargs="*", default=None,
                         help="merge these shard caches into --cache and exit")
     parser.add_argument("--attempts", type=int, default=3, help="tries per item before 'failed'")
+    parser.add_argument("--report", default=None,
+                        help="write this run's summary and quality report (JSON) here")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -61,6 +80,19 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``airrec bench generate``."""
     _common(parser)
     parser.add_argument("--items", type=int, default=40, help="number of items")
+    parser.add_argument("--out", required=True, help="JSON file for the figures")
+
+
+def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``airrec bench generate-quality``."""
+    _common(parser)
+    parser.add_argument("--items", type=int, default=500, help="items for the quality report")
+    parser.add_argument("--agreement", type=int, default=200,
+                        help="of which this many also get grouped answers (8 items per prompt) "
+                        "to compare")
+    parser.add_argument("--baseline", default=None,
+                        help="intents file to score on the same items ('before'), e.g. the "
+                        "committed artifact (made with the air-intents-v1 template)")
     parser.add_argument("--out", required=True, help="JSON file for the figures")
 
 
@@ -76,19 +108,29 @@ def _item_range(spec: str | None) -> range | None:
 
 
 def _items(dataset: Any, args: argparse.Namespace) -> list[int] | range | None:
-    """The items to generate for: a range, the items of some splits (first split first), or all."""
+    """The items to generate for: a range, the items of some splits (first split first), or
+    all; then, with ``--missing-from``, only those the given intents file lacks."""
+    chosen: list[int] | range | None
     if args.splits is None:
-        return _item_range(args.items)
-    if args.items is not None:
+        chosen = _item_range(args.items)
+    elif args.items is not None:
         raise InputError("--items and --splits select items two ways; give one")
-    order: list[int] = []
-    seen: set[int] = set()
-    for name in args.splits.split(","):
-        for item in dataset.items_in(name.strip()).tolist():
-            if item not in seen:
-                seen.add(item)
-                order.append(item)
-    return order
+    else:
+        order: list[int] = []
+        seen: set[int] = set()
+        for name in args.splits.split(","):
+            for item in dataset.items_in(name.strip()).tolist():
+                if item not in seen:
+                    seen.add(item)
+                    order.append(item)
+        chosen = order
+    if getattr(args, "missing_from", None):
+        from airrec.generate.export import import_intents
+
+        have = {item for item, _ in import_intents(args.missing_from)}
+        pool = range(len(dataset.items.texts)) if chosen is None else chosen
+        chosen = [i for i in pool if i not in have]
+    return chosen
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -114,14 +156,29 @@ def run_generate(args: argparse.Namespace) -> int:
             workers=args.workers or os.cpu_count() or 1,
         )
         print(summary.line())
+        print("quality: " + json.dumps(summary.quality))
+        if args.report:
+            _write_report(args.report, summary)
         if args.export:
             n = export_intents(args.cache, dataset, args.export, model_sha=model.sha256,
-                               prompt_key=prompt.key)
+                               prompt_key=prompt.key,
+                               fallback=args.export if args.keep_existing else None)
             print(f"wrote {n} lines to {args.export}")
         return 0 if summary.ok + summary.cached > 0 or summary.units == 0 else 1
     except AirrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _write_report(path: str, summary: Any) -> None:
+    from dataclasses import asdict
+
+    from airrec._files import write_json_atomic
+
+    report = asdict(summary)
+    report["items_per_s"] = round(summary.items_per_s, 4)
+    report["tokens_per_s"] = round(summary.tokens_per_s, 2)
+    write_json_atomic(path, report)
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -141,4 +198,21 @@ def run_bench(args: argparse.Namespace) -> int:
     brief["naive_items_per_s"] = report["naive"]["items_per_s"]
     brief["pipeline_items_per_s"] = report["pipeline"]["items_per_s"]
     print(json.dumps(brief))
+    return 0
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    """Quality report (before/after) and grouped-vs-single agreement; prints the headline."""
+    from airrec.generate.bench import bench_quality
+
+    try:
+        report = bench_quality(
+            args.model, args.items, args.agreement, args.out, data_home=args.data_home,
+            baseline=args.baseline, prompt=_prompt(args.prompt), n_parallel=args.parallel,
+            workers=args.workers, seed=args.seed, allow_install=args.allow_install,
+        )
+    except AirrecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: report.get(k) for k in ("after", "before", "agreement")}))
     return 0

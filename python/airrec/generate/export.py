@@ -34,12 +34,18 @@ def export_intents(
     *,
     model_sha: str | None = None,
     prompt_key: str | None = None,
+    fallback: str | Path | None = None,
 ) -> int:
     """Write the ok answers in ``cache`` for ``dataset``'s items to ``out_path`` (atomically).
 
     When the cache holds answers of several models or prompts, pick one with ``model_sha``
-    and ``prompt_key``. Returns the number of lines written.
+    and ``prompt_key``. ``fallback`` is an existing intents file whose lines are kept for
+    the (item, behaviour) pairs the cache has no answer for: a partial regeneration (one
+    shard of a catalogue run, a new prompt on some items) then extends or updates a
+    committed file instead of truncating it. ``out_path`` may be ``fallback`` itself.
+    Returns the number of lines written.
     """
+    kept = import_intents(fallback) if fallback is not None and Path(fallback).exists() else {}
     own = not isinstance(cache, IntentCache)
     db = IntentCache(cache) if not isinstance(cache, IntentCache) else cache
     try:
@@ -55,22 +61,27 @@ def export_intents(
             )
         sha, pkey = combos[0]
         texts = dataset.items.texts
-        lines: list[str] = []
+        rows: dict[tuple[int, int], list[list[str]]] = {}
         hashes = [text_hash(t) for t in texts]
         for b, behaviour in enumerate(dataset.behaviour_names):
             for item, th in enumerate(hashes):
                 row = db.get(cache_key(sha, pkey, behaviour, th))
                 if row is not None and row.status == "ok" and row.paths:
-                    lines.append(
-                        json.dumps(
-                            {"item": item, "behaviour": b, "paths": row.paths},
-                            ensure_ascii=False, separators=(", ", ": "),
-                        )
-                    )
+                    rows[(item, b)] = row.paths
     finally:
         if own:
             db.close()
-    lines.sort(key=lambda s: (json.loads(s)["item"], json.loads(s)["behaviour"]))
+    n_behaviours = len(dataset.behaviour_names)
+    for (item, b), paths in kept.items():
+        if (item, b) not in rows and item < len(texts) and b < n_behaviours:
+            rows[(item, b)] = paths
+    lines = [
+        json.dumps(
+            {"item": item, "behaviour": b, "paths": rows[(item, b)]},
+            ensure_ascii=False, separators=(", ", ": "),
+        )
+        for item, b in sorted(rows)
+    ]
     _write_gz(Path(out_path), "".join(line + "\n" for line in lines).encode())
     return len(lines)
 

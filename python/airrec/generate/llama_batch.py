@@ -16,8 +16,8 @@ sequences in the same ``llama_decode`` call reads them once. llama-cpp-python's 
 Grammar sampling in llama.cpp checks every vocabulary entry (151k for Qwen) against the
 grammar at every step: ~10 ms a token here, a third of the decode time. Most steps, the
 model's own top choice is grammatical, so :meth:`LlamaBatchEngine._sample` ranks the top
-``k`` logits in NumPy (after a repetition penalty on the job's own tokens, which curbs
-``breads > breads > breads`` loops), asks the grammar about those few tokens only, and falls
+``k`` logits in NumPy (after a repetition penalty on the job's own tokens of the current
+answer line, which curbs ``breads > breads > breads`` loops), asks the grammar about those few tokens only, and falls
 back to the full-vocabulary grammar pass only when none of them is allowed.
 
 The class is deliberately ignorant of intents: it turns (suffix tokens, grammar) jobs into
@@ -263,6 +263,48 @@ class LlamaBatchEngine:
         self._prefix_len = len(tokens)
         self.prefix_evals += 1
 
+    def decode_rates(self, n_seqs: int, *, steps: int = 24, prompt_tokens: int = 256) -> dict[
+        str, float
+    ]:
+        """The hardware's ceiling on this model: tokens/s of plain ``llama_decode``, no
+        sampling, no grammar, no Python per token.
+
+        ``decode_tokens_per_s``: ``n_seqs`` sequences continuing the prefix one token each
+        per call (what answer tokens cost at that batch size); ``prompt_tokens_per_s``: one
+        sequence evaluating ``prompt_tokens`` tokens in one call (what prompt suffixes cost).
+        Leaves the prefix in sequence 0 as it was."""
+        if self._prefix_len == 0:
+            raise GenerationError("set_prefix() must run before decode_rates()")
+        if not 1 <= n_seqs <= self.n_parallel:
+            raise GenerationError(f"n_seqs must be in 1..{self.n_parallel}")
+        lib = self._lib
+        token = self.tokenize(" a")[-1]
+        seqs = range(1, n_seqs + 1)
+        try:
+            for seq in seqs:
+                lib.llama_memory_seq_rm(self._mem, seq, -1, -1)
+                lib.llama_memory_seq_cp(self._mem, 0, seq, -1, -1)
+            start = time.perf_counter()
+            for step in range(steps):
+                self._batch.n_tokens = 0
+                for seq in seqs:
+                    self._add(token, self._prefix_len + step, seq, True)
+                self._decode()
+            decode = n_seqs * steps / (time.perf_counter() - start)
+            lib.llama_memory_seq_rm(self._mem, 1, -1, -1)
+            lib.llama_memory_seq_cp(self._mem, 0, 1, -1, -1)
+            n = min(prompt_tokens, self.n_batch)
+            self._batch.n_tokens = 0
+            for j in range(n):
+                self._add(token, self._prefix_len + j, 1, j == n - 1)
+            start = time.perf_counter()
+            self._decode()
+            prompt = n / (time.perf_counter() - start)
+        finally:
+            for seq in seqs:
+                lib.llama_memory_seq_rm(self._mem, seq, -1, -1)
+        return {"decode_tokens_per_s": round(decode, 2), "prompt_tokens_per_s": round(prompt, 2)}
+
     def _sampler(self, job: BatchJob) -> Any:
         """A grammar-only sampler: used to *check* tokens, never to pick them."""
         lib = self._lib
@@ -385,10 +427,16 @@ class LlamaBatchEngine:
         slot.n_out += 1
         if lib.llama_vocab_is_eog(self._vocab, tok):
             return "stop"
-        slot.pieces.append(self.piece(tok))
+        piece = self.piece(tok)
+        slot.pieces.append(piece)
         slot.last_token = tok
-        if slot.history is not None and self._is_word(tok):
-            slot.history.append(tok)
+        if slot.history is not None:
+            if b"\n" in piece:
+                # A new answer line is a new item's answer (grouped prompts): the penalty is
+                # against looping within an answer, not against sharing words across items.
+                slot.history.clear()
+            elif self._is_word(tok):
+                slot.history.append(tok)
         stop = slot.job.stop
         if stop is not None and stop(b"".join(slot.pieces).decode("utf-8", errors="ignore")):
             return "stop"

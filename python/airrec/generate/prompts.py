@@ -10,13 +10,27 @@ Few-shot examples matter a lot for sub-1B models (zero-shot, Qwen2.5-0.5B copies
 back), and they sit in the shared prefix, so they cost prompt-evaluation time once per run,
 not per item. Answers use the compact form ``a > b > c | d > e``: about half the tokens of the
 equivalent JSON, and decoding tokens is what a CPU run pays for.
+
+Several items per prompt (``items_per_prompt`` > 1): the user turn lists ``1. <title>`` …
+``k. <title>`` under one behaviour line and the answer has exactly ``k`` numbered lines (the
+grammar fixes the count, so answers cannot shift between items). The chat-template tokens and
+the behaviour line are then paid once per ``k`` items instead of once per item. The few-shot
+examples are shown the same way, in turns of :data:`EXAMPLES_PER_TURN`.
+
+The default examples are deliberately *not* from the benchmark's domains (food, kitchen): a
+0.5B model copies examples verbatim onto look-alike items, so examples from the evaluation
+domain leak their phrases into its vocabulary. Their first phrases all differ, so no single
+broad need (``home``) is suggested as the default.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
+import re
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +43,21 @@ else:  # pragma: no cover - Python 3.10 reads JSON templates only
     tomllib = None
 from airrec.generate.parse import MAX_PATHS, MAX_PHRASES, MAX_WORDS, MIN_PHRASES, format_paths
 
-__all__ = ["DEFAULT_PROMPT", "Example", "PromptTemplate", "load_prompt"]
+__all__ = [
+    "DEFAULT_PROMPT",
+    "EXAMPLES_PER_TURN",
+    "MAX_ITEMS_PER_PROMPT",
+    "PROMPT_V1",
+    "Example",
+    "PromptTemplate",
+    "load_prompt",
+]
+
+#: Most items one grouped prompt may carry (the answer grammar numbers lines 1..this).
+MAX_ITEMS_PER_PROMPT = 16
+#: Few-shot examples per user turn in a grouped prompt: several turns of a few items show the
+#: model that the number of answer lines follows the number of items.
+EXAMPLES_PER_TURN = 3
 
 
 @dataclass(frozen=True)
@@ -61,6 +89,8 @@ class PromptTemplate:
     max_phrases: int = 3
     max_words: int = 3
     max_tokens: int = 64
+    items_per_prompt: int = 1
+    strip_specs: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -70,6 +100,10 @@ class PromptTemplate:
             raise ConfigError(f"max_phrases must be in 2..{MAX_PHRASES}")
         if not 1 <= self.max_words <= MAX_WORDS:
             raise ConfigError(f"max_words must be in 1..{MAX_WORDS}")
+        if not 1 <= self.items_per_prompt <= MAX_ITEMS_PER_PROMPT:
+            raise ConfigError(
+                f"items_per_prompt must be in 1..{MAX_ITEMS_PER_PROMPT}, got {self.items_per_prompt}"
+            )
         try:
             self.user.format(behaviour="b", item="i")
         except (KeyError, IndexError, ValueError) as exc:
@@ -77,19 +111,56 @@ class PromptTemplate:
 
     @property
     def key(self) -> str:
-        """``version:content-hash``, the prompt part of every cache key."""
-        blob = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False).encode()
+        """``version:content-hash``, the prompt part of every cache key.
+
+        Fields added after a template version shipped are hashed only when they differ from
+        their defaults, so older templates keep their keys (and their cached answers)."""
+        content = asdict(self)
+        for name, default in _LATER_FIELDS.items():
+            if content[name] == default:
+                del content[name]
+        blob = json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
         return f"{self.version}:{hashlib.sha256(blob).hexdigest()[:12]}"
 
     def user_message(self, behaviour: str, item: str) -> str:
-        return self.user.format(behaviour=behaviour, item=_clean_item(item))
+        return self.user.format(behaviour=behaviour, item=self.item_text(item))
+
+    def item_text(self, item: str) -> str:
+        """The item as the model sees it: one line, at most 200 characters, and with
+        ``strip_specs`` without sizes, counts, pack notes and markup entities (``14.1-Ounce
+        Cans (Pack of 12)``, ``&reg;``): the prompt says not to name them, a small model
+        copies them anyway, and on a compute-bound CPU every prompt token costs time."""
+        return _strip_specs(_clean_item(item)) if self.strip_specs else _clean_item(item)
+
+    @property
+    def grouped(self) -> bool:
+        """Whether prompts carry several numbered items (``items_per_prompt`` > 1)."""
+        return self.items_per_prompt > 1
+
+    def group_message(self, behaviour: str, items: Sequence[str]) -> str:
+        """The user turn of a multi-item prompt: the behaviour line, then ``n. <item>``."""
+        head = self.user.split("\n", 1)[0].format(behaviour=behaviour, item="")
+        lines = [f"{n}. {self.item_text(item)}" for n, item in enumerate(items, 1)]
+        return "\n".join([head, *lines])
 
     def messages(self) -> list[tuple[str, str]]:
         """System message plus the few-shot turns: the shared prefix of every prompt."""
         out = [("system", self.system)]
-        for ex in self.examples:
-            out.append(("user", self.user_message(ex.behaviour, ex.item)))
-            out.append(("assistant", format_paths([list(p) for p in ex.paths])))
+        if not self.grouped:
+            for ex in self.examples:
+                out.append(("user", self.user_message(ex.behaviour, ex.item)))
+                out.append(("assistant", format_paths([list(p) for p in ex.paths])))
+            return out
+        for start in range(0, len(self.examples), EXAMPLES_PER_TURN):
+            turn = self.examples[start : start + EXAMPLES_PER_TURN]
+            for behaviour in dict.fromkeys(ex.behaviour for ex in turn):
+                same = [ex for ex in turn if ex.behaviour == behaviour]
+                out.append(("user", self.group_message(behaviour, [ex.item for ex in same])))
+                answer = "".join(
+                    f"{n}. {format_paths([list(p) for p in ex.paths])}\n"
+                    for n, ex in enumerate(same, 1)
+                )
+                out.append(("assistant", answer.rstrip("\n")))
         return out
 
     def json_messages(self) -> list[tuple[str, str]]:
@@ -100,19 +171,31 @@ class PromptTemplate:
             out.append(("assistant", json.dumps({"paths": [list(p) for p in ex.paths]})))
         return out
 
-    def grammar(self) -> str:
+    def grammar(self, n_items: int | None = None) -> str:
         """GBNF for one answer line: 1..max_paths paths of 2..max_phrases lowercase phrases
         of 1..max_words words, then a newline. Words are letters (with ``'&-``), at most 18
         characters: no digits, because digits in answers were sizes, counts and SKUs
         ("12-ounce bags"), never intents, and a degenerate run cannot spell out a SKU. The
         alphabet is ASCII (the catalogues here are English); a template for other languages
-        needs its own grammar."""
+        needs its own grammar.
+
+        For a grouped template, the answer to ``n_items`` items (default
+        ``items_per_prompt``): exactly that many lines, numbered ``1. `` to ``n. ``."""
         more_paths = self.max_paths - 1
         more_phrases = self.max_phrases - 2
         more_words = self.max_words - 1
+        if self.grouped:
+            n = n_items or self.items_per_prompt
+            if not 1 <= n <= MAX_ITEMS_PER_PROMPT:
+                raise ConfigError(f"a grouped answer has 1..{MAX_ITEMS_PER_PROMPT} lines, not {n}")
+            root = "root ::= " + " ".join(f'"{i}. " line' for i in range(1, n + 1)) + "\n"
+            line = f'line ::= path (" | " path){{0,{more_paths}}} "\\n"\n'
+        else:
+            root, line = "", f'root ::= path (" | " path){{0,{more_paths}}} "\\n"\n'
         return (
-            f'root ::= path (" | " path){{0,{more_paths}}} "\\n"\n'
-            f'path ::= phrase " > " phrase (" > " phrase){{0,{more_phrases}}}\n'
+            root
+            + line
+            + f'path ::= phrase " > " phrase (" > " phrase){{0,{more_phrases}}}\n'
             f'phrase ::= word (" " word){{0,{more_words}}}\n'
             "word ::= [a-z] [a-z'&-]{0,17}\n"
         )
@@ -138,6 +221,33 @@ class PromptTemplate:
         }
 
 
+#: Fields added after templates shipped, with the default that leaves a template as it was:
+#: left out of :attr:`PromptTemplate.key` at that default, so old keys stay valid.
+_LATER_FIELDS: dict[str, Any] = {"items_per_prompt": 1, "strip_specs": False}
+
+_UNITS = (
+    "ounces?|oz|fl|lbs?|pounds?|count|ct|packs?|pk|pieces?|pcs|pc|inch(?:es)?|in|cm|mm|ml|"
+    "liters?|l|quarts?|qt|gallons?|gal|cups?|grams?|g|kg|bags?|cans?|bottles?|jars?|boxes?|"
+    "box|tins?|sets?|servings?|capsules?|tablets?|sticks?|bars?"
+)
+_BRACKETS = re.compile(r"\([^)]*\)?|\[[^\]]*\]?")
+_QUANTITY = re.compile(rf"\b\d[\d.,/x-]*(?:\s*-?\s*(?:{_UNITS})\b\.?)?", re.IGNORECASE)
+_PACK_OF = re.compile(r"\b(?:pack|case|set|box) of\b", re.IGNORECASE)
+_MARKS = re.compile("[\u00ae\u2122\u00a9]")
+_LOOSE_PUNCT = re.compile(r"\s*([,;/-])(?:\s*[,;/-])+")
+
+
+def _strip_specs(text: str) -> str:
+    """``text`` without quantities, bracketed notes and trademark signs; the original if
+    that leaves fewer than two words (``7 Up``)."""
+    out = _MARKS.sub("", html.unescape(text))
+    out = _BRACKETS.sub(" ", out)
+    out = _PACK_OF.sub(" ", _QUANTITY.sub(" ", out))
+    out = _LOOSE_PUNCT.sub(r"\1", " ".join(out.split()))
+    out = out.strip(" ,;/-")
+    return out if len(out.split()) >= 2 else text
+
+
 def _clean_item(text: str) -> str:
     """One line, bounded: titles with newlines or 800 characters of keywords exist."""
     flat = " ".join(text.split())
@@ -145,12 +255,12 @@ def _clean_item(text: str) -> str:
 
 
 _COMPACT_HINT = (
-    "Answer on one line: paths separated by ' | ', phrases separated by ' > '."
+    "Answer each item on its own line: paths separated by ' | ', phrases separated by ' > '."
 )
 _JSON_HINT = 'Answer with JSON: {"paths": [["phrase", "phrase", ...], ...]}.'
 
 _SYSTEM = (
-    "You label online shopping behaviour with the shopper's intents. For the item, give 1 to 3 "
+    "You label online shopping behaviour with the shopper's intents. For each item, give 1 to 3 "
     "intent paths. Each path has 2 to 4 short lowercase phrases (1 to 3 words each), from a "
     "broad need to a specific one. Name what the shopper wants, not the product: no brands, "
     "sizes, counts or model numbers, and do not copy the title. " + _COMPACT_HINT
@@ -161,9 +271,63 @@ def _ex(item: str, *paths: str) -> Example:
     return Example("purchase", item, tuple(tuple(p.split(" > ")) for p in paths))
 
 
+#: The default template: one item per prompt, examples outside the benchmark's domains
+#: (:data:`PROMPT_V1`, the template of the first committed artifact, had food and kitchen
+#: examples). Grouping items (``items_per_prompt=8``) was measured and rejected as the
+#: default: Qwen2.5-0.5B copies earlier answer lines onto later items (docs/generate.md).
 DEFAULT_PROMPT = PromptTemplate(
-    version="air-intents-v1",
+    version="air-intents-v2",
     system=_SYSTEM,
+    user="behaviour: {behaviour}\nitem: {item}",
+    strip_specs=True,
+    examples=(
+        _ex(
+            "Coleman Sundome 4-Person Camping Tent with Rainfly, Green",
+            "outdoors > camping > tents",
+            "travel > family trips",
+        ),
+        _ex(
+            "Crayola Washable Markers, Broad Line, 10 Count, Classic Colors",
+            "arts and crafts > drawing > markers",
+            "kids > school supplies",
+        ),
+        _ex(
+            "Fitbit Inspire 2 Health & Fitness Tracker, Black",
+            "fitness > activity tracking > step counters",
+        ),
+        _ex(
+            "Scotts Turf Builder Lawn Food, 12.5 lb, Covers 5,000 sq ft",
+            "gardening > lawn care > fertilizer",
+            "yard work > green grass",
+        ),
+        _ex(
+            "Goodnight Moon Board Book by Margaret Wise Brown",
+            "books > children's books > bedtime stories",
+            "parenting > baby bedtime",
+        ),
+        _ex(
+            "Purina ONE Natural Dry Dog Food, Lamb and Rice Formula, 8 lb Bag",
+            "pets > pet nutrition > kibble",
+            "pet health > natural diet",
+        ),
+    ),
+)
+
+
+_SYSTEM_V1 = (
+    "You label online shopping behaviour with the shopper's intents. For the item, give 1 to 3 "
+    "intent paths. Each path has 2 to 4 short lowercase phrases (1 to 3 words each), from a "
+    "broad need to a specific one. Name what the shopper wants, not the product: no brands, "
+    "sizes, counts or model numbers, and do not copy the title. "
+    "Answer on one line: paths separated by ' | ', phrases separated by ' > '."
+)
+
+#: The template of the first committed artefact (key ``air-intents-v1:eafcadc1c3dc``): one
+#: item per prompt, examples from the food and kitchen domains. Kept to reproduce that file
+#: and as the "before" of the quality report; :data:`DEFAULT_PROMPT` replaced it.
+PROMPT_V1 = PromptTemplate(
+    version="air-intents-v1",
+    system=_SYSTEM_V1,
     user="behaviour: {behaviour}\nitem: {item}",
     examples=(
         _ex(

@@ -1,0 +1,44 @@
+"""The quality report: each failure mode of small models counted on hand-made answers."""
+
+from __future__ import annotations
+
+from airrec.generate import QualityTally, quality_of
+
+EXAMPLE = ("pets", "dog food", "dry food")
+
+
+def test_each_rate_counts_its_failure_mode() -> None:
+    answers = [
+        # an example pasted onto a look-alike item
+        ("Pedigree Adult Kibble 20 lb", [list(EXAMPLE)]),
+        # leaf of two title words: a product name, not an intent
+        ("Green Tea Bags", [["drinks", "tea", "green tea"], ["health", "antioxidants"]]),
+        # a one-word leaf from the title is not a copy
+        ("Earl Grey Tea", [["drinks", "tea"]]),
+        # a degenerate phrase still in the answer
+        ("Kitchen Scale", [["home", "scalesizesizesize"]]),
+        # failed
+        ("Mystery", []),
+    ]
+    report = quality_of(answers, [EXAMPLE])
+    assert report["items"] == 5 and report["failed"] == 1 and report["failure_rate"] == 0.2
+    assert report["example_copy_rate"] == 0.25  # 1 of 4 answered items
+    assert report["title_copy_rate"] == 0.2  # 1 of 5 paths
+    assert report["repetition_rate"] == 0.2
+    assert report["paths_per_item"] == 1.25
+    assert report["top_first_phrase"] == "drinks" and report["top_first_phrase_share"] == 0.4
+    assert report["distinct_phrases_per_level"] == [4, 4, 2]
+
+
+def test_parser_dropped_repetition_is_counted() -> None:
+    tally = QualityTally()
+    tally.add("Tea", [["drinks", "tea"]], "ok", "degenerate repetition")
+    tally.add("Tea", [["drinks", "tea"]], "ok", "")
+    report = tally.report()
+    assert report["repetition_rate"] == 0.5 and report["failure_rate"] == 0.0
+
+
+def test_empty_report_is_all_zero() -> None:
+    report = QualityTally().report()
+    assert report["items"] == 0 and report["paths_per_item"] == 0.0
+    assert report["top_first_phrase"] == "" and report["distinct_phrases_per_level"] == []
