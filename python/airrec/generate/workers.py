@@ -83,6 +83,11 @@ def generate_in_workers(
 ) -> Iterator[Outcome]:
     """Answer ``units`` in ``workers`` processes; yields outcomes as they arrive."""
     ctx = mp.get_context("spawn")  # fork would copy llama.cpp's threads and locks
+    # Workers pull units as their sequence slots free up, so the first worker to load would
+    # take a whole small run (64 slots > 48 units) and leave the others idle: cap each
+    # worker's slots at its share. Large runs keep the full batch.
+    share = -(-len(units) // workers)
+    options = {**options, "n_parallel": max(1, min(options.get("n_parallel", 64), share))}
     inbox: Any = ctx.Queue()
     outbox: Any = ctx.Queue()
     for start in range(0, len(units), chunk_size):
