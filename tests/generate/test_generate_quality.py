@@ -15,19 +15,25 @@ def test_each_rate_counts_its_failure_mode() -> None:
         ("Green Tea Bags", [["drinks", "tea", "green tea"], ["health", "antioxidants"]]),
         # a one-word leaf from the title is not a copy
         ("Earl Grey Tea", [["drinks", "tea"]]),
+        # the example's frame with a new leaf: a prefix copy, not a full copy
+        ("Beef Jerky", [["pets", "dog food", "jerky"]]),
         # a degenerate phrase still in the answer
         ("Kitchen Scale", [["home", "scalesizesizesize"]]),
         # failed
         ("Mystery", []),
     ]
     report = quality_of(answers, [EXAMPLE])
-    assert report["items"] == 5 and report["failed"] == 1 and report["failure_rate"] == 0.2
-    assert report["example_copy_rate"] == 0.25  # 1 of 4 answered items
-    assert report["title_copy_rate"] == 0.2  # 1 of 5 paths
-    assert report["repetition_rate"] == 0.2
-    assert report["paths_per_item"] == 1.25
-    assert report["top_first_phrase"] == "drinks" and report["top_first_phrase_share"] == 0.4
-    assert report["distinct_phrases_per_level"] == [4, 4, 2]
+    assert report["items"] == 6 and report["failed"] == 1
+    assert report["failure_rate"] == round(1 / 6, 4)
+    assert report["example_copy_rate"] == 0.2  # 1 of 5 answered items
+    assert report["example_prefix_copy_rate"] == 0.4  # the pasted one and the reframed one
+    assert report["title_copy_rate"] == round(1 / 6, 4)  # 1 of 6 paths
+    assert report["repetition_rate"] == round(1 / 6, 4)
+    assert report["paths_per_item"] == 1.2
+    # "pets" and "drinks" both start 2 of 6 paths; the first seen wins the tie
+    assert report["top_first_phrase"] == "pets"
+    assert report["top_first_phrase_share"] == round(2 / 6, 4)
+    assert report["distinct_phrases_per_level"] == [4, 4, 3]
 
 
 def test_parser_dropped_repetition_is_counted() -> None:

@@ -17,10 +17,11 @@ grammar fixes the count, so answers cannot shift between items). The chat-templa
 the behaviour line are then paid once per ``k`` items instead of once per item. The few-shot
 examples are shown the same way, in turns of :data:`EXAMPLES_PER_TURN`.
 
-The default examples are deliberately *not* from the benchmark's domains (food, kitchen): a
-0.5B model copies examples verbatim onto look-alike items, so examples from the evaluation
-domain leak their phrases into its vocabulary. Their first phrases all differ, so no single
-broad need (``home``) is suggested as the default.
+The default examples are deliberately *not* from the benchmark's domains (food, kitchen), nor
+next to them: a 0.5B model copies examples onto look-alike items (with a dog-food example,
+``pets > pet nutrition`` landed on toddler formula and beef jerky), so examples from or near
+the evaluation domain leak their phrases into its vocabulary. Their first phrases all
+differ, so no single broad need (``home``) is suggested as the default.
 """
 
 from __future__ import annotations
@@ -306,9 +307,9 @@ DEFAULT_PROMPT = PromptTemplate(
             "parenting > baby bedtime",
         ),
         _ex(
-            "Purina ONE Natural Dry Dog Food, Lamb and Rice Formula, 8 lb Bag",
-            "pets > pet nutrition > kibble",
-            "pet health > natural diet",
+            "Pantene Pro-V Daily Moisture Renewal Shampoo, 25.4 fl oz",
+            "personal care > hair care > shampoo",
+            "beauty > everyday grooming",
         ),
     ),
 )

@@ -4,7 +4,9 @@ Sub-1B models fail in recognisable ways, and each has a rate here, so a prompt c
 judged by numbers rather than by reading a few answers:
 
 * ``example_copy_rate``: items with a path identical to one of the few-shot examples' (the
-  model pasting an example onto a look-alike item);
+  model pasting an example onto a look-alike item), and ``example_prefix_copy_rate``: items
+  with a path starting with an example path's first two phrases (``pets > pet nutrition >
+  milk powder`` on toddler formula: the example's frame with a new leaf);
 * ``title_copy_rate``: paths whose leaf has 2+ words, all taken from the item's title (a
   product name, not an intent; one-word leaves such as ``tea`` are not counted);
 * ``repetition_rate``: items with a degenerate phrase (``ical ical``, ``sizesizesize``) in
@@ -36,10 +38,12 @@ class QualityTally:
 
     def __init__(self, example_paths: Iterable[Sequence[str]] = ()) -> None:
         self._examples = {tuple(normalise_phrase(x) for x in p) for p in example_paths}
+        self._example_heads = {p[:2] for p in self._examples}
         self.items = 0
         self.failed = 0
         self.paths = 0
         self.example_copies = 0
+        self.example_prefix_copies = 0
         self.title_copies = 0
         self.repetitive = 0
         self.first_phrases: Counter[str] = Counter()
@@ -58,6 +62,8 @@ class QualityTally:
         self.paths += len(paths)
         if any(tuple(p) in self._examples for p in paths):
             self.example_copies += 1
+        if any(tuple(p[:2]) in self._example_heads for p in paths):
+            self.example_prefix_copies += 1
         for path in paths:
             leaf = path[-1].split()
             if len(leaf) >= 2 and all(w in title_words for w in leaf):
@@ -76,6 +82,7 @@ class QualityTally:
             "failure_rate": _rate(self.failed, self.items),
             "paths_per_item": _rate(self.paths, ok),
             "example_copy_rate": _rate(self.example_copies, ok),
+            "example_prefix_copy_rate": _rate(self.example_prefix_copies, ok),
             "title_copy_rate": _rate(self.title_copies, self.paths),
             "repetition_rate": _rate(self.repetitive, self.items),
             "top_first_phrase": top[0][0] if top else "",
