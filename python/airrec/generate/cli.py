@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from airrec.errors import AirrecError, InputError
-from airrec.generate.prompts import DEFAULT_PROMPT, PromptTemplate, load_prompt
+from airrec.generate.prompts import DEFAULT_PROMPT, PROMPTS, PromptTemplate, load_prompt
 
 __all__ = [
     "add_bench_arguments",
@@ -43,7 +43,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="sequences decoded together (64: see docs/generate.md)")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: one per core)")
-    parser.add_argument("--prompt", default=None, help="prompt template override (.toml or .json)")
+    parser.add_argument(
+        "--prompt", default=None,
+        help="prompt template: a built-in version (air-intents-v2, the default; air-intents-v1) "
+        "or a .toml/.json file",
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -96,8 +100,11 @@ def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="JSON file for the figures")
 
 
-def _prompt(path: str | None) -> PromptTemplate:
-    return DEFAULT_PROMPT if path is None else load_prompt(path)
+def _prompt(spec: str | None) -> PromptTemplate:
+    """The default template, a built-in one by version name, or one read from a file."""
+    if spec is None:
+        return DEFAULT_PROMPT
+    return PROMPTS[spec] if spec in PROMPTS else load_prompt(spec)
 
 
 def _item_range(spec: str | None) -> range | None:

@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_PROMPT",
     "EXAMPLES_PER_TURN",
     "MAX_ITEMS_PER_PROMPT",
+    "PROMPTS",
     "PROMPT_V1",
     "Example",
     "PromptTemplate",
@@ -362,6 +363,10 @@ PROMPT_V1 = PromptTemplate(
         ),
     ),
 )
+
+
+#: Built-in templates by version name (``airrec generate --prompt air-intents-v1``).
+PROMPTS: dict[str, PromptTemplate] = {p.version: p for p in (PROMPT_V1, DEFAULT_PROMPT)}
 
 
 def load_prompt(path: str | Path) -> PromptTemplate:
