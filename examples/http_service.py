@@ -26,9 +26,10 @@ Then, from another shell::
          -d '{"items": [1, 2, 3], "candidate": 4}'
 
     # swap in a new bundle while serving (atomic; a bad bundle is refused with 422 and the
-    # old version keeps serving); then see which version serves
+    # old version keeps serving); then see which version serves. Reloads are off unless the
+    # service was started with AIRREC_ADMIN_TOKEN set, and load only bundles beside --bundle.
     curl -s localhost:8000/admin/reload -H 'content-type: application/json' \
-         -d '{"path": "path/to/new-bundle"}'
+         -H "X-Admin-Token: $AIRREC_ADMIN_TOKEN" -d '{"path": "new-bundle"}'
     curl -s localhost:8000/healthz
 
 Every answer carries ``version``: the bundle version that computed it (1, then +1 per reload).
@@ -43,6 +44,7 @@ engine and swaps it on reload; :func:`airrec.serve.app.create_app` is the FastAP
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -69,7 +71,8 @@ def main() -> None:
             print(f"serving a synthetic bundle from {bundle}")
         # Limits bound one request's work; the endpoints run in uvicorn's thread pool and the
         # engine releases the GIL, so a single worker process uses every core.
-        app = create_app(bundle, max_history=1000, max_candidates=1000, max_k=1000)
+        app = create_app(bundle, max_history=1000, max_candidates=1000, max_k=1000,
+                         admin_token=os.environ.get("AIRREC_ADMIN_TOKEN") or None)
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 

@@ -7,6 +7,7 @@ shared; what must hold is zero errors, a reload that took, and figures with the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,9 +27,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "http_service.py"
 def test_loadtest_against_a_subprocess_server(small_bundle: Path, tmp_path: Path) -> None:
     second = synthetic_bundle(tmp_path, seed=2)
     out = tmp_path / "load.json"
-    with serve_in_subprocess(small_bundle) as base_url:
+    root = os.path.commonpath([small_bundle, second])
+    with serve_in_subprocess(small_bundle, admin_token="t0ken", bundle_root=root) as base_url:
         report = run_loadtest(base_url, out, levels=(1, 4), requests_per_level=120, time_cap_s=30,
-                              reload_path=second, reload_level=4, warmup=5)
+                              reload_path=second, reload_level=4, warmup=5, admin_token="t0ken")
     assert json.loads(out.read_text()) == report
     assert {"machine", "settings", "levels", "reload", "total_requests", "total_errors",
             "version_before", "version_after", "version_regressions"} <= set(report)

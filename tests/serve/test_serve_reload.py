@@ -6,6 +6,7 @@ it; a response is correct only if it equals the *serial* answer of the version i
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -112,21 +113,92 @@ def test_snapshot_outlives_a_reload(small_bundle: Path, bundle_b: Path) -> None:
 # ---- over HTTP -----------------------------------------------------------------------------------
 
 
+TOKEN = {"x-admin-token": "s3cret"}
+
+
+def admin_app(bundle: Path, *others: Path, **options: Any) -> FastAPI:
+    """An app with reloads enabled, rooted where ``bundle`` and ``others`` all live."""
+    root = os.path.commonpath([bundle.parent, *(p.parent for p in others)])
+    return create_app(bundle, admin_token="s3cret", bundle_root=root, **options)
+
+
 def test_bad_bundle_over_http_keeps_serving(small_bundle: Path, corrupted: Path, tmp_path: Path) -> None:
-    with TestClient(create_app(small_bundle)) as client:
+    with TestClient(admin_app(small_bundle, corrupted)) as client:
         before = client.post("/score", json={"items": [1, 2], "candidates": [3, 4]}).json()
+        root = os.path.commonpath([small_bundle.parent, corrupted.parent])
         for bad in (corrupted, tmp_path / "missing"):
-            r = client.post("/admin/reload", json={"path": str(bad)})
+            r = client.post("/admin/reload", json={"path": str(bad)}, headers=TOKEN)
             assert r.status_code == 422, r.text
             body = r.json()
             assert body["error"] == "bad_bundle" and body["version"] == 1
-            assert "keeps serving" in body["detail"] and str(bad) in body["detail"]
+            assert "keeps serving" in body["detail"]
+            assert root not in body["detail"]  # the reason, not where the files are
         assert client.get("/healthz").json()["version"] == 1
         assert client.post("/score", json={"items": [1, 2], "candidates": [3, 4]}).json() == before
 
 
+def test_reload_is_closed_by_default(small_bundle: Path) -> None:
+    with TestClient(create_app(small_bundle)) as client:
+        for headers in ({}, TOKEN):
+            r = client.post("/admin/reload", json={"path": str(small_bundle)}, headers=headers)
+            assert r.status_code == 403 and r.json()["error"] == "reload_disabled"
+        assert client.get("/healthz").json()["version"] == 1
+    with pytest.raises(ValueError):
+        create_app(small_bundle, admin_token="  ")
+
+
+def test_reload_stays_under_the_bundle_root(small_bundle: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (small_bundle.parent / "escape").symlink_to(outside)
+    try:
+        with TestClient(create_app(small_bundle, admin_token="s3cret")) as client:
+            answers = []
+            for path in ("/etc/passwd", "/etc", "/nonexistent/x", str(outside), "../..",
+                         "escape", str(small_bundle.parent), "."):
+                r = client.post("/admin/reload", json={"path": path}, headers=TOKEN)
+                assert r.status_code == 403, (path, r.text)
+                answers.append(r.json())
+            # the same answer whether or not the path exists: nothing to learn from it
+            assert all(a == answers[0] for a in answers), answers
+            assert answers[0]["error"] == "outside_bundle_root"
+            # a path relative to the root works
+            r = client.post("/admin/reload", json={"path": small_bundle.name}, headers=TOKEN)
+            assert r.status_code == 200 and r.json()["version"] == 2
+            for bad in ("a\x00b", "x" * 5000):
+                r = client.post("/admin/reload", json={"path": bad}, headers=TOKEN)
+                assert r.status_code == 422 and r.json()["error"] == "validation"
+    finally:
+        (small_bundle.parent / "escape").unlink()
+
+
+def test_a_hanging_load_times_out_and_frees_the_lock(small_bundle: Path, tmp_path: Path) -> None:
+    stuck = tmp_path / "stuck"
+    stuck.mkdir()
+    os.mkfifo(stuck / "manifest.json")  # reading it blocks until a writer comes
+    app = admin_app(small_bundle, stuck, reload_timeout_s=0.5)
+    registry: EngineRegistry = app.state.registry
+    try:
+        with TestClient(app) as client:
+            r = client.post("/admin/reload", json={"path": str(stuck)}, headers=TOKEN)
+            assert r.status_code == 422 and "did not load within" in r.json()["detail"]
+            assert not registry._reload_lock.locked()
+            r = client.post("/admin/reload", json={"path": str(small_bundle)}, headers=TOKEN)
+            assert r.status_code == 200 and r.json()["version"] == 2
+            # a second stuck load, then reloads wait for them instead of piling up threads
+            client.post("/admin/reload", json={"path": str(stuck)}, headers=TOKEN)
+            r = client.post("/admin/reload", json={"path": str(small_bundle)}, headers=TOKEN)
+            assert r.status_code == 409 and "still running" in r.json()["detail"]
+    finally:
+        for _ in registry._stuck:  # release the blocked readers
+            with open(stuck / "manifest.json", "wb") as fifo:
+                fifo.write(b"{}")
+        for thread in registry._stuck:
+            thread.join(timeout=5)
+
+
 def test_admin_token(small_bundle: Path) -> None:
-    with TestClient(create_app(small_bundle, admin_token="s3cret")) as client:
+    with TestClient(admin_app(small_bundle)) as client:
         for headers in ({}, {"x-admin-token": "wrong"}):
             r = client.post("/admin/reload", json={"path": str(small_bundle)}, headers=headers)
             assert r.status_code == 403 and r.json()["error"] == "forbidden"
@@ -135,10 +207,10 @@ def test_admin_token(small_bundle: Path) -> None:
 
 
 def test_reload_in_progress_is_409(small_bundle: Path) -> None:
-    app = create_app(small_bundle)
+    app = admin_app(small_bundle)
     registry: EngineRegistry = app.state.registry
     with TestClient(app) as client, registry._reload_lock:
-        r = client.post("/admin/reload", json={"path": str(small_bundle)})
+        r = client.post("/admin/reload", json={"path": str(small_bundle)}, headers=TOKEN)
     assert r.status_code == 409 and r.json()["error"] == "reload_in_progress"
 
 
@@ -189,11 +261,11 @@ def test_hot_reload_under_concurrent_requests(small_bundle: Path, bundle_b: Path
                     return
 
     reload_answers: list[int] = []
-    with serve_in_thread(create_app(small_bundle)) as base_url:
+    with serve_in_thread(admin_app(small_bundle, bundle_b)) as base_url:
         threads = [threading.Thread(target=hammer, args=(w,)) for w in range(6)]
         for t in threads:
             t.start()
-        with httpx.Client(base_url=base_url, timeout=30) as admin:
+        with httpx.Client(base_url=base_url, timeout=30, headers=TOKEN) as admin:
             for n in range(n_reloads):
                 time.sleep(0.03)
                 target = bundle_b if n % 2 == 0 else small_bundle

@@ -12,6 +12,6 @@ Needs the ``serve`` extra (fastapi, uvicorn, httpx); :mod:`airrec.serve.registry
 
 from __future__ import annotations
 
-from airrec.serve.registry import EngineRegistry, Loaded, ReloadInProgressError
+from airrec.serve.registry import EngineRegistry, Loaded, ReloadInProgressError, ReloadTimeoutError
 
-__all__ = ["EngineRegistry", "Loaded", "ReloadInProgressError"]
+__all__ = ["EngineRegistry", "Loaded", "ReloadInProgressError", "ReloadTimeoutError"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header
@@ -48,6 +49,17 @@ def _check_bound(name: str, value: int, limit: int) -> None:
         raise ApiError(422, "limit", f"{name} = {value} exceeds this service's maximum of {limit}")
 
 
+def _under_root(root: Path, path: str) -> Path:
+    """``path`` (absolute, or relative to ``root``) resolved, if it is a directory strictly
+    inside ``root``; else a 403 that says the same whatever exists outside the root."""
+    candidate = Path(path)
+    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if resolved == root or not resolved.is_relative_to(root):
+        raise ApiError(403, "outside_bundle_root",
+                       "the path is not a directory under this service's bundle root")
+    return resolved
+
+
 def create_app(
     bundle_path: str | os.PathLike[str] | EngineRegistry,
     *,
@@ -57,16 +69,26 @@ def create_app(
     max_pool: int = 10_000,
     max_body_bytes: int = 1 << 20,
     admin_token: str | None = None,
+    bundle_root: str | os.PathLike[str] | None = None,
+    reload_timeout_s: float = 120.0,
 ) -> FastAPI:
     """A FastAPI app serving score / retrieve / explain from one bundle, with hot reload.
 
     ``bundle_path`` is a bundle directory (loaded now, as version 1) or an existing registry
     (to share it with host code that reloads by itself). The limits bound one request's work:
-    events in a history, candidates, ``k`` and ``pool``, and body bytes. With
-    ``admin_token``, ``/admin/reload`` requires the header ``X-Admin-Token: <token>``; without
-    it the endpoint is open, so bind such a service to loopback only.
+    events in a history, candidates, ``k`` and ``pool``, and body bytes.
+
+    ``/admin/reload`` is closed (403 ``reload_disabled``) unless ``admin_token`` is given;
+    then it requires the header ``X-Admin-Token: <token>``, loads only directories under
+    ``bundle_root`` (default: the directory holding the first bundle; symlinks are resolved
+    before the check), and gives up on a load after ``reload_timeout_s`` seconds (422, the
+    old version keeps serving, the reload lock is free again).
     """
+    if admin_token is not None and not admin_token.strip():
+        raise ValueError("admin_token must not be empty (leave it None to disable reloads)")
     registry = bundle_path if isinstance(bundle_path, EngineRegistry) else EngineRegistry(bundle_path)
+    root = Path(bundle_root if bundle_root is not None else Path(registry.current.path).parent)
+    root = root.resolve()
     app = FastAPI(
         title="airrec",
         summary="AIR target-aware intent scores, top-k retrieval and explanations",
@@ -126,17 +148,23 @@ def create_app(
         A bad bundle is refused (422) and the current version keeps serving; a reload while
         another runs is refused (409) rather than queued.
         """
-        if admin_token is not None and not hmac.compare_digest(
-            (x_admin_token or "").encode(), admin_token.encode()
-        ):
+        if admin_token is None:
+            raise ApiError(403, "reload_disabled",
+                           "reloads are disabled: start the service with an admin token")
+        if not hmac.compare_digest((x_admin_token or "").encode(), admin_token.encode()):
             raise ApiError(403, "forbidden", "missing or wrong X-Admin-Token")
+        target = _under_root(root, req.path)
+        version = registry.current.version
         try:
-            new = registry.reload(req.path, wait=False)
+            new = registry.reload(target, wait=False, timeout_s=reload_timeout_s)
         except ReloadInProgressError as e:
-            raise ApiError(409, "reload_in_progress", str(e), registry.current.version) from e
-        except (AirrecError, OSError) as e:
-            detail = f"bundle {req.path!r} refused, version {registry.current.version} keeps serving: {e}"
-            raise ApiError(422, "bad_bundle", detail, registry.current.version) from e
+            raise ApiError(409, "reload_in_progress", str(e), version) from e
+        except (AirrecError, OSError, ValueError) as e:
+            # The reason, with the root's absolute path cut out: an admin learns what is
+            # wrong with the bundle, not where the service's files are.
+            reason = str(e).replace(str(root) + os.sep, "").replace(str(root), ".")
+            detail = f"bundle refused, version {version} keeps serving: {reason}"
+            raise ApiError(422, "bad_bundle", detail, version) from e
         return ReloadResponse(version=new.version, bundle=new.path, manifest_sha256=new.manifest_sha256)
 
     @app.get("/healthz")

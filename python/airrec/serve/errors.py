@@ -11,14 +11,16 @@ body is not valid JSON                                400     ``malformed_json``
 body not sent as ``Content-Type: application/json``   415     ``unsupported_media_type``
 body too large (bytes)                                413     ``body_too_large``
 history / candidates longer than the service limits   413     ``too_large``
-wrong field type, missing/unknown field, ``k < 0``    422     ``validation``
+wrong/missing/unknown field, ``k < 0``, id > int64   422     ``validation``
 ``k`` or ``pool`` above the service limits            422     ``limit``
 item id outside the bundle                            422     ``unknown_item``
 behaviour id outside the bundle                       422     ``unknown_behaviour``
 unknown domain, non-finite timestamp, other input     422     ``invalid_input``
-reload: bundle missing, corrupted or invalid          422     ``bad_bundle``
-reload: another reload is running                     409     ``reload_in_progress``
+reload: bundle missing, corrupted, invalid, too slow  422     ``bad_bundle``
+reload: another reload is running (or loads stuck)    409     ``reload_in_progress``
+reload: no admin token configured (the default)       403     ``reload_disabled``
 reload: admin token missing or wrong                  403     ``forbidden``
+reload: path not under the bundle root                403     ``outside_bundle_root``
 ====================================================  ======  =====================
 
 An unknown item is 422, not 404: the *endpoint* exists and the request is well-formed JSON, but

@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import socket
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -115,12 +116,15 @@ def _worker(base_url: str, level: _Level, worker: int, payloads: Sequence[tuple[
 
 
 def _reload_when_half_done(base_url: str, level: _Level, n: int, path: str, deadline: float,
-                           timeout_s: float, record: dict[str, Any], t_start: float) -> None:
+                           timeout_s: float, record: dict[str, Any], t_start: float,
+                           admin_token: str | None) -> None:
     level.half_way.wait(timeout=max(0.0, deadline - time.perf_counter()))
     at_request = len(level.samples)
     t0 = time.perf_counter()
+    headers = {"X-Admin-Token": admin_token} if admin_token is not None else {}
     try:
-        r = httpx.post(f"{base_url}/admin/reload", json={"path": path}, timeout=timeout_s)
+        r = httpx.post(f"{base_url}/admin/reload", json={"path": path}, timeout=timeout_s,
+                       headers=headers)
         record.update(status=r.status_code, answer=r.json())
     except (httpx.HTTPError, ValueError) as e:
         record.update(status=0, answer=str(e))
@@ -178,14 +182,15 @@ def run_loadtest(
     warmup: int = 20,
     timeout_s: float = 10.0,
     seed: int = 0,
+    admin_token: str | None = None,
 ) -> dict[str, Any]:
     """Loads a running service at each concurrency in ``levels``; returns (and writes) figures.
 
     ``reload_path``: a second valid bundle (same item ids) to ``/admin/reload`` once half of
     the requests of level ``reload_level`` (default: the middle level) are sent; that level
     goes on past ``requests_per_level`` until the reload has answered (at most 4x, and within
-    the time cap), so requests are always in flight across the swap. Errors are counted, never
-    raised: a non-200 answer or no answer at all is an error.
+    the time cap), so requests are always in flight across the swap; ``admin_token`` is sent
+    with it. Errors are counted, never raised: a non-200 answer or no answer at all is an error.
     """
     _check_loopback(base_url)
     base_url = base_url.rstrip("/")
@@ -214,7 +219,7 @@ def run_loadtest(
             threads.append(threading.Thread(
                 target=_reload_when_half_done,
                 args=(base_url, level, requests_per_level, os.fspath(reload_path), deadline, timeout_s,
-                      reload_record, t_start),
+                      reload_record, t_start, admin_token),
             ))
         else:
             level.reloaded.set()  # nothing to wait for
@@ -258,9 +263,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_in_subprocess(bundle: str | os.PathLike[str], *, port: int | None = None,
-                        ready_timeout_s: float = 60.0) -> Iterator[str]:
+                        ready_timeout_s: float = 60.0, admin_token: str | None = None,
+                        bundle_root: str | os.PathLike[str] | None = None) -> Iterator[str]:
     """Runs ``python -m airrec.serve.server`` on 127.0.0.1; yields its base URL; stops it.
 
+    ``admin_token`` enables ``/admin/reload`` (passed in the environment, not on the command
+    line, where other users' ``ps`` would see it); ``bundle_root`` is ``--bundle-root``.
     Waits until ``/healthz`` answers. The server is stopped (SIGTERM, then SIGKILL after 10 s)
     however the block exits.
     """
@@ -268,7 +276,12 @@ def serve_in_subprocess(bundle: str | os.PathLike[str], *, port: int | None = No
     base_url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "airrec.serve.server", "--bundle", os.fspath(bundle),
            "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if bundle_root is not None:
+        cmd += ["--bundle-root", os.fspath(bundle_root)]
+    env = {k: v for k, v in os.environ.items() if k != "AIRREC_ADMIN_TOKEN"}
+    if admin_token is not None:
+        env["AIRREC_ADMIN_TOKEN"] = admin_token
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + ready_timeout_s
         while True:
@@ -311,9 +324,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="airrec-loadtest-") as tmp:
         first, second = synthetic_bundle(tmp, seed=1), synthetic_bundle(tmp, seed=2)
-        with serve_in_subprocess(first) as base_url:
+        token = secrets.token_hex(16)
+        with serve_in_subprocess(first, admin_token=token) as base_url:
             report = run_loadtest(base_url, None, levels=levels, requests_per_level=args.requests,
-                                  time_cap_s=args.time_cap, reload_path=second)
+                                  time_cap_s=args.time_cap, reload_path=second, admin_token=token)
         # After the server stopped, so the two measurements do not share the cores.
         report["engine_threads"] = engine_thread_scaling(Engine.load(first))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -81,10 +81,14 @@ class ScoreRequest(HistoryRequest):
     candidates: list[ItemId]
 
 
+#: Counts travel as machine integers; past this they are a 422, never an overflow (500).
+_COUNT = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
 class RetrieveRequest(HistoryRequest):
-    domain: Union[Annotated[int, Field(ge=0)], str]
-    k: Annotated[int, Field(ge=0)] = 10
-    pool: Annotated[int, Field(ge=0)] = 100
+    domain: Union[Annotated[int, Field(ge=0, le=2**32 - 1)], Annotated[str, Field(max_length=256)]]
+    k: _COUNT = 10
+    pool: _COUNT = 100
     rerank: bool = True
 
 
@@ -93,8 +97,16 @@ class ExplainRequest(HistoryRequest):
 
 
 class ReloadRequest(BaseModel):
+    """A bundle directory, absolute or relative to the service's bundle root."""
+
     model_config = _STRICT
-    path: Annotated[str, Field(min_length=1)]
+    path: Annotated[str, Field(min_length=1, max_length=4096)]
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> ReloadRequest:
+        if "\x00" in self.path:
+            raise ValueError("path contains a NUL character")
+        return self
 
 
 class Versioned(BaseModel):

@@ -30,7 +30,7 @@ from airrec.bundle import MANIFEST
 from airrec.engine import Engine
 from airrec.errors import AirrecError, BundleError
 
-__all__ = ["EngineRegistry", "Loaded", "ReloadInProgressError"]
+__all__ = ["EngineRegistry", "Loaded", "ReloadInProgressError", "ReloadTimeoutError"]
 
 
 class ReloadInProgressError(AirrecError):
@@ -81,10 +81,19 @@ def _load(path: str | os.PathLike[str], version: int, overrides: dict[str, Any])
     digest = _manifest_sha256(p)
     engine = Engine.load(p, verify_checksums=True, **overrides)
     if engine.n_items > 0:
-        # One real query through every stage (tree, walk, composition, score head), so a
-        # bundle that loads but cannot answer is refused here, not by the first user request.
-        engine.score(engine.tree([0]), [0])
+        # One real query through every endpoint's path (tree, walk, composition, score head;
+        # the retrieval index; explanations), so a bundle that loads but cannot answer is
+        # refused here, not by the first user request.
+        tree = engine.tree([0])
+        engine.score(tree, [0])
+        for domain in range(len(engine.domains)):
+            engine.retrieve(tree, domain, 1, pool=4)
+        engine.explain(tree, 0)
     return Loaded(version, engine, str(p), digest, time.time())
+
+
+class ReloadTimeoutError(AirrecError):
+    """A bundle load ran past the reload time limit; the old engine keeps serving."""
 
 
 class EngineRegistry:
@@ -96,11 +105,17 @@ class EngineRegistry:
     old pair or the new one, never parts of both).
     """
 
+    #: Loads past their time limit that are still running (a thread cannot be killed); once
+    #: this many are stuck, reloads are refused until one ends, so a bundle that hangs the
+    #: loader cannot pile up threads.
+    MAX_STUCK_LOADS = 2
+
     def __init__(self, path: str | os.PathLike[str], **overrides: Any) -> None:
         """Loads the first bundle (version 1); ``overrides`` go to every :meth:`Engine.load`."""
         self._overrides = dict(overrides)
         self._reload_lock = threading.Lock()
         self._swap_lock = threading.Lock()
+        self._stuck: list[threading.Thread] = []
         self._current: Loaded = _load(path, 1, self._overrides)
 
     @property
@@ -108,19 +123,55 @@ class EngineRegistry:
         """The snapshot a request must take once and use throughout."""
         return self._current
 
-    def reload(self, path: str | os.PathLike[str], *, wait: bool = True) -> Loaded:
+    def reload(
+        self, path: str | os.PathLike[str], *, wait: bool = True, timeout_s: float | None = None
+    ) -> Loaded:
         """Loads ``path`` fully, then makes it current; returns the new snapshot.
 
         Raises what the load raised (:class:`~airrec.BundleError`, ...) with the old engine
         still current. With ``wait=False`` a reload that finds another one running raises
-        :class:`ReloadInProgressError` instead of waiting for it.
+        :class:`ReloadInProgressError` instead of waiting for it. With ``timeout_s``, a load
+        still running after that long raises :class:`ReloadTimeoutError` and releases the
+        reload lock; the abandoned load finishes (or hangs) in its thread and is never
+        published.
         """
         if not self._reload_lock.acquire(blocking=wait):
             raise ReloadInProgressError("another reload is in progress; retry when it is done")
         try:
-            new = _load(path, self._current.version + 1, self._overrides)
+            self._stuck = [t for t in self._stuck if t.is_alive()]
+            if len(self._stuck) >= self.MAX_STUCK_LOADS:
+                raise ReloadInProgressError(
+                    f"{len(self._stuck)} earlier loads ran past the time limit and are still "
+                    "running; reloads resume when they end"
+                )
+            version = self._current.version + 1
+            if timeout_s is None:
+                new = _load(path, version, self._overrides)
+            else:
+                new = self._load_within(path, version, timeout_s)
             with self._swap_lock:
                 self._current = new
             return new
         finally:
             self._reload_lock.release()
+
+    def _load_within(self, path: str | os.PathLike[str], version: int, timeout_s: float) -> Loaded:
+        """:func:`_load` in a daemon thread, waited for at most ``timeout_s`` seconds."""
+        result: list[Loaded] = []
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                result.append(_load(path, version, self._overrides))
+            except BaseException as exc:  # handed to the waiting caller below
+                failure.append(exc)
+
+        thread = threading.Thread(target=work, name="airrec-bundle-load", daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+        if thread.is_alive():
+            self._stuck.append(thread)
+            raise ReloadTimeoutError(f"the bundle did not load within {timeout_s:g} s")
+        if failure:
+            raise failure[0]
+        return result[0]

@@ -2,8 +2,9 @@
 
 Without ``--bundle`` it builds a small synthetic bundle in a temporary directory, so the
 service can be tried (and load-tested) with nothing else at hand. It binds 127.0.0.1 by
-default: ``/admin/reload`` loads any path it is given, so expose the service beyond loopback
-only with ``--admin-token`` (or behind a proxy that blocks ``/admin``).
+default. ``/admin/reload`` is off unless an admin token is configured (``--admin-token-file``
+or ``$AIRREC_ADMIN_TOKEN``); it then loads only bundles under ``--bundle-root`` (default: the
+directory holding ``--bundle``) and gives up on a load after ``--reload-timeout`` seconds.
 
 One uvicorn worker is the right shape: endpoints run in uvicorn's thread pool and the engine
 releases the GIL, so one process uses every core, loads the bundle once, and reloads in one
@@ -18,7 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["main", "synthetic_bundle"]
+__all__ = ["admin_token", "main", "synthetic_bundle"]
 
 
 def synthetic_bundle(directory: str | os.PathLike[str], seed: int = 1) -> Path:
@@ -43,11 +44,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-history", type=int, default=1000, help="events per request")
     p.add_argument("--max-candidates", type=int, default=1000, help="candidates per /score request")
     p.add_argument("--max-k", type=int, default=1000, help="largest k of /retrieve")
-    p.add_argument("--admin-token", default=os.environ.get("AIRREC_ADMIN_TOKEN"),
-                   help="require X-Admin-Token on /admin/reload (default: $AIRREC_ADMIN_TOKEN)")
+    p.add_argument("--admin-token-file", type=Path, default=None,
+                   help="file holding the X-Admin-Token that enables /admin/reload "
+                   "(default: $AIRREC_ADMIN_TOKEN; neither: reloads are disabled)")
+    p.add_argument("--bundle-root", type=Path, default=None,
+                   help="reloads load only directories under this one (default: the parent of --bundle)")
+    p.add_argument("--reload-timeout", type=float, default=120.0,
+                   help="seconds a reload may take before it is refused (default 120)")
     p.add_argument("--access-log", action="store_true", help="log every request (off: load tests)")
     p.add_argument("--log-level", default="warning")
     return p
+
+
+def admin_token(path: Path | None, p: argparse.ArgumentParser) -> str | None:
+    """The token from ``path`` (stripped), else ``$AIRREC_ADMIN_TOKEN``, else ``None``; an
+    unreadable or empty file is a usage error, never a silently open or closed endpoint."""
+    if path is None:
+        return os.environ.get("AIRREC_ADMIN_TOKEN") or None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        p.error(f"cannot read --admin-token-file: {e}")
+    if not token:
+        p.error("--admin-token-file is empty")
+    return token
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -56,12 +76,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from airrec.serve.app import create_app
 
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    token = admin_token(args.admin_token_file, p)
     with tempfile.TemporaryDirectory(prefix="airrec-serve-") as tmp:
         bundle = args.bundle if args.bundle is not None else synthetic_bundle(tmp)
         app = create_app(
             bundle, max_history=args.max_history, max_candidates=args.max_candidates,
-            max_k=args.max_k, admin_token=args.admin_token,
+            max_k=args.max_k, admin_token=token, bundle_root=args.bundle_root,
+            reload_timeout_s=args.reload_timeout,
         )
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                     access_log=args.access_log)
