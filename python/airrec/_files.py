@@ -1,12 +1,15 @@
-"""Small file helpers shared by every stage: streamed sha256 and atomic JSON writes."""
+"""Small file helpers shared by every stage: streamed sha256 and atomic writes."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 _CHUNK = 1 << 20
 
@@ -20,12 +23,51 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Writes `obj` as indented JSON via a temporary file and a rename: a reader (or a crash)
-    never sees half a file."""
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary file that becomes ``path`` only when the block succeeds: the project's one way
+    to write a file a reader (or a crash) must never see half-written.
+
+    The data go to a uniquely named temporary file beside ``path`` (same filesystem, so the
+    rename is atomic; unique, so two writers never share it), which is flushed and fsync'd,
+    renamed over ``path``, and the directory fsync'd so the rename itself survives a power
+    cut. On any error the temporary file is removed and ``path`` is left as it was.
+    """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, out)
-    return out
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(out.parent)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
+    """Writes ``data`` (``str`` as UTF-8) to ``path`` through :func:`atomic_writer`."""
+    with atomic_writer(path) as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Writes `obj` as indented JSON through :func:`atomic_writer`."""
+    return write_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - filesystems that refuse it
+        pass
+    finally:
+        os.close(fd)

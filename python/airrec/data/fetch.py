@@ -21,7 +21,6 @@ import hashlib
 import http.client
 import os
 import socket
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,8 +32,8 @@ from typing import NamedTuple
 
 from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
 
+from airrec._files import atomic_writer, sha256_file
 from airrec.data.home import dataset_dir
-from airrec._files import sha256_file
 from airrec.errors import ChecksumError, DataError
 
 __all__ = [
@@ -185,40 +184,29 @@ def _stream(url: str, timeout: float, limit: int | None) -> Iterator[bytes]:
 def _download(url: str, file: RemoteFile, dest: Path, timeout: float, bar: tqdm) -> None:
     """Stream ``url`` into a temp file next to ``dest``, verify, then rename it into place."""
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{file.name}.", suffix=".part")
-    except OSError as exc:
-        raise DataError(f"{dest.parent}: cannot write: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
-    try:
         digest = hashlib.sha256()
         received = 0
         # One byte past the expected size is enough to know the file is wrong.
         limit = None if file.size is None else file.size + 1
-        with os.fdopen(fd, "wb") as out:
+        with atomic_writer(dest) as out:
             for chunk in _stream(url, timeout, limit):
                 digest.update(chunk)
                 out.write(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        actual = digest.hexdigest()
-        if actual != file.sha256.lower():
-            got = f"{received} bytes"
-            if limit is not None and received >= limit:
-                got = f"more than the expected {file.size} bytes; stopped reading"
-            raise ChecksumError(
-                f"{file.name}: sha256 mismatch for {url}: expected {file.sha256.lower()}, "
-                f"got {actual} ({got}); the download was discarded"
-            )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
+            actual = digest.hexdigest()
+            if actual != file.sha256.lower():
+                got = f"{received} bytes"
+                if limit is not None and received >= limit:
+                    got = f"more than the expected {file.size} bytes; stopped reading"
+                # Raised inside the writer: the download never becomes ``dest``.
+                raise ChecksumError(
+                    f"{file.name}: sha256 mismatch for {url}: expected {file.sha256.lower()}, "
+                    f"got {actual} ({got}); the download was discarded"
+                )
+            os.fchmod(out.fileno(), 0o644)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise DataError(f"{dest}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def fetch(

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from airrec._files import write_atomic
 from airrec.data.dataset import Dataset, Split, SplitRef
 from airrec.errors import DataError
 
@@ -179,9 +180,7 @@ def save_negatives(
     target.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.savez_compressed(buf, negatives=neg, header=np.array(json.dumps(header, sort_keys=True)))
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, target)
+    write_atomic(target, buf.getvalue())
     return target
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from airrec._files import atomic_writer
 from airrec.errors import DataError
 from airrec.evaluate.protocol import EvalResult
 
@@ -27,12 +28,8 @@ def save_result(result: EvalResult, path: str | os.PathLike[str]) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     header = {f.name: getattr(result, f.name) for f in fields(result) if f.name not in _ARRAYS}
-    tmp = out.with_name(f".{out.name}.tmp")
-    with tmp.open("wb") as f:
+    with atomic_writer(out) as f:
         np.savez(f, header=np.array(json.dumps(header)), **{k: getattr(result, k) for k in _ARRAYS})
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
     return out
 
 

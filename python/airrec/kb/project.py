@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from airrec._files import write_atomic
 from airrec.errors import ConfigError
 
 __all__ = ["Projection"]
@@ -86,10 +87,7 @@ class Projection:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write an ``.npz`` (so vectors of items outside the bundle can be projected too)."""
         file = Path(path)
-        tmp = file.with_name(f".{file.name}.tmp")
-        tmp.write_bytes(self.to_bytes())
-        os.replace(tmp, file)
-        return file
+        return write_atomic(file, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Projection:

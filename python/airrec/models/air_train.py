@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from airrec._files import atomic_writer
 from airrec.data.dataset import Dataset
 from airrec.engine import Engine, Histories
 from airrec.errors import InputError
@@ -266,9 +267,8 @@ def save_air_checkpoint(result: AIRTrainResult, backbone_config: TrainConfig, pa
     payload = {"format": "airrec-air-checkpoint", "version": 1, "name": result.scorer.name,
                "variant": asdict(result.scorer.model.variant), "backbone_config": cfg,
                "best_epoch": result.best_epoch, "state": result.scorer.model.state_dict()}
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(out)
+    with atomic_writer(out) as handle:
+        torch.save(payload, handle)
     return out
 
 
