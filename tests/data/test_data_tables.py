@@ -244,3 +244,40 @@ def test_parquet_matches_csv(tmp_path: Path, csv_pair: tuple[Path, Path]) -> Non
     pq.write_table(nulls, tmp_path / "null.parquet")
     with pytest.raises(DataError, match=r"null\.parquet: row 2: missing user"):
         read_tables(tmp_path / "null.parquet")
+
+
+def test_corrupt_gzip_is_a_data_error(tmp_path: Path) -> None:
+    good = gzip.compress(("user,item\n" + "u,i\n" * 5000).encode())
+    broken = good[:20] + bytes(b ^ 0x5A for b in good[20:60]) + good[60:]
+    (tmp_path / "e.csv.gz").write_bytes(broken)
+    with pytest.raises(DataError, match=r"e\.csv\.gz"):
+        read_tables(tmp_path / "e.csv.gz")
+    (tmp_path / "t.csv.gz").write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.raises(DataError, match=r"t\.csv\.gz"):
+        read_tables(tmp_path / "t.csv.gz")
+
+
+def test_parquet_times_outside_python_dates(tmp_path: Path) -> None:
+    """Arrow stores times past year 9999 (and dates); Python's datetime cannot hold them."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    far = 400_000_000_000  # seconds: year ~14,600
+    table = pa.table(
+        {
+            "user": ["a", "a", "a", "b", "b", "b"],
+            "item": ["x", "y", "z", "x", "y", "z"],
+            "timestamp": pa.array([far, far + 1, far + 2, 5, 6, 7], type=pa.timestamp("s")),
+        }
+    )
+    pq.write_table(table, tmp_path / "e.parquet")
+    with pytest.raises((OverflowError, ValueError)):
+        table.column("timestamp").to_pylist()  # what the reader used to call
+    data = read_tables(tmp_path / "e.parquet")
+    stamps = np.concatenate([data.split(s).timestamps for s in ("train", "valid", "test")])
+    assert {float(far), 5.0} <= set(stamps.tolist())
+    days = pa.table({"user": ["a", "a", "a"], "item": ["x", "y", "z"],
+                     "timestamp": pa.array([1, 2, 3], type=pa.date32())})
+    pq.write_table(days, tmp_path / "d.parquet")
+    data = read_tables(tmp_path / "d.parquet")
+    stamps = np.concatenate([data.split(s).timestamps for s in ("train", "valid", "test")])
+    assert set(stamps.tolist()) <= {86_400.0, 172_800.0, 259_200.0} and stamps.size > 0

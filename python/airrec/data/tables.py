@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import gzip
 import importlib
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,8 @@ def _read_csv(path: Path, delimiter: str | None) -> _Table:
         raise DataError(f"{path}:{line_num + 1}: malformed CSV ({exc})") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}:{_bad_utf8_line(path)}: not UTF-8 text") from None
+    except zlib.error as exc:  # a corrupt deflate stream inside a valid gzip header
+        raise DataError(f"{path}:{line_num + 1}: corrupt gzip data ({exc})") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
     return _Table(path, "line", lines, dict(zip(names, columns)))
@@ -154,8 +157,35 @@ def _read_parquet(path: Path) -> _Table:
         key = _ALIASES.get(str(name).lower(), str(name).lower())
         if key in columns:
             raise DataError(f"{path}: column {key!r} appears twice")
-        columns[key] = table.column(name).to_pylist()
+        try:
+            columns[key] = _python_values(table.column(name))
+        except (OverflowError, ValueError, ArithmeticError) as exc:
+            raise DataError(f"{path}: column {key!r}: cannot convert its values ({exc})") from None
     return _Table(path, "row", list(range(1, table.num_rows + 1)), columns)
+
+
+#: Arrow timestamp units per second.
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _python_values(column: Any) -> list[Any]:
+    """Cell values of an Arrow column; timestamps and dates as seconds since the epoch.
+
+    Going through Python ``datetime`` (``to_pylist``) fails for times outside years 1–9999,
+    which Arrow stores happily; the epoch integer Arrow keeps is what the dataset wants
+    anyway (naive timestamps count as UTC there, as in :func:`parse_timestamp`)."""
+    pa = importlib.import_module("pyarrow")
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        per_second = _PER_SECOND[kind.unit]
+        ticks = column.cast(pa.int64()).to_pylist()
+        return [None if t is None else t / per_second for t in ticks]
+    if pa.types.is_date32(kind):
+        return [None if d is None else d * 86_400.0 for d in column.cast(pa.int32()).to_pylist()]
+    if pa.types.is_date64(kind):
+        return [None if d is None else d / 1_000 for d in column.cast(pa.int64()).to_pylist()]
+    values: list[Any] = column.to_pylist()
+    return values
 
 
 def _read_any(path: str | Path, delimiter: str | None = None) -> _Table:
