@@ -220,3 +220,37 @@ def test_explanation_names_phrases_and_evidence(engine: Engine) -> None:
 def test_version_and_repr(engine: Engine) -> None:
     assert airrec.__version__ and airrec.FORMAT_VERSION == 1
     assert "Engine(" in repr(engine) and "UserTree(" in repr(engine.tree([1]))
+
+
+def _live_threads() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_thread_counts_are_bounded_and_pools_do_not_pile_up(engine: Engine) -> None:
+    h = Histories.from_lists([[1, 2, 3], [4, 5]])
+    cands = np.array([[1, 2], [3, 4]])
+    for bad in (0, 257, 2**63 - 1, 2**63, 2**64):
+        with pytest.raises(InputError):
+            engine.score_batch(h, cands, n_threads=bad)
+    expected = engine.score_batch(h, cands, n_threads=1)
+    before = _live_threads()
+    for n in range(2, 22):  # 20 distinct counts: 230 threads if every pool were kept
+        assert np.array_equal(engine.score_batch(h, cands, n_threads=n), expected)
+    assert _live_threads() - before <= 4 * 21, _live_threads() - before
+
+
+def test_huge_counts_are_typed_errors(engine: Engine) -> None:
+    tree = engine.tree([1, 2])
+    for call in (
+        lambda: engine.retrieve(tree, 0, 2**63),
+        lambda: engine.retrieve(tree, 0, 5, pool=2**64),
+        lambda: engine.retrieve(tree, 2**63, 5),
+        lambda: engine.nearest_intents(np.ones(engine.dim, np.float32), 2**70),
+    ):
+        with pytest.raises(InputError):
+            call()
+    # large but representable: capped at what exists, never an abort
+    items, _ = engine.retrieve(tree, 0, 2**62, pool=2**62, rerank=False)
+    assert 0 < len(items) <= engine.n_items

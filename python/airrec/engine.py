@@ -73,11 +73,18 @@ def _events(
     return it, bh, ts
 
 
+#: Largest count (k, pool, width, domain, n_threads) the binding can take as a machine integer.
+_MAX_COUNT = 2**63 - 1
+
+
 def _check_k(k: int, name: str = "k") -> int:
+    """A non-negative machine-size integer, or a typed error (never an ``OverflowError``)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise InputTypeError(f"{name} must be an integer, got {type(k).__name__}")
     if k < 0:
         raise InputError(f"{name} must be >= 0, got {k}")
+    if k > _MAX_COUNT:
+        raise InputError(f"{name} = {k} is beyond the int64 range")
     return int(k)
 
 
@@ -378,7 +385,8 @@ class Engine:
         return self._engine.batch(h.offsets, h.items, h.behaviours, h.timestamps, cand, vectors, n_threads)
 
     def score_batch(self, histories: Histories, candidates: Any, *, n_threads: int | None = None) -> FloatArray:
-        """Scores ``[U, C]`` for many users at once, in parallel (all cores by default)."""
+        """Scores ``[U, C]`` for many users at once, in parallel (all cores by default;
+        ``n_threads`` at most 256, pools of the last 4 distinct counts are kept)."""
         return self._batch(histories, candidates, False, n_threads)
 
     def intent_vectors_batch(

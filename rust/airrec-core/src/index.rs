@@ -64,7 +64,10 @@ impl VectorIndex {
 
     /// The `k` nearest keys to `query` with their cosine similarity, best first.
     pub fn search(&self, query: &[f32], k: usize) -> Result<(Vec<u64>, Vec<f32>)> {
-        if k == 0 || self.inner.size() == 0 {
+        // usearch allocates `k` results up front: a caller's `k = 2^63` would abort the process
+        // on a capacity overflow. More results than vectors cannot exist anyway.
+        let k = k.min(self.inner.size());
+        if k == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
         let m = self.inner.search(query, k).map_err(|e| Error::Index(e.to_string()))?;

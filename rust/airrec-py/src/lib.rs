@@ -6,7 +6,6 @@
 
 mod errors;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use airrec_core::{Candidates, Engine, Explanation, Histories, LoadOptions, SlotsOut, TreeSlotsOut, UserTree};
@@ -54,16 +53,27 @@ fn batch_candidates(engine: &Engine, h: &Histories<'_>, candidates: &PyReadonlyA
     Ok((u, c, cand))
 }
 
-/// A rayon pool per requested thread count, built once and reused.
+/// Most threads one batch call may ask for: beyond this a request is a mistake (or an attack:
+/// `n_threads=2**63` made rayon spawn threads until the machine ran out, ~30k here).
+const MAX_THREADS: usize = 256;
+/// Pools kept for reuse; a further thread count replaces the least recently used pool (calls
+/// still running on it keep it alive through their `Arc`), so distinct counts cannot pile up
+/// idle threads (100 distinct values used to leave 10k threads behind).
+const MAX_POOLS: usize = 4;
+
+/// A rayon pool per requested thread count, built once and reused (a bounded cache).
 fn pool(n_threads: Option<usize>) -> PyResult<Option<Arc<rayon::ThreadPool>>> {
     let Some(n) = n_threads else { return Ok(None) };
-    if n == 0 {
-        return Err(input_error("n_threads must be >= 1".into()));
+    if n == 0 || n > MAX_THREADS {
+        return Err(input_error(format!("n_threads must be in 1..={MAX_THREADS}, got {n}")));
     }
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    static POOLS: OnceLock<Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>>> = OnceLock::new();
     let mut pools = POOLS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = pools.get(&n) {
-        return Ok(Some(p.clone()));
+    if let Some(at) = pools.iter().position(|(k, _)| *k == n) {
+        let entry = pools.remove(at);
+        let p = entry.1.clone();
+        pools.push(entry); // most recently used last
+        return Ok(Some(p));
     }
     let p = Arc::new(
         rayon::ThreadPoolBuilder::new()
@@ -71,7 +81,10 @@ fn pool(n_threads: Option<usize>) -> PyResult<Option<Arc<rayon::ThreadPool>>> {
             .build()
             .map_err(|e| input_error(format!("cannot start {n} threads: {e}")))?,
     );
-    pools.insert(n, p.clone());
+    if pools.len() >= MAX_POOLS {
+        pools.remove(0);
+    }
+    pools.push((n, p.clone()));
     Ok(Some(p))
 }
 

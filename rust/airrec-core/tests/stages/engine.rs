@@ -168,6 +168,11 @@ fn retrieve_returns_items_of_the_requested_domain() {
     assert_eq!(e.retrieve(&t, 0, 15, 3, true).unwrap().0.len(), 15);
     assert!(e.retrieve(&t, 0, 0, 10, true).unwrap().0.is_empty());
     assert!(matches!(e.retrieve(&t, b.dims.n_domains, 5, 10, true), Err(Error::Input(_))));
+    // Absurd k and pool are capped at the domain's size (they used to abort the process with a
+    // capacity overflow inside the index search).
+    let (all, _) = e.retrieve(&t, 0, usize::MAX >> 1, usize::MAX >> 1, false).unwrap();
+    let (some, _) = e.retrieve(&t, 0, 1 << 62, 3, true).unwrap();
+    assert!(!all.is_empty() && all.len() == some.len(), "{} vs {}", all.len(), some.len());
     // An empty tree retrieves nothing.
     let (ids, scores) = e.retrieve(&e.new_tree(), 0, 5, 20, true).unwrap();
     assert!(ids.is_empty() && scores.is_empty());
@@ -193,6 +198,8 @@ fn nearest_intents_are_leaves_best_first() {
         close(sims[0] as f64, best, 1e-4);
     }
     assert!(e.nearest_intents(b.item_vector(0), 0).unwrap().0.is_empty());
+    let n_leaves = (0..b.dims.n_nodes as u32).filter(|&n| b.trie.is_leaf(n)).count();
+    assert_eq!(e.nearest_intents(b.item_vector(0), usize::MAX).unwrap().0.len(), n_leaves);
     assert!(matches!(e.nearest_intents(&[0.0; 3], 2), Err(Error::Input(_))));
     let mut v = b.item_vector(0).to_vec();
     v[0] = f32::NAN;
