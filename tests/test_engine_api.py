@@ -4,6 +4,7 @@ safety. (Parity with the reference lives in test_parity.py.)"""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -238,7 +239,12 @@ def test_thread_counts_are_bounded_and_pools_do_not_pile_up(engine: Engine) -> N
     before = _live_threads()
     for n in range(2, 22):  # 20 distinct counts: 230 threads if every pool were kept
         assert np.array_equal(engine.score_batch(h, cands, n_threads=n), expected)
-    assert _live_threads() - before <= 4 * 21, _live_threads() - before
+    # The 4 pools kept hold at most 18 + 19 + 20 + 21 = 78 threads; evicted pools' threads
+    # exit on their own schedule, so give them a moment.
+    deadline = time.monotonic() + 5
+    while _live_threads() - before > 90 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _live_threads() - before <= 90, _live_threads() - before
 
 
 def test_huge_counts_are_typed_errors(engine: Engine) -> None:
@@ -254,3 +260,29 @@ def test_huge_counts_are_typed_errors(engine: Engine) -> None:
     # large but representable: capped at what exists, never an abort
     items, _ = engine.retrieve(tree, 0, 2**62, pool=2**62, rerank=False)
     assert 0 < len(items) <= engine.n_items
+
+
+def test_add_follows_the_same_rules_as_tree(engine: Engine) -> None:
+    tree = engine.tree([1])
+    for item in (1.5, "3", None, True):
+        with pytest.raises(InputTypeError):
+            tree.add(item)  # type: ignore[arg-type]
+        with pytest.raises(InputTypeError):
+            engine.tree([item])
+    with pytest.raises(InputError):
+        tree.add(2**64)
+    for stamp in (float("nan"), float("inf")):
+        with pytest.raises(InputError):
+            tree.add(2, 0, stamp)
+    with pytest.raises(InputTypeError):
+        tree.add(2, 0, "abc")  # type: ignore[arg-type]
+    assert tree.n_events == 1  # nothing above was added
+    tree.add(np.int64(2), np.int32(0), np.float32(5.0))
+    assert tree.n_events == 2
+
+
+def test_histories_offsets_are_checked(engine: Engine) -> None:
+    for offsets in ([0, 5, 2], [1, 3], [0, 2], [], [0, 4]):
+        with pytest.raises(InputError, match="offsets"):
+            Histories.from_arrays(offsets, [1, 2, 3])
+    assert Histories.from_arrays([0, 1, 3], [1, 2, 3]).n_users == 2

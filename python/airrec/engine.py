@@ -73,6 +73,15 @@ def _events(
     return it, bh, ts
 
 
+def _as_id(value: Any, name: str) -> int:
+    """One integer id (as in :func:`_as_ids`: no bools, floats or strings; int64 range)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InputTypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if not -(2**63) <= int(value) <= 2**63 - 1:
+        raise InputError(f"{name} = {value} is beyond the int64 range")
+    return int(value)
+
+
 #: Largest count (k, pool, width, domain, n_threads) the binding can take as a machine integer.
 _MAX_COUNT = 2**63 - 1
 
@@ -143,6 +152,12 @@ class Histories:
         off = _as_ids(offsets, "offsets")
         it = _as_ids(items, "items")
         bh = np.zeros(len(it), np.int64) if behaviours is None else _as_ids(behaviours, "behaviours")
+        if len(off) == 0 or off[0] != 0 or off[-1] != len(it) or bool(np.any(np.diff(off) < 0)):
+            # Checked here, before positions are derived from them (np.repeat would raise a
+            # plain ValueError on a decreasing offset).
+            raise InputError(
+                f"offsets must start at 0, never decrease and end at len(items) = {len(it)}"
+            )
         if timestamps is None:
             # Positions within each user's own sequence.
             starts = np.repeat(off[:-1], np.diff(off)) if len(off) > 1 else np.zeros(0, np.int64)
@@ -193,9 +208,17 @@ class UserTree:
         self._tree = tree
 
     def add(self, item: int, behaviour: int = 0, timestamp: float | None = None) -> UserTree:
-        """Adds one event (default timestamp: one after the latest). Returns ``self``."""
+        """Adds one event (default timestamp: one after the latest). Returns ``self``.
+
+        The same rules as :meth:`Engine.tree`: ids are integers (``1.5`` and ``'3'`` are
+        :class:`~airrec.InputTypeError`, as in a list), timestamps are finite numbers."""
+        item, behaviour = _as_id(item, "item"), _as_id(behaviour, "behaviour")
         if timestamp is None:
             timestamp = self._tree.t_ref + 1.0 if self._tree.n_events else 0.0
+        elif isinstance(timestamp, bool) or not isinstance(timestamp, (int, float, np.number)):
+            raise InputTypeError(f"timestamp must be a number, got {type(timestamp).__name__}")
+        if not np.isfinite(float(timestamp)):
+            raise InputError(f"timestamp must be finite, got {timestamp}")
         self._engine._engine.add_event(self._tree, int(item), int(behaviour), float(timestamp))
         return self
 
