@@ -286,3 +286,18 @@ def test_histories_offsets_are_checked(engine: Engine) -> None:
         with pytest.raises(InputError, match="offsets"):
             Histories.from_arrays(offsets, [1, 2, 3])
     assert Histories.from_arrays([0, 1, 3], [1, 2, 3]).n_users == 2
+
+
+def test_vectors_that_would_give_non_finite_scores_are_refused(engine: Engine) -> None:
+    tree = engine.tree([1, 2, 3])
+    ok = np.full((1, engine.dim), 1.0 / np.sqrt(engine.dim), np.float32)
+    assert np.isfinite(engine.score(tree, ok)).all()
+    for value in (3e38, 1e39, np.nan, np.inf, -1e16):
+        bad = ok.astype(np.float64).copy()
+        bad[0, 0] = value
+        with pytest.raises(InputError, match="finite"):
+            engine.score(tree, bad)
+        with pytest.raises(InputError, match="finite"):
+            engine.intent_vectors(tree, bad)
+        with pytest.raises(InputError, match="finite"):
+            engine.nearest_intents(bad[0], 3)

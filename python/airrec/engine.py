@@ -50,13 +50,25 @@ def _as_times(values: Any, name: str) -> npt.NDArray[np.float64]:
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 
+#: Largest magnitude a vector entry may have: squares summed over any dimension this engine
+#: takes stay far inside float32 (a 3e38 entry is finite but made every score NaN).
+_MAX_ENTRY = 1e15
+
+
 def _as_vectors(values: Any, dim: int, name: str) -> FloatArray:
     arr = np.asarray(values)
     if arr.dtype.kind != "f":
         raise InputTypeError(f"{name} must be floating point, got dtype {arr.dtype}")
     if arr.ndim != 2 or arr.shape[1] != dim:
         raise InputError(f"{name} must have shape (n, {dim}), got {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    with np.errstate(over="ignore"):  # 1e39 in float64 becomes inf here, refused just below
+        out = np.ascontiguousarray(arr, dtype=np.float32)
+    if out.size and not (np.isfinite(out).all() and float(np.abs(out).max()) <= _MAX_ENTRY):
+        raise InputError(
+            f"{name} must hold finite values (no NaN or infinity) of magnitude <= "
+            f"{_MAX_ENTRY:g}: larger ones would make scores non-finite"
+        )
+    return out
 
 
 def _events(
