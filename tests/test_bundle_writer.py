@@ -217,6 +217,7 @@ INVALID = {
     "negative decay": (_set("config", {"decay_lambda": -0.1}), ConfigError),
     "zero behaviour weight": (_set("config", {"behaviour_weights": [1.0, 0.0]}), ConfigError),
     "no behaviour weights": (_set("config", {"behaviour_weights": []}), ConfigError),
+    "huge behaviour weight": (_set("config", {"behaviour_weights": [1e308]}), ConfigError),
     "bool as int": (_set("config", {"max_chains": True}), ConfigError),
     "chains too deep": (_set("config", {"max_chain_depth": 17}), ConfigError),
     "path slots vs behaviours": (_set("path_slots", 2), ConfigError),

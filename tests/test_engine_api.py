@@ -301,3 +301,8 @@ def test_vectors_that_would_give_non_finite_scores_are_refused(engine: Engine) -
             engine.intent_vectors(tree, bad)
         with pytest.raises(InputError, match="finite"):
             engine.nearest_intents(bad[0], 3)
+
+
+def test_huge_behaviour_weights_are_refused(small_bundle: Path) -> None:
+    with pytest.raises(ConfigError, match="behaviour_weights"):
+        Engine.load(small_bundle, behaviour_weights=[1e308])

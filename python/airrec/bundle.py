@@ -208,14 +208,21 @@ def _config_float(config: Mapping[str, Any], key: str, minimum: float | None = N
     return float(value)
 
 
+#: Mirrors ``airrec_core::config::MAX_BEHAVIOUR_WEIGHT`` (one owner for both: issue 11).
+MAX_BEHAVIOUR_WEIGHT = 1e6
+
+
 def _behaviour_weights(value: object) -> list[float]:
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
         raise ConfigError(f"config 'behaviour_weights' must be a list of numbers, got {value!r}")
     weights = list(value)
-    if not weights or not all(_is_real(w) and math.isfinite(w) and w > 0 for w in weights):
+    if not weights or not all(
+        _is_real(w) and math.isfinite(w) and 0 < w <= MAX_BEHAVIOUR_WEIGHT for w in weights
+    ):
         raise ConfigError(
-            f"config 'behaviour_weights' must be a non-empty list of finite numbers > 0 "
-            f"(a zero weight would give nodes weight 0 and ln 0 = -inf), got {value!r}"
+            f"config 'behaviour_weights' must be a non-empty list of numbers in "
+            f"(0, {MAX_BEHAVIOUR_WEIGHT:g}] (a zero weight would give nodes weight 0 and "
+            f"ln 0 = -inf; huge ones overflow node masses), got {value!r}"
         )
     return [float(w) for w in weights]
 

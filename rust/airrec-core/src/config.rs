@@ -8,6 +8,11 @@ use crate::error::{Error, Result};
 /// The longest chain the engine walks; chains live in fixed arrays of this size.
 pub const MAX_CHAIN_DEPTH_LIMIT: usize = 16;
 
+/// Largest behaviour weight a bundle or an override may set: node masses sum behaviour weights
+/// over a user's history, so huge ones overflow to infinity and every normalised weight
+/// becomes NaN (`behaviour_weights=[1e308]` did, silently).
+pub const MAX_BEHAVIOUR_WEIGHT: f64 = 1e6;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
@@ -60,8 +65,8 @@ impl EngineConfig {
         if self.behaviour_weights.is_empty() {
             return err("behaviour_weights must name at least one behaviour type".into());
         }
-        if let Some(w) = self.behaviour_weights.iter().find(|w| !w.is_finite() || **w <= 0.0) {
-            return err(format!("behaviour_weights must be finite and > 0, got {w}"));
+        if let Some(w) = self.behaviour_weights.iter().find(|w| !w.is_finite() || **w <= 0.0 || **w > MAX_BEHAVIOUR_WEIGHT) {
+            return err(format!("behaviour_weights must be in (0, {MAX_BEHAVIOUR_WEIGHT:e}], got {w}"));
         }
         if !self.decay_lambda.is_finite() || self.decay_lambda < 0.0 {
             return err(format!("decay_lambda must be finite and >= 0, got {}", self.decay_lambda));
@@ -131,6 +136,9 @@ mod tests {
         assert!(base.with_overrides(&serde_json::json!({"beam_width": 0})).is_err());
         assert!(base.with_overrides(&serde_json::json!({"beam_widht": 3})).is_err());
         assert!(base.with_overrides(&serde_json::json!({"behaviour_weights": [1.0, -2.0]})).is_err());
+        // Finite but huge: every node weight used to collapse silently (w * e^-decay overflows).
+        assert!(base.with_overrides(&serde_json::json!({"behaviour_weights": [1e308]})).is_err());
+        assert!(base.with_overrides(&serde_json::json!({"behaviour_weights": [1e6]})).is_ok());
         assert!(base.with_overrides(&serde_json::json!({"max_chain_depth": 17})).is_err());
     }
 }
