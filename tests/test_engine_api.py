@@ -306,3 +306,33 @@ def test_vectors_that_would_give_non_finite_scores_are_refused(engine: Engine) -
 def test_huge_behaviour_weights_are_refused(small_bundle: Path) -> None:
     with pytest.raises(ConfigError, match="behaviour_weights"):
         Engine.load(small_bundle, behaviour_weights=[1e308])
+
+
+def test_adding_while_another_thread_scores_is_a_typed_error(engine: Engine) -> None:
+    """Scoring reads the tree without the GIL; an add arriving meanwhile used to be PyO3's bare
+    ``RuntimeError: Already borrowed``."""
+    tree = engine.tree(list(range(1, 40)))
+    candidates = np.arange(engine.n_items, dtype=np.int64).repeat(20)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def score() -> None:
+        while not stop.is_set():
+            engine.score(tree, candidates)
+
+    reader = threading.Thread(target=score)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and len(errors) < 20:
+            try:
+                tree.add(1)
+            except Exception as exc:  # collected: the test is about which type arrives
+                errors.append(exc)
+            time.sleep(0)
+    finally:
+        stop.set()
+        reader.join()
+    assert errors, "no add overlapped a score in 3 s"
+    assert all(isinstance(e, airrec.TreeBusyError) for e in errors), {type(e) for e in errors}
+    assert isinstance(errors[0], airrec.InputError) and "one owner" in str(errors[0])

@@ -21,6 +21,7 @@ from airrec.errors import (
     InputTypeError,
     ModelError,
     UnknownBehaviourError,
+    TreeBusyError,
     UnknownItemError,
 )
 
@@ -45,5 +46,6 @@ __all__ = [
     "InputTypeError",
     "ModelError",
     "UnknownBehaviourError",
+    "TreeBusyError",
     "UnknownItemError",
 ]

@@ -21,6 +21,7 @@ __all__ = [
     "InputTypeError",
     "UnknownItemError",
     "UnknownBehaviourError",
+    "TreeBusyError",
     "DataError",
     "ModelError",
     "GenerationError",
@@ -65,6 +66,12 @@ class UnknownItemError(InputError):
 
 class UnknownBehaviourError(InputError):
     """A behaviour id is outside the behaviour types configured in the bundle."""
+
+
+class TreeBusyError(InputError):
+    """A :class:`~airrec.UserTree` got an event while another thread was reading it (a score,
+    explain or retrieve runs with the GIL released). A tree has one owner: add from the thread
+    that owns it, or give each thread its own tree."""
 
 
 class DataError(AirrecError):

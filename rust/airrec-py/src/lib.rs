@@ -234,7 +234,18 @@ impl PyEngine {
         Ok(PyUserTree { tree })
     }
 
-    fn add_event(&self, mut tree: PyRefMut<'_, PyUserTree>, item: i64, behaviour: i64, timestamp: f64) -> PyResult<()> {
+    fn add_event(&self, tree: &Bound<'_, PyUserTree>, item: i64, behaviour: i64, timestamp: f64) -> PyResult<()> {
+        // Scoring reads the tree with the GIL released, so another thread's add can arrive
+        // while a read is in flight: a typed error that says what to do, not PyO3's bare
+        // "Already borrowed" RuntimeError.
+        let mut tree = tree.try_borrow_mut().map_err(|_| {
+            py_error(
+                "TreeBusyError",
+                "this UserTree is being read by another thread (a score, explain or retrieve is running); \
+                 a UserTree has one owner: add events from the thread that owns it, or give each thread its own tree"
+                    .into(),
+            )
+        })?;
         self.engine.add_event(&mut tree.tree, item, behaviour, timestamp).py()
     }
 
