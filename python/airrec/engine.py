@@ -85,28 +85,34 @@ def _events(
     return it, bh, ts
 
 
-def _as_id(value: Any, name: str) -> int:
-    """One integer id (as in :func:`_as_ids`: no bools, floats or strings; int64 range)."""
+#: The int64 range ids and counts travel in to the binding.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _as_int(value: Any, name: str) -> int:
+    """A Python or NumPy integer (no bools, floats or strings) as ``int``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise InputTypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if not -(2**63) <= int(value) <= 2**63 - 1:
-        raise InputError(f"{name} = {value} is beyond the int64 range")
     return int(value)
 
 
-#: Largest count (k, pool, width, domain, n_threads) the binding can take as a machine integer.
-_MAX_COUNT = 2**63 - 1
+def _as_id(value: Any, name: str) -> int:
+    """One integer id (as in :func:`_as_ids`: no bools, floats or strings; int64 range)."""
+    v = _as_int(value, name)
+    if not _INT64_MIN <= v <= _INT64_MAX:
+        raise InputError(f"{name} = {v} is beyond the int64 range")
+    return v
 
 
 def _check_k(k: int, name: str = "k") -> int:
-    """A non-negative machine-size integer, or a typed error (never an ``OverflowError``)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise InputTypeError(f"{name} must be an integer, got {type(k).__name__}")
-    if k < 0:
-        raise InputError(f"{name} must be >= 0, got {k}")
-    if k > _MAX_COUNT:
-        raise InputError(f"{name} = {k} is beyond the int64 range")
-    return int(k)
+    """A non-negative machine-size integer (k, pool, width, domain, n_threads), or a typed
+    error (never an ``OverflowError``)."""
+    v = _as_int(k, name)
+    if v < 0:
+        raise InputError(f"{name} must be >= 0, got {v}")
+    if v > _INT64_MAX:
+        raise InputError(f"{name} = {v} is beyond the int64 range")
+    return v
 
 
 @dataclass(frozen=True)

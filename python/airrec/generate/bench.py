@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airrec._files import write_atomic
 from airrec.generate.llama_batch import quiet_llama_logs
 from airrec.generate.models import resolve_model
 from airrec.generate.parse import parse_intents
@@ -290,9 +291,7 @@ def bench_generate(
         "ceiling": ceiling,
         "examples": examples,
     }
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(out_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report
 
 
@@ -342,7 +341,7 @@ def bench_quality(
     behaviour = dataset.behaviour_names[0]
     pairs = [(i, texts[i]) for i in chosen]
     n_workers = workers if workers is not None else max(1, os.cpu_count() or 1)
-    examples = [p for ex in prompt.examples for p in ex.paths]
+    examples = prompt.example_paths
 
     def run(template: PromptTemplate, some: list[tuple[int, str]]) -> tuple[
         dict[int, list[list[str]]], float, dict[str, Any]
@@ -384,14 +383,12 @@ def bench_quality(
         report["baseline_prompt"] = baseline_prompt.key
         report["before"] = quality_of(
             ((t, before_paths.get((i, 0), [])) for i, t in pairs),
-            [p for ex in baseline_prompt.examples for p in ex.paths],
+            baseline_prompt.example_paths,
         )
         report["agreement_with_baseline"] = agreement(
             [single.get(i, []) for i, _ in pairs],
             [before_paths.get((i, 0), []) for i, _ in pairs],
             embedder=embedder,
         )
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(out_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report

@@ -135,6 +135,11 @@ class PromptTemplate:
         return _strip_specs(_clean_item(item)) if self.strip_specs else _clean_item(item)
 
     @property
+    def example_paths(self) -> list[tuple[str, ...]]:
+        """Every path of the few-shot examples (what example-copy rates compare against)."""
+        return [p for ex in self.examples for p in ex.paths]
+
+    @property
     def grouped(self) -> bool:
         """Whether prompts carry several numbered items (``items_per_prompt`` > 1)."""
         return self.items_per_prompt > 1
@@ -182,7 +187,8 @@ class PromptTemplate:
         needs its own grammar.
 
         For a grouped template, the answer to ``n_items`` items (default
-        ``items_per_prompt``): exactly that many lines, numbered ``1. `` to ``n. ``."""
+        ``items_per_prompt``): exactly that many lines, numbered ``1. `` to ``n. ``; a
+        single-item template always answers one line and ignores ``n_items``."""
         more_paths = self.max_paths - 1
         more_phrases = self.max_phrases - 2
         more_words = self.max_words - 1

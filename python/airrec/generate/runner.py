@@ -189,7 +189,7 @@ class IntentGenerator:
         return BatchJob(
             key=(group, attempt),
             suffix=self._suffix(group),
-            grammar=self.prompt.grammar(n) if self.prompt.grouped else self.prompt.grammar(),
+            grammar=self.prompt.grammar(n),
             max_tokens=self.prompt.max_tokens * n,
             temperature=0.0 if greedy else self.retry_temperature,
             seed=self.seed * 1000 + attempt,
@@ -228,8 +228,8 @@ class IntentGenerator:
             yield from instant
             instant.clear()
             group, attempt = result.key
-            answers = split_answer_lines(result.text, len(group), self.prompt.grouped)
             n = len(group)
+            answers = split_answer_lines(result.text, n, self.prompt.grouped)
             for unit, answer in zip(group, answers):
                 used = spent.setdefault(unit.key, [0.0, 0.0, 0.0])
                 # A group's tokens and time are shared equally by its units.
@@ -457,7 +457,7 @@ def _run(
     bar = tqdm(total=total, unit="item", disable=not progress, smoothing=0.1, desc="intents")
     pending: list[CacheRow] = []
     pkey = prompt.key
-    tally = QualityTally(p for ex in prompt.examples for p in ex.paths)
+    tally = QualityTally(prompt.example_paths)
 
     def flush() -> None:
         cache.put_many(pending)

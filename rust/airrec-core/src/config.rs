@@ -136,7 +136,7 @@ mod tests {
         assert!(base.with_overrides(&serde_json::json!({"beam_width": 0})).is_err());
         assert!(base.with_overrides(&serde_json::json!({"beam_widht": 3})).is_err());
         assert!(base.with_overrides(&serde_json::json!({"behaviour_weights": [1.0, -2.0]})).is_err());
-        // Finite but huge: every node weight used to collapse silently (w * e^-decay overflows).
+        // Finite but huge: node masses overflowed and every node weight became NaN, silently.
         assert!(base.with_overrides(&serde_json::json!({"behaviour_weights": [1e308]})).is_err());
         assert!(base.with_overrides(&serde_json::json!({"behaviour_weights": [1e6]})).is_ok());
         assert!(base.with_overrides(&serde_json::json!({"max_chain_depth": 17})).is_err());
