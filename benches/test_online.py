@@ -15,7 +15,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from conftest import N_USERS, Workload
 
 
-def _cycle() -> "itertools.cycle[int]":
+def _cycle() -> itertools.cycle[int]:
     return itertools.cycle(range(N_USERS))
 
 

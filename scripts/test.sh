@@ -9,6 +9,12 @@ source scripts/_env.sh
 
 ensure_deps
 
+step "linters (rustfmt, clippy, ruff, mypy --strict)"
+cargo fmt --check
+cargo clippy -q --all-targets -- -D warnings
+"$DEPS/bin/ruff" check python tests scripts benches
+"$DEPS/bin/mypy" --config-file pyproject.toml
+
 step "cargo test (airrec-core)"
 cargo test -p airrec-core -q 2>&1 | tail -n 30
 

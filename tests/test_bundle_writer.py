@@ -373,7 +373,7 @@ def test_reader_refuses_another_format_version(tiny_bundle: Path) -> None:
 
 
 def test_reader_refuses_a_directory_without_manifest(tmp_path: Path) -> None:
-    with pytest.raises(BundleError, match="manifest.json"):
+    with pytest.raises(BundleError, match=r"manifest\.json"):
         read_manifest(tmp_path)
 
 

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 pytest.importorskip("airrec._airrec", reason="the Rust extension is not built")
 
-from airrec import Engine, Histories  # noqa: E402
-from airrec.bundle import Composition, write_bundle  # noqa: E402
-from airrec.reference import Reference, RefTree  # noqa: E402
-from airrec.synthetic import make_candidates, make_synthetic_histories  # noqa: E402
+from airrec import Engine, Histories
+from airrec.bundle import Composition, write_bundle
+from airrec.reference import Reference, RefTree
+from airrec.synthetic import make_candidates, make_synthetic_histories
 
 TOL: dict[str, float] = {"rtol": 1e-5, "atol": 1e-5}
 

@@ -20,8 +20,8 @@ from airrec.errors import (
     InputError,
     InputTypeError,
     ModelError,
-    UnknownBehaviourError,
     TreeBusyError,
+    UnknownBehaviourError,
     UnknownItemError,
 )
 

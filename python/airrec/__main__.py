@@ -1,3 +1,5 @@
-from airrec.cli import main
 import sys
+
+from airrec.cli import main
+
 sys.exit(main())

@@ -7,10 +7,26 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Engine", "UserTree", "FORMAT_VERSION", "__version__"]
+__all__ = [
+    "Engine", "UserTree", "FORMAT_VERSION", "MAX_ABS_VALUE", "MAX_CHAIN_DEPTH", "MAX_WIDTH",
+    "__version__", "config_limits", "validate_config",
+]
 
 FORMAT_VERSION: int
 __version__: str
+#: Largest magnitude of any float in a bundle (larger ones are refused at load).
+MAX_ABS_VALUE: float
+#: Widest ``dim`` / ``attn_dim`` a bundle may declare.
+MAX_WIDTH: int
+#: Longest chain ``max_chain_depth`` may ask for.
+MAX_CHAIN_DEPTH: int
+
+def validate_config(overrides: str) -> str:
+    """The engine config as JSON, with defaults filled in for keys ``overrides`` (a JSON
+    object) lacks; unknown keys, wrong types and out-of-range values raise ``ConfigError``."""
+
+def config_limits() -> dict[str, tuple[float, float]]:
+    """``{setting: (low, high)}``: the inclusive range of every bounded config value."""
 
 @final
 class UserTree:
@@ -41,6 +57,9 @@ class Engine:
     def domains(self) -> list[str]: ...
     @property
     def path(self) -> os.PathLike[str]: ...
+    @property
+    def manifest_sha256(self) -> str:
+        """sha256 of the ``manifest.json`` bytes the bundle was loaded and verified from."""
     def build_tree(
         self,
         items: npt.NDArray[np.int64],

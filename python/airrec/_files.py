@@ -1,4 +1,4 @@
-"""Small file helpers shared by every stage: streamed sha256 and atomic writes."""
+"""Small file helpers shared by every stage: streamed sha256, atomic writes, TOML parsing."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (tomli is a dependency there)
+    import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 _CHUNK = 1 << 20
 
@@ -71,3 +77,10 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """A TOML document as a dict (``tomllib``, or ``tomli`` on Python 3.10): the one TOML reader
+    of the package. Malformed text raises ``ValueError`` (``TOMLDecodeError`` is one)."""
+    data: dict[str, Any] = tomllib.loads(text)
+    return data

@@ -31,6 +31,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from airrec import _airrec
 from airrec._files import sha256_file
 from airrec.errors import (
     AirrecError,
@@ -48,8 +49,11 @@ __all__ = [
     "DEFAULT_INDEX",
     "FORMAT",
     "FORMAT_VERSION",
+    "CONFIG_LIMITS",
     "LEAVES_INDEX_FILE",
     "MANIFEST",
+    "MAX_ABS_VALUE",
+    "MAX_WIDTH",
     "MAX_CHAIN_DEPTH",
     "MAX_DEPTH",
     "MAX_DOMAINS",
@@ -74,22 +78,20 @@ MANIFEST: Final = "manifest.json"
 # are uint8, so D <= 254; domains are uint8 ids; chains live in fixed arrays of 16 nodes.
 MAX_DEPTH: Final = 254
 MAX_DOMAINS: Final = 255
-MAX_CHAIN_DEPTH: Final = 16
+MAX_CHAIN_DEPTH: Final[int] = _airrec.MAX_CHAIN_DEPTH
 
-#: The engine configuration of docs/online-path.md §6, with its defaults.
-DEFAULT_CONFIG: Final[dict[str, Any]] = {
-    "behaviour_weights": [1.0],
-    "decay_lambda": 0.05,
-    "beam_width": 4,
-    "max_chains": 2,
-    "max_chain_depth": 4,
-    "walk_alpha": 0.1,
-    "node_evidence_cap": 16,
-    "max_evidence": 8,
-    "evidence_alpha": 1.0,
-    "evidence_max_age": None,
-    "cold_start_paths": 2,
-}
+#: The engine configuration of docs/online-path.md §6, with its defaults. The engine owns
+#: it (``airrec_core::config``): defaults, bounds and validation are read from the binding,
+#: not repeated here.
+DEFAULT_CONFIG: Final[dict[str, Any]] = json.loads(_airrec.validate_config("{}"))
+
+#: ``{setting: (low, high)}``, the inclusive range of every bounded config value.
+CONFIG_LIMITS: Final[dict[str, tuple[float, float]]] = dict(_airrec.config_limits())
+
+#: Largest magnitude of any float a bundle stores (the engine refuses larger ones: they make
+#: scores overflow to NaN), and the widest ``dim`` / ``attn_dim``.
+MAX_ABS_VALUE: Final[float] = _airrec.MAX_ABS_VALUE
+MAX_WIDTH: Final[int] = _airrec.MAX_WIDTH
 
 #: usearch HNSW settings. Building is single-threaded, so the same inputs give the same index
 #: file byte for byte; ``expansion_search`` is not stored in the index file, so readers must
@@ -187,50 +189,25 @@ def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
-
-
-def _config_int(config: Mapping[str, Any], key: str, minimum: int) -> int:
-    value = config[key]
-    if not _is_int(value) or value < minimum:
-        raise ConfigError(f"config {key!r} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _config_float(config: Mapping[str, Any], key: str, minimum: float | None = None) -> float:
-    value = config[key]
-    if not _is_real(value) or not math.isfinite(value) or (minimum is not None and value < minimum):
-        bound = "" if minimum is None else f" >= {minimum}"
-        raise ConfigError(f"config {key!r} must be a finite number{bound}, got {value!r}")
-    return float(value)
-
-
-#: Mirrors ``airrec_core::config::MAX_BEHAVIOUR_WEIGHT`` (one owner for both: issue 11).
-MAX_BEHAVIOUR_WEIGHT = 1e6
-
-
-def _behaviour_weights(value: object) -> list[float]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise ConfigError(f"config 'behaviour_weights' must be a list of numbers, got {value!r}")
-    weights = list(value)
-    if not weights or not all(
-        _is_real(w) and math.isfinite(w) and 0 < w <= MAX_BEHAVIOUR_WEIGHT for w in weights
-    ):
-        raise ConfigError(
-            f"config 'behaviour_weights' must be a non-empty list of numbers in "
-            f"(0, {MAX_BEHAVIOUR_WEIGHT:g}] (a zero weight would give nodes weight 0 and "
-            f"ln 0 = -inf; huge ones overflow node masses), got {value!r}"
-        )
-    return [float(w) for w in weights]
+def _json_value(key: str, value: object) -> object:
+    """A config value as plain JSON, refusing what JSON would turn into something else (bools
+    for numbers are refused by the engine; NumPy scalars become Python numbers)."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config {key!r} must be finite, got {value!r}")
+    if isinstance(value, (list, tuple)):
+        return [_json_value(key, v) for v in value]
+    return value
 
 
 def validate_config(
     config: Mapping[str, Any] | None = None, *, path_slots: int | None = None
 ) -> dict[str, Any]:
-    """Fill in :data:`DEFAULT_CONFIG` and check every key's type and range.
+    """Fill in :data:`DEFAULT_CONFIG` and check every key's type and range (the engine's own
+    check, through the binding, so Python and Rust cannot disagree).
 
     ``path_slots`` (when known) must be 1 or the number of behaviour types, because the
     path slot of an event is its behaviour when there is more than one slot.
@@ -240,24 +217,12 @@ def validate_config(
     unknown = sorted(set(config) - set(DEFAULT_CONFIG))
     if unknown:
         raise ConfigError(f"unknown config keys {unknown}; known: {sorted(DEFAULT_CONFIG)}")
-    merged = {**DEFAULT_CONFIG, **config}
-    out: dict[str, Any] = {"behaviour_weights": _behaviour_weights(merged["behaviour_weights"])}
-    out["decay_lambda"] = _config_float(merged, "decay_lambda", 0.0)
-    for key in ("beam_width", "max_chains", "max_chain_depth"):
-        out[key] = _config_int(merged, key, 1)
-    if out["max_chain_depth"] > MAX_CHAIN_DEPTH:
-        raise ConfigError(f"config 'max_chain_depth' must be <= {MAX_CHAIN_DEPTH}, "
-                          f"got {out['max_chain_depth']}")
-    out["walk_alpha"] = _config_float(merged, "walk_alpha")
-    out["node_evidence_cap"] = _config_int(merged, "node_evidence_cap", 0)
-    out["max_evidence"] = _config_int(merged, "max_evidence", 0)
-    out["evidence_alpha"] = _config_float(merged, "evidence_alpha")
-    out["evidence_max_age"] = (
-        None
-        if merged["evidence_max_age"] is None
-        else _config_float(merged, "evidence_max_age", 0.0)
-    )
-    out["cold_start_paths"] = _config_int(merged, "cold_start_paths", 0)
+    plain = {key: _json_value(key, value) for key, value in config.items()}
+    try:
+        text = json.dumps(plain, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config values must be numbers, lists of numbers or null: {e}") from e
+    out: dict[str, Any] = json.loads(_airrec.validate_config(text))
     n_behaviours = len(out["behaviour_weights"])
     if path_slots is not None and path_slots not in (1, n_behaviours):
         raise ConfigError(
@@ -325,8 +290,12 @@ def _check_ids(name: str, values: npt.NDArray[Any], upper: int,
 
 
 def _check_finite(name: str, array: npt.NDArray[Any], error: type[AirrecError]) -> None:
-    if not np.isfinite(array).all():
+    """Finite and within :data:`MAX_ABS_VALUE` (what the engine accepts)."""
+    a = np.asarray(array)
+    if not np.isfinite(a).all():
         raise error(f"{name} holds NaN or infinite values")
+    if a.size and float(np.abs(a).max()) > MAX_ABS_VALUE:
+        raise error(f"{name} holds values beyond ±{MAX_ABS_VALUE:g} (scores would overflow)")
 
 
 def _check_unit_rows(name: str, vectors: npt.NDArray[Any], error: type[AirrecError]) -> None:
@@ -377,6 +346,8 @@ class Composition:
         d, a, h = self.wq.shape[0], self.wq.shape[1], self.weight_bias.shape[0]
         if d == 0 or h == 0 or a % h:
             raise InputError(f"attn_dim {a} must be a positive multiple of n_heads {h} (d={d})")
+        if max(d, a) > MAX_WIDTH:
+            raise InputError(f"dim {d} and attn_dim {a} must be <= {MAX_WIDTH}")
         if self.type_key.shape[0] < 3:
             raise InputError("composition type_key needs max_depth + 2 >= 3 rows")
         rows = self.type_key.shape[0]

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -353,6 +354,12 @@ class Engine:
     @property
     def path(self) -> str:
         return os.fspath(self._engine.path)
+
+    @property
+    def manifest_sha256(self) -> str:
+        """sha256 of the ``manifest.json`` bytes this engine was loaded and verified from (the
+        bundle's identity; read by the engine, so it is the manifest the files matched)."""
+        return self._engine.manifest_sha256
 
     def phrase(self, node: int) -> str:
         return self._engine.phrase(int(node))

@@ -123,7 +123,7 @@ def test_bad_item_file_and_sources(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"no empty\.inter"):
         (tmp_path / "empty").mkdir()
         read_recbole(tmp_path / "empty")
-    with pytest.raises(DataError, match="expected a RecBole dataset directory or a .inter file"):
+    with pytest.raises(DataError, match=r"expected a RecBole dataset directory or a \.inter file"):
         read_recbole(tmp_path / "a.item")
     (tmp_path / "bin.inter").write_bytes(b"user_id:token\titem_id:token\n1\t\xff\n")
     with pytest.raises(DataError, match=r"bin\.inter:2: not UTF-8"):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from evaluate_fixtures import REPO, make_dataset
 
 from airrec.data import Dataset, SplitName, load_food_kitchen
 from airrec.errors import DataError
@@ -18,8 +19,6 @@ from airrec.evaluate.negatives import (
     sample_negatives,
     save_negatives,
 )
-
-from evaluate_fixtures import REPO, make_dataset
 
 
 def _assert_valid(neg: np.ndarray, ds: Dataset, split: SplitName = "test") -> None:

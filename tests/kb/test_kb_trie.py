@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import HashEmbedder
 
 from airrec.errors import ConfigError
 from airrec.kb import TrieBuilder, normalise_path, normalise_phrase
 from airrec.kb.trie import plural_key
+from conftest import HashEmbedder
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

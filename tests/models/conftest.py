@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from models_fixtures import cyclic_dataset, train_as_eval  # noqa: E402
+from models_fixtures import cyclic_dataset, train_as_eval
 
-from airrec.data import Dataset  # noqa: E402
+from airrec.data import Dataset
 
 
 @pytest.fixture(scope="session")

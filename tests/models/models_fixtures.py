@@ -12,7 +12,7 @@ from airrec.data import Dataset
 
 # One builder of in-memory datasets for every test folder (see tests/evaluate).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluate"))
-from evaluate_fixtures import make_dataset, make_split  # noqa: E402
+from evaluate_fixtures import make_dataset, make_split
 
 N_A, N_B = 30, 30
 

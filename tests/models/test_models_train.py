@@ -13,8 +13,8 @@ from airrec.data import Dataset
 from airrec.engine import Histories
 from airrec.evaluate import PopularityScorer, Scorer, evaluate, get_negatives
 from airrec.models import MODEL_KINDS, TrainConfig, train_model
-from airrec.models.train import batch_order, train_sequences
 from airrec.models._seq import training_windows
+from airrec.models.train import batch_order, train_sequences
 
 #: Small enough for a few seconds per model on one thread, enough to learn the cycles.
 FAST = TrainConfig(dim=32, epochs=6, batch_size=16, lr=5e-3, dropout=0.0, n_negatives=20,

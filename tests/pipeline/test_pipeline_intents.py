@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluate"))
-from evaluate_fixtures import make_dataset  # noqa: E402
+from evaluate_fixtures import make_dataset
 
-from airrec.generate import import_intents  # noqa: E402
-from airrec.kb.intents import write_intents  # noqa: E402
-from airrec.pipeline import RunOptions, prepare_intents  # noqa: E402
+from airrec.generate import import_intents
+from airrec.kb.intents import write_intents
+from airrec.pipeline import RunOptions, prepare_intents
 
 
 @pytest.fixture

@@ -137,6 +137,77 @@ def test_bad_bundle_over_http_keeps_serving(small_bundle: Path, corrupted: Path,
         assert client.post("/score", json={"items": [1, 2], "candidates": [3, 4]}).json() == before
 
 
+def _rehash(bundle: Path, name: str) -> None:
+    """A hostile bundle comes with a manifest that matches its files."""
+    import hashlib
+    import json
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    data = (bundle / name).read_bytes()
+    manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _hostile_copies(small_bundle: Path, tmp_path: Path) -> dict[str, Path]:
+    """Copies of ``small_bundle`` broken in the ways that crashed, hung or fooled the engine,
+    each with checksums recomputed so only the engine's own checks stand in the way."""
+    out: dict[str, Path] = {}
+
+    def copy(name: str) -> Path:
+        out[name] = Path(shutil.copytree(small_bundle, tmp_path / name))
+        return out[name]
+
+    # A neighbour slot far past the node count in the leaf index (usearch segfaulted on the
+    # first /retrieve after such a reload).
+    b = copy("usearch-neighbour")
+    data = bytearray((b / "index_leaves.usearch").read_bytes())
+    rows, cols = int.from_bytes(data[0:4], "little"), int.from_bytes(data[4:8], "little")
+    first_node = 8 + rows * cols + 64 + 40 + 2 * rows
+    count_at = first_node + 10  # key u64 + level i16, then the level-0 neighbour count
+    data[count_at + 4 : count_at + 8] = (10**9).to_bytes(4, "little")
+    data[count_at : count_at + 4] = max(1, int.from_bytes(data[count_at : count_at + 4], "little")).to_bytes(4, "little")
+    (b / "index_leaves.usearch").write_bytes(bytes(data))
+    _rehash(b, "index_leaves.usearch")
+    # Finite but huge weights: every score was NaN (served as null with 200).
+    b = copy("huge-weight")
+    wo = np.load(b / "compose_wo.npy")
+    wo[0, 0] = 3.4e38
+    np.save(b / "compose_wo.npy", wo)
+    _rehash(b, "compose_wo.npy")
+    # An array that is a FIFO, and one that is a link to /dev/zero: the load hung forever.
+    b = copy("fifo")
+    (b / "node_vectors.npy").unlink()
+    os.mkfifo(b / "node_vectors.npy")
+    b = copy("dev-zero")
+    (b / "item_vectors.npy").unlink()
+    (b / "item_vectors.npy").symlink_to("/dev/zero")
+    # A config value that aborted the process on allocation (not covered by checksums).
+    b = copy("huge-config")
+    manifest = (b / "manifest.json").read_text().replace('"max_chains": 2', '"max_chains": 2147483648')
+    assert "2147483648" in manifest
+    (b / "manifest.json").write_text(manifest)
+    return out
+
+
+def test_hostile_bundles_are_refused_and_the_old_one_keeps_serving(
+    small_bundle: Path, tmp_path: Path
+) -> None:
+    hostile = _hostile_copies(small_bundle, tmp_path / "hostile")
+    with TestClient(admin_app(small_bundle, *hostile.values(), reload_timeout_s=60)) as client:
+        query = {"items": [1, 2], "candidates": [3, 4]}
+        before = client.post("/score", json=query).json()
+        for name, bad in hostile.items():
+            t0 = time.monotonic()
+            r = client.post("/admin/reload", json={"path": str(bad)}, headers=TOKEN)
+            assert r.status_code == 422, (name, r.text)
+            assert r.json()["error"] == "bad_bundle", (name, r.text)
+            assert time.monotonic() - t0 < 30, f"{name}: the refusal took too long (a hang?)"
+            assert client.post("/score", json=query).json() == before
+            r = client.post("/retrieve", json={"items": [1, 2], "domain": 0, "k": 3})
+            assert r.status_code == 200, (name, r.text)
+        assert client.get("/healthz").json()["version"] == 1
+
+
 def test_reload_is_closed_by_default(small_bundle: Path) -> None:
     with TestClient(create_app(small_bundle)) as client:
         for headers in ({}, TOKEN):
@@ -172,10 +243,23 @@ def test_reload_stays_under_the_bundle_root(small_bundle: Path, tmp_path: Path) 
         (small_bundle.parent / "escape").unlink()
 
 
-def test_a_hanging_load_times_out_and_frees_the_lock(small_bundle: Path, tmp_path: Path) -> None:
+def test_a_hanging_load_times_out_and_frees_the_lock(
+    small_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine refuses FIFOs and devices up front now, so a load that hangs (a dead network
+    # file system, say) is simulated: loading "stuck" blocks until released.
     stuck = tmp_path / "stuck"
     stuck.mkdir()
-    os.mkfifo(stuck / "manifest.json")  # reading it blocks until a writer comes
+    release = threading.Event()
+    real_load = Engine.load
+
+    def load(path: Any, **options: Any) -> Engine:
+        if Path(path).name == "stuck":
+            release.wait(30)
+            raise BundleError("released")
+        return real_load(path, **options)
+
+    monkeypatch.setattr(Engine, "load", load)
     app = admin_app(small_bundle, stuck, reload_timeout_s=0.5)
     registry: EngineRegistry = app.state.registry
     try:
@@ -190,9 +274,7 @@ def test_a_hanging_load_times_out_and_frees_the_lock(small_bundle: Path, tmp_pat
             r = client.post("/admin/reload", json={"path": str(small_bundle)}, headers=TOKEN)
             assert r.status_code == 409 and "still running" in r.json()["detail"]
     finally:
-        for _ in registry._stuck:  # release the blocked readers
-            with open(stuck / "manifest.json", "wb") as fifo:
-                fifo.write(b"{}")
+        release.set()
         for thread in registry._stuck:
             thread.join(timeout=5)
 

@@ -57,7 +57,7 @@ def test_eight_threads_equal_serial(small_bundle: Path) -> None:
             for _ in range(3):
                 for i in order.tolist():
                     results[t].append((i, _answer(engine, *work[i])))
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=run, args=(t,)) for t in range(N_THREADS)]

@@ -53,7 +53,7 @@ def refuse_globals_loads(data: bytes, source: str = "<bytes>") -> object:
         raise
     except RecursionError:
         raise DataError(f"{source}: the pickle is nested too deeply") from None
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+    except Exception as exc:
         raise DataError(f"{source}: not a valid pickle ({type(exc).__name__}: {exc})") from None
     trailing = len(data) - unpickler.stream.tell()
     if trailing:

@@ -150,7 +150,7 @@ def _read_parquet(path: Path) -> _Table:
         raise DataError(f"{path}: file not found")
     try:
         table = parquet.read_table(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several unrelated types
+    except Exception as exc:
         raise DataError(f"{path}: cannot read Parquet: {exc}") from None
     columns: dict[str, list[Any]] = {}
     for name in table.column_names:

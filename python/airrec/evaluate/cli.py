@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from airrec.errors import InputError
 
@@ -99,7 +100,6 @@ def evaluate_scorers(
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run ``airrec evaluate``; prints the markdown tables and the paths written. Returns 0."""
     from airrec.evaluate.baselines import EngineScorer, PopularityScorer
-    from airrec.evaluate.protocol import Scorer
     from airrec.evaluate.report import write_report
 
     if args.no_sampled and not args.full_ranking:

@@ -22,6 +22,7 @@ same call*, with the pessimistic tie rule of :mod:`airrec.evaluate.metrics`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -137,7 +138,7 @@ def bin_labels(values: npt.ArrayLike, uppers: Sequence[int]) -> tuple[IntArray, 
     Returns each value's bin index and the bins' labels.
     """
     edges = [int(u) for u in uppers]
-    if any(b <= a for a, b in zip(edges, edges[1:])) or (edges and edges[0] < 0):
+    if any(b <= a for a, b in itertools.pairwise(edges)) or (edges and edges[0] < 0):
         raise InputError(f"bin edges must be increasing and >= 0, got {uppers}")
     labels, low = [], 0
     for up in edges:

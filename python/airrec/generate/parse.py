@@ -35,6 +35,7 @@ Normalisation rules (they decide what the knowledge base's vocabulary looks like
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import unicodedata
@@ -111,7 +112,7 @@ def is_degenerate(phrase: str) -> bool:
     (``ical ical``) or a word that repeats a chunk of itself (``scalesizesizesize``)."""
     words = phrase.split()
     # _LOOP's chunks are letters only, so one search over the phrase never spans two words.
-    return any(a == b for a, b in zip(words, words[1:])) or _LOOP.search(phrase) is not None
+    return any(a == b for a, b in itertools.pairwise(words)) or _LOOP.search(phrase) is not None
 
 
 def format_paths(paths: list[list[str]]) -> str:

@@ -30,18 +30,13 @@ import hashlib
 import html
 import json
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airrec._files import parse_toml
 from airrec.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 reads JSON templates only
-    tomllib = None
 from airrec.generate.parse import MAX_PATHS, MAX_PHRASES, MAX_WORDS, MIN_PHRASES, format_paths
 
 __all__ = [
@@ -109,7 +104,7 @@ class PromptTemplate:
         try:
             self.user.format(behaviour="b", item="i")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"user template must use only {{behaviour}} and {{item}}: {exc}")
+            raise ConfigError(f"user template must use only {{behaviour}} and {{item}}: {exc}") from exc
 
     @property
     def key(self) -> str:
@@ -383,9 +378,7 @@ def load_prompt(path: str | Path) -> PromptTemplate:
     try:
         raw = p.read_bytes()
         if p.suffix.lower() == ".toml":
-            if tomllib is None:
-                raise ConfigError("TOML templates need Python 3.11+; use JSON")
-            data: Any = tomllib.loads(raw.decode())
+            data: Any = parse_toml(raw.decode())
         else:
             data = json.loads(raw)
     except (OSError, ValueError) as exc:

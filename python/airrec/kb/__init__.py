@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from airrec.kb.build import BuildReport, build_bundle, sidecar_dir
 from airrec.kb.embed import (
-    EmbeddingCache,
     Embedder,
+    EmbeddingCache,
     LlamaCppEmbedder,
     SentenceTransformerEmbedder,
     embed_texts,

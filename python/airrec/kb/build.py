@@ -29,7 +29,7 @@ from airrec._files import write_json_atomic
 from airrec.bundle import Composition, write_bundle
 from airrec.data import Dataset
 from airrec.errors import ConfigError, DataError
-from airrec.kb.embed import EmbeddingCache, Embedder, embed_texts
+from airrec.kb.embed import Embedder, EmbeddingCache, embed_texts
 from airrec.kb.intents import IntentLimits, Intents, read_intents
 from airrec.kb.project import Projection
 from airrec.kb.trie import MergeReport, TrieBuilder, normalise_path

@@ -21,14 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from airrec._files import parse_toml
 from airrec.errors import AirrecError, ConfigError
 from airrec.kb.build import BuildReport, build_bundle
 from airrec.kb.embed import Embedder, LlamaCppEmbedder, SentenceTransformerEmbedder
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 __all__ = ["BUILD_KEYS", "add_build_arguments", "default_cache_dir", "make_embedder", "run_build"]
 
@@ -99,8 +95,8 @@ def _read_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
     if path is None:
         return {}, {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        data = parse_toml(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
         raise ConfigError(f"cannot read config {path}: {e}") from e
     unknown = sorted(set(data) - {"build", "engine"})
     if unknown:
@@ -109,7 +105,7 @@ def _read_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
     for key, value in build.items():
         if key not in BUILD_KEYS:
             raise ConfigError(f"{path}: unknown [build] key {key!r}; keys: {sorted(BUILD_KEYS)}")
-        if isinstance(value, bool) and bool not in BUILD_KEYS[key] or not isinstance(
+        if (isinstance(value, bool) and bool not in BUILD_KEYS[key]) or not isinstance(
             value, BUILD_KEYS[key]
         ):
             raise ConfigError(f"{path}: [build] {key} has the wrong type: {value!r}")

@@ -143,7 +143,7 @@ class SentenceTransformerEmbedder:
                     self._model = SentenceTransformer(
                         str(self._dir), device=self._device, local_files_only=True
                     )
-                except Exception as e:  # noqa: BLE001 - any load failure is a model problem
+                except Exception as e:
                     raise ModelError(f"cannot load sentence-transformers model {self._dir}: {e}") from e
             return self._model
 
@@ -155,9 +155,7 @@ class SentenceTransformerEmbedder:
     def dim(self) -> int:
         if self._dim is None:
             model = self._load()
-            getter = getattr(model, "get_embedding_dimension", None) or getattr(
-                model, "get_sentence_embedding_dimension"
-            )
+            getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
             self._dim = int(getter())
         return self._dim
 
@@ -223,7 +221,7 @@ class LlamaCppEmbedder:
                         n_batch=self._n_ctx, n_ubatch=self._n_ctx, n_threads=self._n_threads,
                         pooling_type=pooling, verbose=False,
                     )
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     raise ModelError(f"llama.cpp cannot load {self._path}: {e}") from e
             return self._model
 
@@ -251,7 +249,7 @@ class LlamaCppEmbedder:
                 chunk = list(texts[start : start + batch_size])
                 try:
                     vectors = model.embed(chunk, normalize=False)
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     raise ModelError(f"llama.cpp embedding failed: {e}") from e
                 out[start : start + len(chunk)] = np.asarray(vectors, dtype=np.float32)
         return unit_rows(out)

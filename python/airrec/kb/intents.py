@@ -27,8 +27,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from airrec._files import write_atomic
-from airrec._files import sha256_file
+from airrec._files import sha256_file, write_atomic
 from airrec.errors import DataError
 
 __all__ = ["IntentLimits", "IntentRecord", "Intents", "read_intents", "write_intents"]

@@ -43,7 +43,15 @@ from airrec.models._seq import training_windows
 from airrec.models.air import AIRModel, AIRVariant, IntentComposition
 from airrec.models.base import SequentialScorer
 from airrec.models.train import (
-    EpochLog, Selection, TrainConfig, _Loss, batch_order, build_model, config_dict, train_sequences, valid_hr10,
+    EpochLog,
+    Selection,
+    TrainConfig,
+    _Loss,
+    batch_order,
+    build_model,
+    config_dict,
+    train_sequences,
+    valid_hr10,
 )
 
 __all__ = [

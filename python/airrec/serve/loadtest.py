@@ -20,8 +20,8 @@ import itertools
 import json
 import os
 import platform
-import socket
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile

@@ -18,7 +18,6 @@ bundle being served changes memory-mapped arrays under the requests using them.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -26,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airrec.bundle import MANIFEST
 from airrec.engine import Engine
-from airrec.errors import AirrecError, BundleError
+from airrec.errors import AirrecError
 
 __all__ = ["EngineRegistry", "Loaded", "ReloadInProgressError", "ReloadTimeoutError"]
 
@@ -66,19 +64,9 @@ class Loaded:
         }
 
 
-def _manifest_sha256(path: Path) -> str:
-    try:
-        return hashlib.sha256((path / MANIFEST).read_bytes()).hexdigest()
-    except OSError as e:
-        raise BundleError(f"cannot read {path / MANIFEST}: {e.strerror or e}") from e
-
-
 def _load(path: str | os.PathLike[str], version: int, overrides: dict[str, Any]) -> Loaded:
     """Loads, validates and warms up a bundle; publishes nothing."""
     p = Path(path).resolve()
-    # Hashed before the load: the manifest the engine verifies files against is this one,
-    # unless the directory is rewritten in between (which the docs above rule out).
-    digest = _manifest_sha256(p)
     engine = Engine.load(p, verify_checksums=True, **overrides)
     if engine.n_items > 0:
         # One real query through every endpoint's path (tree, walk, composition, score head;
@@ -89,7 +77,7 @@ def _load(path: str | os.PathLike[str], version: int, overrides: dict[str, Any])
         for domain in range(len(engine.domains)):
             engine.retrieve(tree, domain, 1, pool=4)
         engine.explain(tree, 0)
-    return Loaded(version, engine, str(p), digest, time.time())
+    return Loaded(version, engine, str(p), engine.manifest_sha256, time.time())
 
 
 class ReloadTimeoutError(AirrecError):

@@ -52,7 +52,7 @@ def engine_thread_scaling(
     for t in threads:
         barrier = threading.Barrier(t + 1)
 
-        def run(n: int) -> None:
+        def run(n: int, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             for _ in range(n):
                 engine.score(tree, cands)

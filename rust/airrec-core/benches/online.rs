@@ -140,12 +140,8 @@ fn online(c: &mut Criterion) {
     });
 
     g.throughput(Throughput::Elements(1));
-    g.bench_function("retrieve/k10_pool200_rerank", |b| {
-        b.iter(|| e.retrieve(&s.trees[next_user()], 0, 10, 200, true).unwrap())
-    });
-    g.bench_function("retrieve/k10_pool200_index_only", |b| {
-        b.iter(|| e.retrieve(&s.trees[next_user()], 0, 10, 200, false).unwrap())
-    });
+    g.bench_function("retrieve/k10_pool200_rerank", |b| b.iter(|| e.retrieve(&s.trees[next_user()], 0, 10, 200, true).unwrap()));
+    g.bench_function("retrieve/k10_pool200_index_only", |b| b.iter(|| e.retrieve(&s.trees[next_user()], 0, 10, 200, false).unwrap()));
     g.finish();
 }
 

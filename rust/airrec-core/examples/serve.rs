@@ -74,11 +74,17 @@ fn main() -> Result<(), Box<dyn StdError>> {
     for c in &ex.chains {
         println!("  chain {:<40} walk score {:.3}", c.phrases.join(" > "), c.score);
         for k in 0..c.nodes.len() {
-            println!("    node {:>6} {:<12} w {:.3} sim {:+.3} attention {:.3}", c.nodes[k], c.phrases[k], c.weights[k], c.similarities[k], c.attention[k]);
+            println!(
+                "    node {:>6} {:<12} w {:.3} sim {:+.3} attention {:.3}",
+                c.nodes[k], c.phrases[k], c.weights[k], c.similarities[k], c.attention[k]
+            );
         }
     }
     for ev in &ex.evidence {
-        println!("  evidence: event {} (item {}, t {}) weight {:.3} sim {:+.3} attention {:.3}", ev.event, ev.item, ev.timestamp, ev.weight, ev.similarity, ev.attention);
+        println!(
+            "  evidence: event {} (item {}, t {}) weight {:.3} sim {:+.3} attention {:.3}",
+            ev.event, ev.item, ev.timestamp, ev.weight, ev.similarity, ev.attention
+        );
     }
 
     // 5. Top-k items of domain 0: the profile vector's nearest items, re-scored target-aware.

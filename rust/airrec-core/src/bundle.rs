@@ -16,13 +16,26 @@ use sha2::{Digest, Sha256};
 use crate::compose::{ComposeWeights, Composer};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
+use crate::files;
 use crate::index::VectorIndex;
+use crate::index_file::Expected;
 use crate::npy::{self, Array, Element};
 use crate::trie::Trie;
 
 /// The bundle format version this build reads and writes.
 pub const FORMAT_VERSION: u64 = 1;
 const FORMAT_NAME: &str = "airrec-bundle";
+const MANIFEST: &str = "manifest.json";
+
+/// Largest magnitude of any float a bundle stores (weights and vectors). Scores are sums of
+/// products of a few of them over `dim`- and `attn_dim`-wide rows: a bound this size keeps every
+/// intermediate far below `f32::MAX` at any realistic width (trained weights are O(1), vectors
+/// unit-norm), where finite-but-huge values (3.4e38 in a projection) made every score NaN.
+pub const MAX_ABS_VALUE: f32 = 1e4;
+
+/// Widest `dim` / `attn_dim` a bundle may declare; with [`MAX_ABS_VALUE`] it bounds every
+/// score below ~1e31 (docs/online-path.md §0).
+pub const MAX_WIDTH: usize = 4096;
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 pub struct Dims {
@@ -96,6 +109,8 @@ pub struct Bundle {
     /// The configuration stored in the bundle (engines may override it).
     pub config: EngineConfig,
     pub meta: serde_json::Value,
+    /// sha256 of the `manifest.json` bytes this bundle was loaded and verified from.
+    pub manifest_sha256: String,
     pub trie: Trie,
     pub(crate) item_path_offsets: Array<i64>,
     pub(crate) item_path_leaves: Array<i32>,
@@ -107,31 +122,42 @@ pub struct Bundle {
     pub(crate) leaf_index: VectorIndex,
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
+fn sha256_hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_reader(mut reader: impl Read) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
     loop {
-        let n = f.read(&mut buf)?;
+        let n = reader.read(&mut buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        total += n as u64;
     }
-    let digest = hasher.finalize();
-    Ok((digest.iter().map(|b| format!("{b:02x}")).collect(), total))
+    Ok(sha256_hex(&hasher.finalize()))
 }
 
-fn read_manifest(dir: &Path) -> Result<Manifest> {
-    let path = dir.join("manifest.json");
-    if !dir.is_dir() {
-        return Err(Error::bundle(dir, "not a directory"));
+fn check_digest(path: &Path, digest: &str, entry: &FileEntry) -> Result<()> {
+    if digest.eq_ignore_ascii_case(&entry.sha256) {
+        return Ok(());
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::bundle(&path, format!("cannot read: {e}")))?;
-    let raw: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::bundle(&path, format!("invalid JSON: {e}")))?;
+    Err(Error::BundleChecksum {
+        path: path.to_path_buf(),
+        message: format!("sha256 {digest}, manifest says {} (corrupted?)", entry.sha256),
+    })
+}
+
+/// The manifest and the sha256 of its bytes (what a service reports as the bundle's identity:
+/// exactly the manifest the files were verified against).
+fn read_manifest(dir: &Path) -> Result<(Manifest, String)> {
+    let file = files::open(dir, MANIFEST)?;
+    let path = file.path.clone();
+    let bytes = file.read_all(files::MAX_MANIFEST_BYTES)?;
+    let digest = sha256_hex(&Sha256::digest(&bytes));
+    let text = String::from_utf8(bytes).map_err(|e| Error::bundle(&path, format!("not UTF-8: {e}")))?;
+    let raw: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::bundle(&path, format!("invalid JSON: {e}")))?;
     if raw.get("format").and_then(|v| v.as_str()) != Some(FORMAT_NAME) {
         return Err(Error::bundle(&path, format!("not an airrec bundle manifest (format != {FORMAT_NAME:?})")));
     }
@@ -140,60 +166,76 @@ fn read_manifest(dir: &Path) -> Result<Manifest> {
     if version != FORMAT_VERSION {
         return Err(Error::BundleVersion { path: dir.to_path_buf(), found: version, supported: FORMAT_VERSION });
     }
-    serde_json::from_value(raw).map_err(|e| Error::bundle(&path, format!("invalid manifest: {e}")))
+    let manifest = serde_json::from_value(raw).map_err(|e| Error::bundle(&path, format!("invalid manifest: {e}")))?;
+    Ok((manifest, digest))
 }
 
-fn verify_files(dir: &Path, files: &BTreeMap<String, FileEntry>, checksums: bool) -> Result<()> {
-    files.par_iter().try_for_each(|(name, entry)| {
-        if name.contains('/') || name.contains('\\') || name.starts_with('.') {
-            return Err(Error::bundle(dir, format!("manifest names a file outside the bundle: {name:?}")));
-        }
-        let path = dir.join(name);
-        let size = std::fs::metadata(&path).map_err(|e| Error::bundle(&path, format!("missing file: {e}")))?.len();
-        if size != entry.bytes {
-            return Err(Error::BundleChecksum {
-                path,
-                message: format!("size {size} bytes, manifest says {} (truncated or replaced?)", entry.bytes),
-            });
-        }
-        // usearch trusts its own files (a corrupted graph can crash the process), so index
-        // files are always hashed, even when checksums are off for the arrays.
-        if checksums || name.ends_with(".usearch") {
-            let (digest, _) = sha256_file(&path).map_err(|e| Error::bundle(&path, format!("cannot read: {e}")))?;
-            if !digest.eq_ignore_ascii_case(&entry.sha256) {
+/// Opens every file the manifest lists (regular files inside the bundle only, see
+/// [`files::open`]), checks its size against the manifest before anything reads it, and its
+/// sha256 when `checksums` is on. Index files are hashed where they are read
+/// ([`Loader::index`]), so they are read once.
+fn open_files(dir: &Path, entries: &BTreeMap<String, FileEntry>, checksums: bool) -> Result<BTreeMap<String, files::BundleFile>> {
+    entries
+        .par_iter()
+        .map(|(name, entry)| {
+            if name == MANIFEST {
+                return Err(Error::bundle(dir, "the manifest cannot list itself"));
+            }
+            let file = files::open(dir, name)?;
+            if file.len != entry.bytes {
                 return Err(Error::BundleChecksum {
-                    path,
-                    message: format!("sha256 {digest}, manifest says {} (corrupted?)", entry.sha256),
+                    path: file.path,
+                    message: format!("size {} bytes, manifest says {} (truncated or replaced?)", file.len, entry.bytes),
                 });
             }
-        }
-        Ok(())
-    })
+            if checksums && !name.ends_with(".usearch") {
+                let digest = sha256_reader(&file.file).map_err(|e| Error::bundle(&file.path, format!("cannot read: {e}")))?;
+                check_digest(&file.path, &digest, entry)?;
+            }
+            Ok((name.clone(), file))
+        })
+        .collect()
 }
 
 struct Loader<'a> {
     dir: &'a Path,
-    files: &'a BTreeMap<String, FileEntry>,
+    entries: &'a BTreeMap<String, FileEntry>,
+    files: BTreeMap<String, files::BundleFile>,
+    checksums: bool,
 }
 
 impl Loader<'_> {
-    fn path(&self, name: &str) -> Result<PathBuf> {
-        if !self.files.contains_key(name) {
-            return Err(Error::bundle(self.dir, format!("manifest does not list required file {name:?}")));
-        }
-        Ok(self.dir.join(name))
+    fn file(&self, name: &str) -> Result<&files::BundleFile> {
+        self.files.get(name).ok_or_else(|| Error::bundle(self.dir, format!("manifest does not list required file {name:?}")))
     }
 
     fn array<T: Element>(&self, stem: &str, shape: &[Option<usize>]) -> Result<Array<T>> {
-        npy::load_shaped(&self.path(&format!("{stem}.npy"))?, shape)
+        let f = self.file(&format!("{stem}.npy"))?;
+        npy::load_shaped_from(&f.file, &f.path, shape)
     }
 
     fn finite(&self, stem: &str, shape: &[Option<usize>]) -> Result<Array<f32>> {
         let a: Array<f32> = self.array(stem, shape)?;
-        if let Some(pos) = a.par_iter().position_any(|v| !v.is_finite()) {
-            return Err(Error::bundle(self.dir.join(format!("{stem}.npy")), format!("non-finite value at flat index {pos}")));
+        if let Some(pos) = a.par_iter().position_any(|v| !v.is_finite() || v.abs() > MAX_ABS_VALUE) {
+            return Err(Error::bundle(
+                self.dir.join(format!("{stem}.npy")),
+                format!(
+                    "non-finite or out-of-range value {} at flat index {pos} (bundle floats must be finite and within ±{MAX_ABS_VALUE:e})",
+                    a[pos]
+                ),
+            ));
         }
         Ok(a)
+    }
+
+    /// An index file's bytes (hashed when checksums are on), parsed and loaded.
+    fn index(&self, name: &str, expected: &Expected<'_>, threads: usize, expansion_search: usize) -> Result<VectorIndex> {
+        let f = self.file(name)?;
+        let bytes = f.read_all(f.len)?;
+        if self.checksums {
+            check_digest(&f.path, &sha256_hex(&Sha256::digest(&bytes)), &self.entries[name])?;
+        }
+        VectorIndex::from_bytes(&f.path, &bytes, expected, threads, expansion_search)
     }
 }
 
@@ -210,15 +252,18 @@ fn check_csr(path: &Path, offsets: &[i64], n_values: usize) -> Result<()> {
 impl Bundle {
     /// Loads and validates the bundle in `dir`.
     pub fn load(dir: impl AsRef<Path>, options: &LoadOptions) -> Result<Bundle> {
-        let dir = dir.as_ref();
-        let manifest = read_manifest(dir)?;
-        manifest.config.validate().map_err(|e| Error::bundle(dir.join("manifest.json"), e.to_string()))?;
-        verify_files(dir, &manifest.files, options.verify_checksums)?;
+        let dir = &files::canonical_dir(dir.as_ref())?;
+        let (manifest, manifest_sha256) = read_manifest(dir)?;
+        manifest.config.validate().map_err(|e| Error::bundle(dir.join(MANIFEST), e.to_string()))?;
+        let opened = open_files(dir, &manifest.files, options.verify_checksums)?;
+        let ld = Loader { dir, entries: &manifest.files, files: opened, checksums: options.verify_checksums };
         let d = &manifest.dims;
-        let ld = Loader { dir, files: &manifest.files };
-        let bad = |m: String| Error::bundle(dir.join("manifest.json"), m);
+        let bad = |m: String| Error::bundle(dir.join(MANIFEST), m);
         if d.dim == 0 || d.n_heads == 0 || d.attn_dim == 0 || d.attn_dim % d.n_heads != 0 {
             return Err(bad(format!("dims: need dim > 0 and attn_dim ({}) a positive multiple of n_heads ({})", d.attn_dim, d.n_heads)));
+        }
+        if d.dim > MAX_WIDTH || d.attn_dim > MAX_WIDTH {
+            return Err(bad(format!("dims: dim ({}) and attn_dim ({}) must be <= {MAX_WIDTH}", d.dim, d.attn_dim)));
         }
         if d.max_depth == 0 || d.max_depth > 254 {
             return Err(bad(format!("dims: max_depth must be in 1..=254, got {}", d.max_depth)));
@@ -227,7 +272,11 @@ impl Bundle {
             return Err(bad("dims: path_slots must be >= 1".into()));
         }
         if d.n_domains == 0 || d.n_domains > 255 || manifest.domains.len() != d.n_domains {
-            return Err(bad(format!("dims: n_domains {} must be 1..=255 and match the {} domain names", d.n_domains, manifest.domains.len())));
+            return Err(bad(format!(
+                "dims: n_domains {} must be 1..=255 and match the {} domain names",
+                d.n_domains,
+                manifest.domains.len()
+            )));
         }
         if d.n_nodes > i32::MAX as usize || d.n_items > u32::MAX as usize / d.path_slots.max(1) {
             return Err(bad("dims: too many nodes or items".into()));
@@ -251,7 +300,10 @@ impl Bundle {
                 depth[p as usize] as usize + 1
             };
             if dep as usize != want || want > d.max_depth {
-                return Err(Error::bundle(dir.join("trie_depth.npy"), format!("node {node}: depth {dep}, expected {want} (max_depth {})", d.max_depth)));
+                return Err(Error::bundle(
+                    dir.join("trie_depth.npy"),
+                    format!("node {node}: depth {dep}, expected {want} (max_depth {})", d.max_depth),
+                ));
             }
         }
         let phrase_offsets: Array<i64> = ld.array("trie_phrase_offsets", &[Some(d.n_nodes + 1)])?;
@@ -298,25 +350,27 @@ impl Bundle {
             score_bias: ld.finite("score_bias", &[Some(1)])?,
         };
 
-        // Indexes: one per domain over its items, one over trie leaves.
+        // Indexes: one per domain over its items, one over trie leaves; each must hold exactly
+        // its keys with the bundle's (checked) vectors, because search results are used as ids.
         let mut per_domain = vec![0usize; d.n_domains];
         item_domain.iter().for_each(|&x| per_domain[x as usize] += 1);
+        let (threads, ef) = (options.search_threads, manifest.index.expansion_search);
         let item_indexes = (0..d.n_domains)
-            .map(|k| VectorIndex::load(&ld.path(&format!("index_items_{k}.usearch"))?, d.dim, per_domain[k], options.search_threads, manifest.index.expansion_search))
+            .map(|k| {
+                let vector = |key: u64| {
+                    let i = usize::try_from(key).ok().filter(|&i| i < d.n_items && item_domain[i] as usize == k)?;
+                    Some(item_vectors.row(i))
+                };
+                let expected = Expected { what: format!("an item of domain {k}"), dim: d.dim, n: per_domain[k], vector: &vector };
+                ld.index(&format!("index_items_{k}.usearch"), &expected, threads, ef)
+            })
             .collect::<Result<Vec<_>>>()?;
-        let leaf_index = VectorIndex::load(&ld.path("index_leaves.usearch")?, d.dim, trie.n_leaves(), options.search_threads, manifest.index.expansion_search)?;
-        // Search results are used as item and node ids: each index must hold exactly the ids it
-        // is for (its size is checked above, so no missing id means no foreign one).
-        for (k, index) in item_indexes.iter().enumerate() {
-            let items = (0..d.n_items).filter(|&i| item_domain[i] as usize == k).map(|i| i as u64);
-            if let Some(missing) = index.first_missing(items) {
-                return Err(Error::bundle(dir.join(format!("index_items_{k}.usearch")), format!("index lacks item {missing} of domain {k} (it holds other keys)")));
-            }
-        }
-        let leaves = (0..d.n_nodes as u32).filter(|&n| trie.is_leaf(n)).map(u64::from);
-        if let Some(missing) = leaf_index.first_missing(leaves) {
-            return Err(Error::bundle(dir.join("index_leaves.usearch"), format!("index lacks leaf node {missing} (it holds other keys)")));
-        }
+        let leaf_vector = |key: u64| {
+            let node = u32::try_from(key).ok().filter(|&n| (n as usize) < d.n_nodes && trie.is_leaf(n))?;
+            Some(node_vectors.row(node as usize))
+        };
+        let expected = Expected { what: "a trie leaf".into(), dim: d.dim, n: trie.n_leaves(), vector: &leaf_vector };
+        let leaf_index = ld.index("index_leaves.usearch", &expected, threads, ef)?;
 
         let composer = Composer::new(weights, &node_vectors, &item_vectors, d.dim, d.n_heads);
         Ok(Bundle {
@@ -325,6 +379,7 @@ impl Bundle {
             domains: manifest.domains,
             config: manifest.config,
             meta: manifest.meta,
+            manifest_sha256,
             trie,
             item_path_offsets,
             item_path_leaves,

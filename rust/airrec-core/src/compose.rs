@@ -122,7 +122,7 @@ impl Composer {
         let item_kv = fold_rows(item_vectors, dim, 2 * a, kv);
         let node_kv = fold_rows(node_vectors, dim, 2 * a, kv);
         // Round rows up to whole 64-byte cache lines.
-        let stride = (c.candidate_row_len() + 15) / 16 * 16;
+        let stride = c.candidate_row_len().div_ceil(16) * 16;
         let item_rows = fold_rows(item_vectors, dim, stride, |x, o| c.fill_candidate_row(x, o));
         c.item_kv = item_kv;
         c.node_kv = node_kv;
@@ -243,8 +243,17 @@ fn exp_slice(v: &mut [f32]) {
 /// Attention over `slots` plus the null slot for candidate `cand`. Returns the score; when `u`
 /// is given, writes the intent vector into it. Leaves the attention weights `[slot, head]`
 /// (null slot last) in `scratch.attention`.
+// The per-head loops index several arrays by the same head `h` (logits, type logits, biases,
+// masses); index form mirrors docs/online-path.md §4 and compiles to the same code.
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
-pub fn attend<K: Simd>(c: &Composer, cand: &CandidateView<'_>, slots: &[Slot<'_>], scratch: &mut ComposeScratch, u: Option<&mut [f32]>) -> f32 {
+pub fn attend<K: Simd>(
+    c: &Composer,
+    cand: &CandidateView<'_>,
+    slots: &[Slot<'_>],
+    scratch: &mut ComposeScratch,
+    u: Option<&mut [f32]>,
+) -> f32 {
     let (h_n, a) = (c.n_heads, c.attn_dim);
     let n_types = c.n_types;
     let null_ty = n_types - 1;

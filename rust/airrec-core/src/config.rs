@@ -13,6 +13,39 @@ pub const MAX_CHAIN_DEPTH_LIMIT: usize = 16;
 /// becomes NaN (`behaviour_weights=[1e308]` did, silently).
 pub const MAX_BEHAVIOUR_WEIGHT: f64 = 1e6;
 
+/// Upper bounds of the integer settings. Every one sizes per-request work or scratch arrays
+/// (`max_chains * max_chain_depth + max_evidence` slots per candidate), and the bundle's
+/// config is data anyone can edit: `max_chains = 2^31` aborted on allocation and `2^62`
+/// wrapped the slot width. These are far above any useful value (defaults 2–16).
+pub const MAX_BEAM_WIDTH: usize = 256;
+pub const MAX_CHAINS: usize = 64;
+pub const MAX_NODE_EVIDENCE_CAP: usize = 1024;
+pub const MAX_EVIDENCE: usize = 256;
+pub const MAX_COLD_START_PATHS: usize = 64;
+/// Behaviour types a config may name (behaviour ids index `behaviour_weights`).
+pub const MAX_BEHAVIOURS: usize = 256;
+/// Bound on `|walk_alpha|`, `|evidence_alpha|` and `decay_lambda`: they multiply logs and
+/// times in scores, so huge ones turn every weight into 0 or inf.
+pub const MAX_COEFFICIENT: f64 = 1e3;
+
+/// Every bounded setting with its inclusive range, for documentation and for bindings that
+/// check values before they reach the engine (Python reads this instead of repeating it).
+pub fn limits() -> Vec<(&'static str, f64, f64)> {
+    vec![
+        ("behaviour_weights", f64::MIN_POSITIVE, MAX_BEHAVIOUR_WEIGHT),
+        ("decay_lambda", 0.0, MAX_COEFFICIENT),
+        ("beam_width", 1.0, MAX_BEAM_WIDTH as f64),
+        ("max_chains", 1.0, MAX_CHAINS as f64),
+        ("max_chain_depth", 1.0, MAX_CHAIN_DEPTH_LIMIT as f64),
+        ("walk_alpha", -MAX_COEFFICIENT, MAX_COEFFICIENT),
+        ("node_evidence_cap", 0.0, MAX_NODE_EVIDENCE_CAP as f64),
+        ("max_evidence", 0.0, MAX_EVIDENCE as f64),
+        ("evidence_alpha", -MAX_COEFFICIENT, MAX_COEFFICIENT),
+        ("evidence_max_age", 0.0, f64::INFINITY),
+        ("cold_start_paths", 0.0, MAX_COLD_START_PATHS as f64),
+    ]
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
@@ -62,29 +95,33 @@ impl EngineConfig {
     /// Checks every value's range; the engine refuses to start with an invalid config.
     pub fn validate(&self) -> Result<()> {
         let err = |m: String| Err(Error::Config(m));
-        if self.behaviour_weights.is_empty() {
-            return err("behaviour_weights must name at least one behaviour type".into());
+        if self.behaviour_weights.is_empty() || self.behaviour_weights.len() > MAX_BEHAVIOURS {
+            return err(format!("behaviour_weights must name 1..={MAX_BEHAVIOURS} behaviour types, got {}", self.behaviour_weights.len()));
         }
         if let Some(w) = self.behaviour_weights.iter().find(|w| !w.is_finite() || **w <= 0.0 || **w > MAX_BEHAVIOUR_WEIGHT) {
             return err(format!("behaviour_weights must be in (0, {MAX_BEHAVIOUR_WEIGHT:e}], got {w}"));
         }
-        if !self.decay_lambda.is_finite() || self.decay_lambda < 0.0 {
-            return err(format!("decay_lambda must be finite and >= 0, got {}", self.decay_lambda));
-        }
-        for (name, v) in [("beam_width", self.beam_width), ("max_chains", self.max_chains)] {
-            if v == 0 {
-                return err(format!("{name} must be >= 1"));
+        let ints = [
+            ("beam_width", self.beam_width, 1, MAX_BEAM_WIDTH),
+            ("max_chains", self.max_chains, 1, MAX_CHAINS),
+            ("max_chain_depth", self.max_chain_depth, 1, MAX_CHAIN_DEPTH_LIMIT),
+            ("node_evidence_cap", self.node_evidence_cap, 0, MAX_NODE_EVIDENCE_CAP),
+            ("max_evidence", self.max_evidence, 0, MAX_EVIDENCE),
+            ("cold_start_paths", self.cold_start_paths, 0, MAX_COLD_START_PATHS),
+        ];
+        for (name, v, lo, hi) in ints {
+            if !(lo..=hi).contains(&v) {
+                return err(format!("{name} must be in {lo}..={hi}, got {v}"));
             }
         }
-        if self.max_chain_depth == 0 || self.max_chain_depth > MAX_CHAIN_DEPTH_LIMIT {
-            return err(format!(
-                "max_chain_depth must be in 1..={MAX_CHAIN_DEPTH_LIMIT}, got {}",
-                self.max_chain_depth
-            ));
-        }
-        for (name, v) in [("walk_alpha", self.walk_alpha), ("evidence_alpha", self.evidence_alpha)] {
-            if !v.is_finite() {
-                return err(format!("{name} must be finite, got {v}"));
+        let floats = [
+            ("decay_lambda", self.decay_lambda, 0.0),
+            ("walk_alpha", self.walk_alpha, -MAX_COEFFICIENT),
+            ("evidence_alpha", self.evidence_alpha, -MAX_COEFFICIENT),
+        ];
+        for (name, v, lo) in floats {
+            if !(lo..=MAX_COEFFICIENT).contains(&v) {
+                return err(format!("{name} must be in [{lo}, {MAX_COEFFICIENT}], got {v}"));
             }
         }
         if let Some(age) = self.evidence_max_age {
@@ -108,8 +145,7 @@ impl EngineConfig {
             }
             target.insert(k.clone(), v.clone());
         }
-        let config: EngineConfig =
-            serde_json::from_value(merged).map_err(|e| Error::Config(e.to_string()))?;
+        let config: EngineConfig = serde_json::from_value(merged).map_err(|e| Error::Config(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -140,5 +176,32 @@ mod tests {
         assert!(base.with_overrides(&serde_json::json!({"behaviour_weights": [1e308]})).is_err());
         assert!(base.with_overrides(&serde_json::json!({"behaviour_weights": [1e6]})).is_ok());
         assert!(base.with_overrides(&serde_json::json!({"max_chain_depth": 17})).is_err());
+    }
+
+    #[test]
+    fn every_integer_setting_is_bounded() {
+        let base = EngineConfig::default();
+        // 2^31 aborted on allocation and 2^62 wrapped the slot width before these bounds.
+        for key in ["beam_width", "max_chains", "node_evidence_cap", "max_evidence", "cold_start_paths"] {
+            for v in [1u64 << 31, 1u64 << 62] {
+                let e = base.with_overrides(&serde_json::json!({ key: v })).unwrap_err();
+                assert!(e.to_string().contains(key), "{key}={v}: {e}");
+            }
+        }
+        assert!(base.with_overrides(&serde_json::json!({"max_chains": MAX_CHAINS})).is_ok());
+        assert!(base.with_overrides(&serde_json::json!({"decay_lambda": 1e300})).is_err());
+        assert!(base.with_overrides(&serde_json::json!({"walk_alpha": -1e4})).is_err());
+        assert!(base.with_overrides(&serde_json::json!({"behaviour_weights": vec![1.0; 257]})).is_err());
+        // Every limit admits the default.
+        let defaults = serde_json::to_value(&base).unwrap();
+        for (name, lo, hi) in limits() {
+            let v = &defaults[name];
+            let vals: Vec<f64> = match v {
+                serde_json::Value::Array(a) => a.iter().map(|x| x.as_f64().unwrap()).collect(),
+                serde_json::Value::Null => continue,
+                x => vec![x.as_f64().unwrap()],
+            };
+            assert!(vals.iter().all(|x| (lo..=hi).contains(x)), "{name}: {v} outside {lo}..={hi}");
+        }
     }
 }

@@ -14,8 +14,8 @@ use crate::bundle::{Bundle, LoadOptions};
 use crate::compose::{attend, CandidateView, ComposeScratch, Slot};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
-use crate::kernels::{Portable, Simd};
 use crate::explain::{ChainExplanation, EvidenceExplanation, Explanation};
+use crate::kernels::{Portable, Simd};
 use crate::retrieve::{walk, TreeView, WalkScratch};
 use crate::tree::{Event, TreeParams, UserTree};
 
@@ -227,9 +227,7 @@ impl Engine {
                 timestamps.len()
             )));
         }
-        let events = (0..items.len())
-            .map(|k| self.event(items[k], behaviours[k], timestamps[k]))
-            .collect::<Result<Vec<_>>>()?;
+        let events = (0..items.len()).map(|k| self.event(items[k], behaviours[k], timestamps[k])).collect::<Result<Vec<_>>>()?;
         let mut tree = self.new_tree();
         if let Some(t_max) = events.iter().map(|e| e.timestamp).reduce(f64::max) {
             tree.set_reference_time(t_max);
@@ -528,7 +526,8 @@ impl Engine {
                 h.timestamps.len()
             )));
         }
-        if h.offsets.is_empty() || h.offsets[0] != 0 || *h.offsets.last().unwrap() != e as i64 || h.offsets.windows(2).any(|w| w[1] < w[0]) {
+        if h.offsets.is_empty() || h.offsets[0] != 0 || *h.offsets.last().unwrap() != e as i64 || h.offsets.windows(2).any(|w| w[1] < w[0])
+        {
             return Err(Error::Input(format!("offsets must be non-decreasing from 0 to {e} (the number of events)")));
         }
         for k in 0..e {

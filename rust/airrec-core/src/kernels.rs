@@ -210,8 +210,7 @@ mod avx2 {
         let mut r = 0;
         while r + 4 <= n {
             let p = rows.as_ptr().add(r * d);
-            let (mut a0, mut a1, mut a2, mut a3) =
-                (_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd());
+            let (mut a0, mut a1, mut a2, mut a3) = (_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd());
             let mut j = 0;
             while j < full {
                 let xv = _mm256_loadu_pd(xp.add(j));

@@ -75,9 +75,7 @@ impl<T: Element> Deref for Array<T> {
             // SAFETY: `load` checked that `offset` is aligned for `T`, that
             // `offset + len * size_of::<T>()` lies inside the map, and every bit pattern is a
             // valid `T` (integers and floats). The map is read-only and lives as long as `self`.
-            Storage::Mapped { map, offset, len } => unsafe {
-                std::slice::from_raw_parts(map.as_ptr().add(*offset) as *const T, *len)
-            },
+            Storage::Mapped { map, offset, len } => unsafe { std::slice::from_raw_parts(map.as_ptr().add(*offset) as *const T, *len) },
             Storage::Owned(v) => v,
         }
     }
@@ -117,9 +115,8 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<Header> {
         return Err(bad("truncated header"));
     }
     let text = std::str::from_utf8(&bytes[start..end]).map_err(|_| bad("header is not text"))?;
-    let descr = dict_value(text, "descr")
-        .map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_string())
-        .ok_or_else(|| bad("no 'descr'"))?;
+    let descr =
+        dict_value(text, "descr").map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_string()).ok_or_else(|| bad("no 'descr'"))?;
     let fortran_order = match dict_value(text, "fortran_order") {
         Some("False") => false,
         Some("True") => true,
@@ -154,34 +151,28 @@ fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 /// Loads `path` as an array of `T`, checking dtype, order and size against the header.
 pub fn load<T: Element>(path: &Path) -> Result<Array<T>> {
     let file = File::open(path).map_err(|e| Error::bundle(path, format!("cannot open: {e}")))?;
+    load_from(&file, path)
+}
+
+/// Loads an already opened file (a bundle opens its files with [`crate::files::open`], which
+/// refuses devices, FIFOs and links out of the bundle); `path` names it in errors.
+pub fn load_from<T: Element>(file: &File, path: &Path) -> Result<Array<T>> {
     // SAFETY: the bundle files are treated as immutable while loaded (documented); the map is
     // only ever read through bounds-checked slices built below.
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::bundle(path, format!("cannot map: {e}")))?;
+    let map = unsafe { Mmap::map(file) }.map_err(|e| Error::bundle(path, format!("cannot map: {e}")))?;
     let header = parse_header(&map, path)?;
     if !T::DESCRS.contains(&header.descr.as_str()) {
-        return Err(Error::bundle(
-            path,
-            format!("dtype {:?}, expected {} ({:?})", header.descr, T::NAME, T::DESCRS[0]),
-        ));
+        return Err(Error::bundle(path, format!("dtype {:?}, expected {} ({:?})", header.descr, T::NAME, T::DESCRS[0])));
     }
     if header.fortran_order && header.shape.len() > 1 {
         return Err(Error::bundle(path, "Fortran-ordered array; write it C-contiguous"));
     }
-    let count = header
-        .shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::bundle(path, "shape overflows"))?;
+    let count = header.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| Error::bundle(path, "shape overflows"))?;
     let size = std::mem::size_of::<T>();
-    let needed = count
-        .checked_mul(size)
-        .and_then(|b| b.checked_add(header.data_offset))
-        .ok_or_else(|| Error::bundle(path, "shape overflows"))?;
+    let needed =
+        count.checked_mul(size).and_then(|b| b.checked_add(header.data_offset)).ok_or_else(|| Error::bundle(path, "shape overflows"))?;
     if needed != map.len() {
-        return Err(Error::bundle(
-            path,
-            format!("holds {} bytes, its header ({:?}) needs {needed}", map.len(), header.shape),
-        ));
+        return Err(Error::bundle(path, format!("holds {} bytes, its header ({:?}) needs {needed}", map.len(), header.shape)));
     }
     let aligned = (map.as_ptr() as usize + header.data_offset) % std::mem::align_of::<T>() == 0;
     let storage = if aligned {
@@ -201,16 +192,17 @@ pub fn load<T: Element>(path: &Path) -> Result<Array<T>> {
 
 /// Loads `path` and checks its shape; `None` in `expected` accepts any extent on that axis.
 pub fn load_shaped<T: Element>(path: &Path, expected: &[Option<usize>]) -> Result<Array<T>> {
-    let array = load::<T>(path)?;
-    let ok = array.shape.len() == expected.len()
-        && array.shape.iter().zip(expected).all(|(&got, want)| want.is_none_or(|w| w == got));
+    let file = File::open(path).map_err(|e| Error::bundle(path, format!("cannot open: {e}")))?;
+    load_shaped_from(&file, path, expected)
+}
+
+/// [`load_shaped`] on an already opened file (see [`load_from`]).
+pub fn load_shaped_from<T: Element>(file: &File, path: &Path, expected: &[Option<usize>]) -> Result<Array<T>> {
+    let array = load_from::<T>(file, path)?;
+    let ok = array.shape.len() == expected.len() && array.shape.iter().zip(expected).all(|(&got, want)| want.is_none_or(|w| w == got));
     if !ok {
-        let want: Vec<String> =
-            expected.iter().map(|e| e.map_or("*".to_string(), |v| v.to_string())).collect();
-        return Err(Error::bundle(
-            path,
-            format!("shape {:?}, expected ({})", array.shape, want.join(", ")),
-        ));
+        let want: Vec<String> = expected.iter().map(|e| e.map_or("*".to_string(), |v| v.to_string())).collect();
+        return Err(Error::bundle(path, format!("shape {:?}, expected ({})", array.shape, want.join(", "))));
     }
     Ok(array)
 }

@@ -66,18 +66,16 @@ impl Engine {
         if per == 0 {
             return Ok(());
         }
-        out.ids
-            .par_chunks_mut(per)
-            .zip(out.types.par_chunks_mut(per))
-            .zip(out.ln_w.par_chunks_mut(per))
-            .enumerate()
-            .try_for_each_init(Scratch::default, |s, (user, ((ids, types), ln_w))| {
+        out.ids.par_chunks_mut(per).zip(out.types.par_chunks_mut(per)).zip(out.ln_w.par_chunks_mut(per)).enumerate().try_for_each_init(
+            Scratch::default,
+            |s, (user, ((ids, types), ln_w))| {
                 let (a, b) = (h.offsets[user] as usize, h.offsets[user + 1] as usize);
                 let tree = self.build_tree(&h.items[a..b], &h.behaviours[a..b], &h.timestamps[a..b])?;
                 let cands = &candidates[user * n_cands..(user + 1) * n_cands];
                 self.fill_slots(&tree, cands, SlotsOut { ids, types, ln_w }, s);
                 Ok(())
-            })
+            },
+        )
     }
 
     /// Per user, its tree nodes sorted by weight (descending, ties by node id), at most `width`.

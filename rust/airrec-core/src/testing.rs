@@ -766,7 +766,8 @@ impl SyntheticSpec {
     /// blocks of item ids, [`Composition::init`] weights and the default config.
     pub fn arrays(&self) -> Result<BundleArrays> {
         let s = self;
-        if s.depth == 0 || s.depth > 254 || s.n_nodes < s.depth || s.n_items == 0 || s.dim == 0 || s.n_heads == 0 || s.dim % s.n_heads != 0 {
+        if s.depth == 0 || s.depth > 254 || s.n_nodes < s.depth || s.n_items == 0 || s.dim == 0 || s.n_heads == 0 || s.dim % s.n_heads != 0
+        {
             return Err(Error::Config(format!("invalid synthetic spec {s:?}")));
         }
         if s.n_domains == 0 || s.n_domains > s.n_items.min(255) {

@@ -233,11 +233,8 @@ impl UserTree {
             return;
         }
         let key = |x: u32| (contrib[x as usize], x);
-        let (min_pos, &min_e) = ev
-            .iter()
-            .enumerate()
-            .min_by(|a, b| key(*a.1).partial_cmp(&key(*b.1)).unwrap_or(std::cmp::Ordering::Equal))
-            .expect("cap > 0");
+        let (min_pos, &min_e) =
+            ev.iter().enumerate().min_by(|a, b| key(*a.1).partial_cmp(&key(*b.1)).unwrap_or(std::cmp::Ordering::Equal)).expect("cap > 0");
         if key(e) > key(min_e) {
             ev[min_pos] = e;
         }

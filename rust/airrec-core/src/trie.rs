@@ -16,12 +16,7 @@ pub struct Trie {
 
 impl Trie {
     /// Builds the trie from arrays that the bundle loader has already validated.
-    pub(crate) fn new(
-        parent: Array<i32>,
-        depth: Array<u8>,
-        phrase_offsets: Array<i64>,
-        phrase_bytes: Array<u8>,
-    ) -> Self {
+    pub(crate) fn new(parent: Array<i32>, depth: Array<u8>, phrase_offsets: Array<i64>, phrase_bytes: Array<u8>) -> Self {
         let n = parent.len();
         let mut counts = vec![0u32; n + 1];
         for &p in parent.iter() {

@@ -15,6 +15,13 @@ use pyo3::types::{PyDict, PyList};
 
 use errors::{py_error, IntoPyResult};
 
+/// `(ids, scores)` arrays, as `retrieve` and `nearest_intents` return them.
+type IdsAndScores<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>);
+/// One candidate's context: its chains (node ids, root first) and evidence event indices.
+type ChainsAndEvidence = (Vec<Vec<u32>>, Vec<u32>);
+/// Thread pools by thread count, least recently used first.
+type PoolCache = Vec<(usize, Arc<rayon::ThreadPool>)>;
+
 fn input_error(message: String) -> PyErr {
     py_error("InputError", message)
 }
@@ -67,7 +74,7 @@ fn pool(n_threads: Option<usize>) -> PyResult<Option<Arc<rayon::ThreadPool>>> {
     if n == 0 || n > MAX_THREADS {
         return Err(input_error(format!("n_threads must be in 1..={MAX_THREADS}, got {n}")));
     }
-    static POOLS: OnceLock<Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>>> = OnceLock::new();
+    static POOLS: OnceLock<Mutex<PoolCache>> = OnceLock::new();
     let mut pools = POOLS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     if let Some(at) = pools.iter().position(|(k, _)| *k == n) {
         let entry = pools.remove(at);
@@ -76,10 +83,7 @@ fn pool(n_threads: Option<usize>) -> PyResult<Option<Arc<rayon::ThreadPool>>> {
         return Ok(Some(p));
     }
     let p = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| input_error(format!("cannot start {n} threads: {e}")))?,
+        rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| input_error(format!("cannot start {n} threads: {e}")))?,
     );
     if pools.len() >= MAX_POOLS {
         pools.remove(0);
@@ -222,6 +226,11 @@ impl PyEngine {
         self.engine.bundle().path.clone()
     }
 
+    #[getter]
+    fn manifest_sha256(&self) -> String {
+        self.engine.bundle().manifest_sha256.clone()
+    }
+
     fn build_tree(
         &self,
         py: Python<'_>,
@@ -249,21 +258,36 @@ impl PyEngine {
         self.engine.add_event(&mut tree.tree, item, behaviour, timestamp).py()
     }
 
-    fn scores<'py>(&self, py: Python<'py>, tree: PyRef<'_, PyUserTree>, candidates: PyReadonlyArray1<'_, i64>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    fn scores<'py>(
+        &self,
+        py: Python<'py>,
+        tree: PyRef<'_, PyUserTree>,
+        candidates: PyReadonlyArray1<'_, i64>,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
         let ids = item_ids(&self.engine, slice(&candidates, "candidates")?)?;
         let t = &tree.tree;
         let out = py.detach(|| self.engine.scores(t, Candidates::Items(&ids))).py()?;
         Ok(PyArray1::from_vec(py, out))
     }
 
-    fn scores_for_vectors<'py>(&self, py: Python<'py>, tree: PyRef<'_, PyUserTree>, vectors: PyReadonlyArray2<'_, f32>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    fn scores_for_vectors<'py>(
+        &self,
+        py: Python<'py>,
+        tree: PyRef<'_, PyUserTree>,
+        vectors: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
         let v = vectors.as_slice().map_err(|_| input_error("vectors must be C-contiguous".into()))?;
         let t = &tree.tree;
         let out = py.detach(|| self.engine.scores(t, Candidates::Vectors(v))).py()?;
         Ok(PyArray1::from_vec(py, out))
     }
 
-    fn intent_vectors<'py>(&self, py: Python<'py>, tree: PyRef<'_, PyUserTree>, candidates: PyReadonlyArray1<'_, i64>) -> PyResult<Bound<'py, PyAny>> {
+    fn intent_vectors<'py>(
+        &self,
+        py: Python<'py>,
+        tree: PyRef<'_, PyUserTree>,
+        candidates: PyReadonlyArray1<'_, i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let ids = item_ids(&self.engine, slice(&candidates, "candidates")?)?;
         let t = &tree.tree;
         let out = py.detach(|| self.engine.intent_vectors(t, Candidates::Items(&ids))).py()?;
@@ -271,7 +295,12 @@ impl PyEngine {
         Ok(PyArray1::from_vec(py, out).reshape([ids.len(), d])?.into_any())
     }
 
-    fn intent_vectors_for_vectors<'py>(&self, py: Python<'py>, tree: PyRef<'_, PyUserTree>, vectors: PyReadonlyArray2<'_, f32>) -> PyResult<Bound<'py, PyAny>> {
+    fn intent_vectors_for_vectors<'py>(
+        &self,
+        py: Python<'py>,
+        tree: PyRef<'_, PyUserTree>,
+        vectors: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let n = vectors.shape()[0];
         let v = vectors.as_slice().map_err(|_| input_error("vectors must be C-contiguous".into()))?;
         let t = &tree.tree;
@@ -280,7 +309,12 @@ impl PyEngine {
     }
 
     /// `[(chains, evidence)]` per candidate: chains as lists of node ids, evidence as event indices.
-    fn contexts(&self, py: Python<'_>, tree: PyRef<'_, PyUserTree>, candidates: PyReadonlyArray1<'_, i64>) -> PyResult<Vec<(Vec<Vec<u32>>, Vec<u32>)>> {
+    fn contexts(
+        &self,
+        py: Python<'_>,
+        tree: PyRef<'_, PyUserTree>,
+        candidates: PyReadonlyArray1<'_, i64>,
+    ) -> PyResult<Vec<ChainsAndEvidence>> {
         let ids = item_ids(&self.engine, slice(&candidates, "candidates")?)?;
         let t = &tree.tree;
         let out = py.detach(|| self.engine.contexts(t, Candidates::Items(&ids))).py()?;
@@ -355,10 +389,8 @@ impl PyEngine {
             .detach(|| {
                 let n = u * c * w;
                 let (mut ids, mut types, mut ln_w) = (vec![0i32; n], vec![0u8; n], vec![0f32; n]);
-                in_pool(pool, || {
-                    self.engine.slots_batch(h, &cand, c, SlotsOut { ids: &mut ids, types: &mut types, ln_w: &mut ln_w })
-                })
-                .map(|_| (ids, types, ln_w))
+                in_pool(pool, || self.engine.slots_batch(h, &cand, c, SlotsOut { ids: &mut ids, types: &mut types, ln_w: &mut ln_w }))
+                    .map(|_| (ids, types, ln_w))
             })
             .py()?;
         Ok((
@@ -391,10 +423,7 @@ impl PyEngine {
                     .map(|_| (ids, ln_w))
             })
             .py()?;
-        Ok((
-            PyArray1::from_vec(py, ids).reshape([u, width])?.into_any(),
-            PyArray1::from_vec(py, ln_w).reshape([u, width])?.into_any(),
-        ))
+        Ok((PyArray1::from_vec(py, ids).reshape([u, width])?.into_any(), PyArray1::from_vec(py, ln_w).reshape([u, width])?.into_any()))
     }
 
     fn retrieve<'py>(
@@ -405,13 +434,13 @@ impl PyEngine {
         k: usize,
         pool: usize,
         rerank: bool,
-    ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)> {
+    ) -> PyResult<IdsAndScores<'py>> {
         let t = &tree.tree;
         let (ids, scores) = py.detach(|| self.engine.retrieve(t, domain, k, pool, rerank)).py()?;
         Ok((PyArray1::from_vec(py, ids.into_iter().map(i64::from).collect()), PyArray1::from_vec(py, scores)))
     }
 
-    fn nearest_intents<'py>(&self, py: Python<'py>, vector: PyReadonlyArray1<'_, f32>, k: usize) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)> {
+    fn nearest_intents<'py>(&self, py: Python<'py>, vector: PyReadonlyArray1<'_, f32>, k: usize) -> PyResult<IdsAndScores<'py>> {
         let v = slice(&vector, "vector")?;
         let (ids, sims) = py.detach(|| self.engine.nearest_intents(v, k)).py()?;
         Ok((PyArray1::from_vec(py, ids.into_iter().map(i64::from).collect()), PyArray1::from_vec(py, sims)))
@@ -439,10 +468,37 @@ impl PyEngine {
     }
 }
 
+/// The engine configuration with every default filled in and every value checked, as JSON:
+/// the one definition of the config (Python's `airrec.bundle.validate_config` calls this).
+/// `overrides` is a JSON object; unknown keys, wrong types and out-of-range values are a
+/// `ConfigError` naming the key.
+#[pyfunction]
+fn validate_config(overrides: &str) -> PyResult<String> {
+    let value: serde_json::Value =
+        serde_json::from_str(overrides).map_err(|e| py_error("ConfigError", format!("config is not JSON: {e}")))?;
+    let config = airrec_core::EngineConfig::default().with_overrides(&value).py()?;
+    serde_json::to_string(&config).map_err(|e| py_error("ConfigError", e.to_string()))
+}
+
+/// `{setting: (low, high)}`: the inclusive range of every bounded config value.
+#[pyfunction]
+fn config_limits(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, lo, hi) in airrec_core::config::limits() {
+        d.set_item(name, (lo, hi))?;
+    }
+    Ok(d)
+}
+
 #[pymodule]
 fn _airrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
     m.add_class::<PyUserTree>()?;
+    m.add_function(wrap_pyfunction!(validate_config, m)?)?;
+    m.add_function(wrap_pyfunction!(config_limits, m)?)?;
+    m.add("MAX_ABS_VALUE", airrec_core::bundle::MAX_ABS_VALUE)?;
+    m.add("MAX_WIDTH", airrec_core::bundle::MAX_WIDTH)?;
+    m.add("MAX_CHAIN_DEPTH", airrec_core::config::MAX_CHAIN_DEPTH_LIMIT)?;
     m.add("FORMAT_VERSION", airrec_core::FORMAT_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

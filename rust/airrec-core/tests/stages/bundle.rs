@@ -85,7 +85,17 @@ fn manifest_matches_the_python_layout() {
     let text = std::fs::read_to_string(dir.path().join("manifest.json")).unwrap();
     let m: serde_json::Value = serde_json::from_str(&text).unwrap();
     // Key order as airrec.bundle.write_bundle writes it.
-    let order = ["\"format\"", "\"format_version\"", "\"created_by\"", "\"dims\"", "\"domains\"", "\"config\"", "\"index\"", "\"files\"", "\"meta\""];
+    let order = [
+        "\"format\"",
+        "\"format_version\"",
+        "\"created_by\"",
+        "\"dims\"",
+        "\"domains\"",
+        "\"config\"",
+        "\"index\"",
+        "\"files\"",
+        "\"meta\"",
+    ];
     let pos: Vec<usize> = order.iter().map(|k| text.find(k).unwrap_or_else(|| panic!("no {k}"))).collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "{pos:?}");
     assert_eq!(m["format"], "airrec-bundle");
@@ -100,9 +110,26 @@ fn manifest_matches_the_python_layout() {
     let files = m["files"].as_object().unwrap();
     let names: Vec<&str> = files.keys().map(|s| s.as_str()).collect();
     let mut expected: Vec<String> = [
-        "trie_parent", "trie_depth", "trie_phrase_offsets", "trie_phrase_bytes", "item_path_offsets", "item_path_leaves",
-        "node_vectors", "item_vectors", "item_domain", "compose_wq", "compose_wk", "compose_wv", "compose_wo", "compose_bo",
-        "compose_type_key", "compose_type_value", "compose_weight_bias", "score_w_out", "score_w_inter", "score_bias",
+        "trie_parent",
+        "trie_depth",
+        "trie_phrase_offsets",
+        "trie_phrase_bytes",
+        "item_path_offsets",
+        "item_path_leaves",
+        "node_vectors",
+        "item_vectors",
+        "item_domain",
+        "compose_wq",
+        "compose_wk",
+        "compose_wv",
+        "compose_wo",
+        "compose_bo",
+        "compose_type_key",
+        "compose_type_value",
+        "compose_weight_bias",
+        "score_w_out",
+        "score_w_inter",
+        "score_bias",
     ]
     .iter()
     .map(|n| format!("{n}.npy"))
@@ -164,13 +191,48 @@ fn flipped_byte_is_a_checksum_error() {
     checksum_error(dir.path(), &LoadOptions::default(), "sha256");
     // With checksums off, array files are trusted (the flipped bit still gives a valid float) ...
     Bundle::load(dir.path(), &no_checksums()).unwrap();
-    // ... but index files are always hashed: usearch trusts its files.
+    // An index file with a flipped byte is a checksum error with checksums on ...
     let p = dir.path().join("index_leaves.usearch");
-    let mut bytes = std::fs::read(&p).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x40;
+    let clean = std::fs::read(&p).unwrap();
+    let mut bytes = clean.clone();
+    bytes[clean.len() / 2] ^= 0x40;
     std::fs::write(&p, &bytes).unwrap();
-    checksum_error(dir.path(), &no_checksums(), "sha256");
+    let dir2 = written();
+    std::fs::write(dir2.path().join("index_leaves.usearch"), &bytes).unwrap();
+    checksum_error(dir2.path(), &LoadOptions::default(), "sha256");
+    // ... and with checksums off (or a manifest rewritten to match), usearch never sees it
+    // unchecked: every single-byte change of the file either loads an index whose searches
+    // return leaves, or is a bundle error. (usearch itself segfaulted on some of these.)
+    // Leaf vectors are rows 8..8 + 3 * 16 of the file: those must all be refused (the index
+    // would rank by vectors other than the checksummed ones); most other loaded ones are
+    // unused neighbour-slot padding.
+    let vectors = 8..8 + 3 * 16;
+    let (mut loaded, mut refused, mut refused_vectors) = (0, 0, 0);
+    for at in 0..clean.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut bytes = clean.clone();
+            bytes[at] ^= flip;
+            std::fs::write(&p, &bytes).unwrap();
+            match Bundle::load(dir.path(), &no_checksums()) {
+                Ok(b) => {
+                    loaded += 1;
+                    let config = b.config.clone();
+                    let engine = airrec_core::Engine::from_bundle(std::sync::Arc::new(b), config).unwrap();
+                    let tree = engine.build_tree(&[0, 1], &[0, 0], &[0.0, 1.0]).unwrap();
+                    engine.retrieve(&tree, 0, 3, 8, true).unwrap();
+                    let (keys, _) = engine.nearest_intents(&[0.5, 0.5, 0.5, 0.5], 3).unwrap();
+                    assert!(keys.iter().all(|&k| [3, 4, 5].contains(&k)), "{keys:?}");
+                }
+                Err(Error::Bundle { .. }) => {
+                    refused += 1;
+                    refused_vectors += usize::from(vectors.contains(&at));
+                }
+                Err(other) => panic!("byte {at} ^ {flip:#x}: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(refused_vectors, 3 * vectors.len(), "{refused} refused, {loaded} loaded");
+    assert!(refused > 0 && loaded > 0, "{refused} refused, {loaded} loaded");
 }
 
 #[test]
@@ -196,8 +258,10 @@ fn other_format_versions_are_version_errors() {
 #[test]
 fn not_a_bundle_is_a_bundle_error() {
     let dir = tempfile::tempdir().unwrap();
-    bundle_error(&dir.path().join("nope"), "not a directory");
-    bundle_error(dir.path(), "cannot read");
+    bundle_error(&dir.path().join("nope"), "cannot open the bundle directory");
+    std::fs::write(dir.path().join("file"), b"x").unwrap();
+    bundle_error(&dir.path().join("file"), "not a directory");
+    bundle_error(dir.path(), "missing file");
     std::fs::write(dir.path().join("manifest.json"), "{not json").unwrap();
     bundle_error(dir.path(), "invalid JSON");
     let dir = written();
@@ -219,7 +283,9 @@ fn not_a_bundle_is_a_bundle_error() {
 
 #[test]
 fn invalid_config_in_the_manifest_is_a_bundle_error() {
-    for (key, value) in [("beam_width", json!(0)), ("behaviour_weights", json!([])), ("max_chain_depth", json!(17)), ("decay_lambda", json!(-1.0))] {
+    for (key, value) in
+        [("beam_width", json!(0)), ("behaviour_weights", json!([])), ("max_chain_depth", json!(17)), ("decay_lambda", json!(-1.0))]
+    {
         let dir = written();
         edit_manifest(dir.path(), |m| m["config"][key] = value.clone()).unwrap();
         bundle_error(dir.path(), key);
@@ -265,8 +331,11 @@ fn wrong_shape_or_dtype_is_a_bundle_error() {
 
 #[test]
 fn non_finite_weights_are_bundle_errors() {
-    for (name, rows, cols) in [("node_vectors", 6, 4), ("item_vectors", 4, 4), ("compose_wq", 4, 4), ("compose_type_value", 5, 4), ("score_bias", 1, 0)] {
-        for bad in [f32::NAN, f32::INFINITY] {
+    for (name, rows, cols) in
+        [("node_vectors", 6, 4), ("item_vectors", 4, 4), ("compose_wq", 4, 4), ("compose_type_value", 5, 4), ("score_bias", 1, 0)]
+    {
+        // Finite but huge (3.4e38 in a projection) made every score NaN.
+        for bad in [f32::NAN, f32::INFINITY, 3.4e38, -2e4] {
             let dir = written();
             let shape: Vec<usize> = if cols == 0 { vec![rows] } else { vec![rows, cols] };
             let mut values = vec![0.1f32; shape.iter().product()];
@@ -416,16 +485,16 @@ fn indexes_must_hold_exactly_their_ids() {
     let a = base().arrays();
     let dir = written();
     replace_index(dir.path(), "index_leaves.usearch", &[3, 4, 99], &a.node_vectors, &[3, 4, 5]);
-    bundle_error(dir.path(), "lacks leaf node 5");
+    bundle_error(dir.path(), "key 99 is not a trie leaf");
     // An inner node instead of a leaf.
     let dir = written();
     replace_index(dir.path(), "index_leaves.usearch", &[3, 4, 0], &a.node_vectors, &[3, 4, 0]);
-    bundle_error(dir.path(), "lacks leaf node 5");
+    bundle_error(dir.path(), "key 0 is not a trie leaf");
     // Items of another domain, or ids that are no items.
     let dir = written();
     replace_index(dir.path(), "index_items_0.usearch", &[0, 2], &a.item_vectors, &[0, 2]);
-    bundle_error(dir.path(), "lacks item 1 of domain 0");
+    bundle_error(dir.path(), "key 2 is not an item of domain 0");
     let dir = written();
     replace_index(dir.path(), "index_items_1.usearch", &[2, 40], &a.item_vectors, &[2, 3]);
-    bundle_error(dir.path(), "lacks item 3 of domain 1");
+    bundle_error(dir.path(), "key 40 is not an item of domain 1");
 }

@@ -68,12 +68,14 @@ fn reference(c: &Composition, x: &[f32], slots: &[RefSlot]) -> RefOut {
         }
     }
     let u: Vec<f64> = (0..d).map(|i| c.bo[i] as f64 + (0..a).map(|j| concat[j] * c.wo[j * d + i] as f64).sum::<f64>()).collect();
-    let score = c.score_bias[0] as f64 + (0..d).map(|i| c.score_w_out[i] as f64 * u[i] + c.score_w_inter[i] as f64 * u[i] * x[i] as f64).sum::<f64>();
+    let score = c.score_bias[0] as f64
+        + (0..d).map(|i| c.score_w_out[i] as f64 * u[i] + c.score_w_inter[i] as f64 * u[i] * x[i] as f64).sum::<f64>();
     RefOut { u, score, att }
 }
 
 fn score_head(c: &Composition, u: &[f32], x: &[f32]) -> f64 {
-    c.score_bias[0] as f64 + (0..c.dim).map(|i| c.score_w_out[i] as f64 * u[i] as f64 + c.score_w_inter[i] as f64 * (u[i] * x[i]) as f64).sum::<f64>()
+    c.score_bias[0] as f64
+        + (0..c.dim).map(|i| c.score_w_out[i] as f64 * u[i] as f64 + c.score_w_inter[i] as f64 * (u[i] * x[i]) as f64).sum::<f64>()
 }
 
 /// d = 6, a = 4, H = 2, depth 3, random weights everywhere; nodes and items spread randomly.
@@ -130,7 +132,9 @@ fn empty_history_attends_to_the_null_slot_alone() {
     let null = c.max_depth + 1;
     // u = bo + type_value[null] @ wo
     let want: Vec<f64> = (0..c.dim)
-        .map(|i| c.bo[i] as f64 + (0..c.attn_dim).map(|j| c.type_value[null * c.attn_dim + j] as f64 * c.wo[j * c.dim + i] as f64).sum::<f64>())
+        .map(|i| {
+            c.bo[i] as f64 + (0..c.attn_dim).map(|j| c.type_value[null * c.attn_dim + j] as f64 * c.wo[j * c.dim + i] as f64).sum::<f64>()
+        })
         .collect();
     assert!(want.iter().any(|v| v.abs() > 0.05), "a test that could fail");
     let mut rng = Rng::new(2);

@@ -194,7 +194,10 @@ fn nearest_intents_are_leaves_best_first() {
         }
         // The best leaf is at least as close as every leaf checked exhaustively (exact top-1 on
         // a small index).
-        let best = (0..b.dims.n_nodes as u32).filter(|&n| b.trie.is_leaf(n)).map(|n| crate::common::dot(v, b.node_vector(n))).fold(f64::MIN, f64::max);
+        let best = (0..b.dims.n_nodes as u32)
+            .filter(|&n| b.trie.is_leaf(n))
+            .map(|n| crate::common::dot(v, b.node_vector(n)))
+            .fold(f64::MIN, f64::max);
         close(sims[0] as f64, best, 1e-4);
     }
     assert!(e.nearest_intents(b.item_vector(0), 0).unwrap().0.is_empty());

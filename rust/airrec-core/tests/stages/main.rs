@@ -4,8 +4,8 @@
 mod common;
 
 mod bundle;
-mod tree;
-mod walk;
 mod compose;
 mod engine;
 mod slots;
+mod tree;
+mod walk;

@@ -276,7 +276,11 @@ fn trees_only_work_with_the_engine_settings_they_were_built_with() {
         assert!(matches!(other.add_event(&mut t, 1, 0, 1.0), Err(Error::Input(_))));
     }
     // Nor may the bundle (another load of the same files is another bundle).
-    let other = Engine::from_bundle(std::sync::Arc::new(airrec_core::Bundle::load(&e.bundle().path, &Default::default()).unwrap()), e.config().clone()).unwrap();
+    let other = Engine::from_bundle(
+        std::sync::Arc::new(airrec_core::Bundle::load(&e.bundle().path, &Default::default()).unwrap()),
+        e.config().clone(),
+    )
+    .unwrap();
     assert!(matches!(other.scores(&t, airrec_core::Candidates::Items(&[1])), Err(Error::Input(_))));
 }
 

@@ -191,7 +191,9 @@ fn evidence_max_age_drops_old_events() {
     // Ages: e0 10, e1 5, e2 0.
     let t = e.build_tree(&[0, 1, 2], &[0; 3], &[0.0, 5.0, 10.0]).unwrap();
     assert_eq!(contexts(&e, &t, &X).evidence, vec![0, 2, 1]);
-    for (age, want) in [(100.0, vec![0, 2, 1]), (10.0, vec![0, 2, 1]), (9.99, vec![2, 1]), (5.0, vec![2, 1]), (4.0, vec![2]), (0.0, vec![2])] {
+    for (age, want) in
+        [(100.0, vec![0, 2, 1]), (10.0, vec![0, 2, 1]), (9.99, vec![2, 1]), (5.0, vec![2, 1]), (4.0, vec![2]), (0.0, vec![2])]
+    {
         let ea = e.with_overrides(&json!({"evidence_max_age": age})).unwrap();
         assert_eq!(contexts(&ea, &t, &X).evidence, want, "max age {age}");
     }
