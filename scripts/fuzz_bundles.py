@@ -213,7 +213,8 @@ def usearch_graph(b: Path, rng: random.Random) -> str:
         at = nodes + rng.randrange((len(data) - nodes) // 4) * 4
         data[at : at + 4] = rng.choice([rows, rows + 7, 2**31, 2**32 - 1, 64, 1000]).to_bytes(4, "little")
     else:
-        data[0:8] = rng.choice([(rows + 1, cols), (rows, cols + 4), (2**32 - 1, 4)])[0].to_bytes(4, "little") + cols.to_bytes(4, "little")
+        new_rows, new_cols = rng.choice([(rows + 1, cols), (rows, cols + 4), (2**32 - 1, 4)])
+        data[0:8] = new_rows.to_bytes(4, "little") + new_cols.to_bytes(4, "little")
     (b / name).write_bytes(bytes(data))
     _rehash(b, name)
     return f"usearch {field} {name}"

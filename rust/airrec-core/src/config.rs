@@ -192,6 +192,23 @@ mod tests {
         assert!(base.with_overrides(&serde_json::json!({"decay_lambda": 1e300})).is_err());
         assert!(base.with_overrides(&serde_json::json!({"walk_alpha": -1e4})).is_err());
         assert!(base.with_overrides(&serde_json::json!({"behaviour_weights": vec![1.0; 257]})).is_err());
+        // `limits()` (what Python reads) and `validate()` agree: each bound is admitted and
+        // the value just beyond it is refused.
+        let defaults = serde_json::to_value(&base).unwrap();
+        for (name, lo, hi) in limits() {
+            if name == "behaviour_weights" || name == "evidence_max_age" {
+                continue; // a list, and an open-ended optional: covered above
+            }
+            let cases: Vec<(serde_json::Value, bool)> = if defaults[name].is_u64() {
+                let (lo, hi) = (lo as i64, hi as i64);
+                vec![(lo.into(), true), (hi.into(), true), ((hi + 1).into(), false), ((lo - 1).into(), false)]
+            } else {
+                vec![(lo.into(), true), (hi.into(), true), ((hi * 1.001).into(), false), ((lo - 1.0).into(), false)]
+            };
+            for (v, ok) in cases {
+                assert_eq!(base.with_overrides(&serde_json::json!({ name: v })).is_ok(), ok, "{name} = {v}");
+            }
+        }
         // Every limit admits the default.
         let defaults = serde_json::to_value(&base).unwrap();
         for (name, lo, hi) in limits() {

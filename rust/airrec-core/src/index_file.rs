@@ -126,8 +126,7 @@ pub fn validate(bytes: &[u8], expected: &Expected<'_>) -> Result<(), String> {
     if entry_slot >= size {
         return Err(format!("entry slot {entry_slot} outside 0..{size}"));
     }
-    let levels_bytes = c.take(rows * 2, "the node levels")?;
-    let levels: Vec<i16> = levels_bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    let levels = (0..rows).map(|_| c.i16("the node levels")).collect::<Result<Vec<i16>, String>>()?;
     if let Some((i, l)) = levels.iter().enumerate().find(|(_, &l)| l < 0 || l as u64 > max_level) {
         return Err(format!("node {i}: level {l} outside 0..={max_level}"));
     }
@@ -147,12 +146,12 @@ pub fn validate(bytes: &[u8], expected: &Expected<'_>) -> Result<(), String> {
         for l in 0..=level as usize {
             let capacity = if l == 0 { conn_base } else { conn };
             let count = c.u32("a neighbour list")? as usize;
-            let slots = c.take(capacity * 4, "a neighbour list")?;
+            let mut slots = Cursor { bytes: c.take(capacity * 4, "a neighbour list")?, at: 0 };
             if count > capacity {
                 return Err(format!("node {slot} level {l}: {count} neighbours, capacity {capacity}"));
             }
-            for s in slots[..count * 4].chunks_exact(4) {
-                let s = u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize;
+            for _ in 0..count {
+                let s = slots.u32("a neighbour list")? as usize;
                 // A neighbour must exist on the level it is linked on.
                 if s >= rows || (levels[s] as usize) < l {
                     return Err(format!("node {slot} level {l}: neighbour slot {s} is not a node of that level"));
@@ -165,8 +164,8 @@ pub fn validate(bytes: &[u8], expected: &Expected<'_>) -> Result<(), String> {
         if !seen_keys.insert(key) {
             return Err(format!("key {key} appears twice"));
         }
-        let got = &vectors[slot * cols..(slot + 1) * cols];
-        let same = got.chunks_exact(4).zip(want).all(|(b, w)| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) == w.to_bits());
+        let mut got = Cursor { bytes: &vectors[slot * cols..(slot + 1) * cols], at: 0 };
+        let same = want.iter().all(|w| got.u32("a vector") == Ok(w.to_bits()));
         if !same {
             return Err(format!("the vector of key {key} differs from the bundle's"));
         }
