@@ -50,3 +50,28 @@ def test_bench_online_quick_writes_figures(tmp_path: Path) -> None:
     assert figures["batch"]["threads_1_requests_per_s"] > 0
     # Same run, same users: the engine and the reference agree.
     assert figures["max_abs_score_diff_rust_vs_numpy"] < 1e-4
+
+
+def test_serve_and_bench_load_are_in_the_one_parser_tree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airrec.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["serve", "--port", "9001", "--reload-timeout", "5", "--bundle", "b"])
+    assert args.port == 9001 and args.reload_timeout == 5.0 and str(args.bundle) == "b"
+    args = parser.parse_args(["bench", "load", "--out", str(tmp_path / "x.json"), "--requests", "7"])
+    assert args.requests == 7 and callable(args.handler)
+    # a typo is the tree's usage error (exit 2), not a stray traceback
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--prot", "1"])
+    assert e.value.code == 2 and "unrecognized arguments: --prot" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--help"])
+    assert e.value.code == 0 and "--admin-token-file" in capsys.readouterr().out
+    # an empty token file is refused before anything binds a port
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--admin-token-file", str(empty)])
+    assert e.value.code == 2 and "is empty" in capsys.readouterr().err

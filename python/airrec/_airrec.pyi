@@ -8,7 +8,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "Engine", "UserTree", "FORMAT_VERSION", "MAX_ABS_VALUE", "MAX_CHAIN_DEPTH", "MAX_WIDTH",
+    "Engine", "UserTree", "FORMAT_VERSION", "MAX_ABS_VALUE", "MAX_CHAIN_DEPTH", "MAX_DEPTH",
+    "MAX_DOMAINS", "MAX_WIDTH",
     "__version__", "config_limits", "validate_config",
 ]
 
@@ -18,6 +19,10 @@ __version__: str
 MAX_ABS_VALUE: float
 #: Widest ``dim`` / ``attn_dim`` a bundle may declare.
 MAX_WIDTH: int
+#: Deepest trie a bundle may hold (slot types are uint8: depth - 1, then D and D + 1).
+MAX_DEPTH: int
+#: Most domains a bundle may name (domain ids are uint8).
+MAX_DOMAINS: int
 #: Longest chain ``max_chain_depth`` may ask for.
 MAX_CHAIN_DEPTH: int
 

@@ -74,10 +74,10 @@ __all__ = [
 FORMAT: Final = "airrec-bundle"
 FORMAT_VERSION: Final = 1
 MANIFEST: Final = "manifest.json"
-# Limits of the engine: slot types (depth - 1, then D for evidence and D + 1 for the null slot)
-# are uint8, so D <= 254; domains are uint8 ids; chains live in fixed arrays of 16 nodes.
-MAX_DEPTH: Final = 254
-MAX_DOMAINS: Final = 255
+# Limits of the engine, read from it: slot types (depth - 1, then D for evidence and D + 1 for
+# the null slot) are uint8, so D <= 254; domains are uint8 ids; chains live in fixed arrays.
+MAX_DEPTH: Final[int] = _airrec.MAX_DEPTH
+MAX_DOMAINS: Final[int] = _airrec.MAX_DOMAINS
 MAX_CHAIN_DEPTH: Final[int] = _airrec.MAX_CHAIN_DEPTH
 
 #: The engine configuration of docs/online-path.md §6, with its defaults. The engine owns

@@ -226,13 +226,21 @@ def _add_baselines(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sub.add_parser(
+    from airrec.serve.server import add_arguments
+
+    serve = sub.add_parser(
         "serve",
         help="run the example HTTP service (FastAPI + uvicorn) over a bundle",
         description="Serves /score, /retrieve, /explain, /admin/reload and /healthz on 127.0.0.1.",
-        add_help=False,
     )
-    # Listed for --help; main() hands `airrec serve ...` to the server's own parser.
+    add_arguments(serve)
+    serve.set_defaults(handler=lambda args: _run_serve(args, serve))
+
+
+def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from airrec.serve.server import serve
+
+    return serve(args, parser)
 
 
 def _add_info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -330,12 +338,19 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     lva.add_argument("--out", required=True)
     lva.set_defaults(handler=_run_llm_vs_air)
 
-    # Listed for --help; main() hands `airrec bench load ...` to the load test's own parser.
-    bsub.add_parser(
-        "load",
-        help="load test of the example HTTP service (loopback only), reload midway",
-        add_help=False,
+    from airrec.serve.loadtest import add_arguments as add_load_arguments
+
+    load = bsub.add_parser(
+        "load", help="load test of the example HTTP service (loopback only), reload midway",
     )
+    add_load_arguments(load)
+    load.set_defaults(handler=_run_bench_load)
+
+
+def _run_bench_load(args: argparse.Namespace) -> int:
+    from airrec.serve.loadtest import run
+
+    return run(args)
 
 
 def _run_bench_online(args: argparse.Namespace) -> int:
@@ -390,29 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _delegated(argv: Sequence[str]) -> int | None:
-    """Commands whose own parser owns every flag (`airrec serve ...`, `airrec bench load ...`)."""
-    if argv[:1] == ["serve"]:
-        from airrec.serve.server import main as serve_main
-
-        serve_main(list(argv[1:]))
-        return 0
-    if list(argv[:2]) == ["bench", "load"]:
-        from airrec.serve.loadtest import main as load_main
-
-        return load_main(list(argv[2:]))
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        delegated = _delegated(argv)
-    except AirrecError as e:
-        print(f"airrec: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
-    if delegated is not None:
-        return delegated
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

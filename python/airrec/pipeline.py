@@ -91,12 +91,12 @@ def prepare_intents(dataset: Any, opts: RunOptions) -> tuple[Path, dict[str, int
     """
     import numpy as np
 
-    from airrec.generate import export_intents, generate_intents, import_intents
-    from airrec.kb.intents import write_intents
+    from airrec.generate import export_intents, generate_intents
+    from airrec.kb.intents import read_intents, write_intents
 
     known: dict[tuple[int, int], list[list[str]]] = {}
     for path in _seed_files(opts):
-        known.update(import_intents(path))
+        known.update(read_intents(path).paths_by_key())
         log.info("intents: %d (item, behaviour) pairs from %s", len(known), path)
     needed = np.union1d(dataset.items_in("test"), dataset.items_in("valid"))
     missing = [int(i) for i in needed if (int(i), 0) not in known]
@@ -108,7 +108,7 @@ def prepare_intents(dataset: Any, opts: RunOptions) -> tuple[Path, dict[str, int
         generate_intents(dataset, cache, model=opts.model, items=to_generate, allow_install=opts.allow_install)
         fresh = opts.work_dir / "generated.jsonl.gz"
         export_intents(cache, dataset, fresh)
-        new = import_intents(fresh)
+        new = read_intents(fresh).paths_by_key()
         generated = sum(1 for key in new if key not in known)
         known.update(new)
     merged = opts.work_dir / "intents.jsonl.gz"

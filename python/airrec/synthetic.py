@@ -13,15 +13,16 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from airrec.bundle import MAX_DEPTH, MAX_DOMAINS, Composition, trie_leaves, write_bundle
+from airrec.engine import Histories
 from airrec.errors import ConfigError
 
-__all__ = ["Histories", "make_candidates", "make_synthetic_bundle", "make_synthetic_histories"]
+__all__ = ["make_candidates", "make_synthetic_bundle", "make_synthetic_histories"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -161,15 +162,6 @@ def make_synthetic_bundle(
         overwrite=overwrite,
         progress=progress,
     )
-
-
-class Histories(NamedTuple):
-    """User histories in CSR form: user ``u``'s events are ``offsets[u]:offsets[u+1]``."""
-
-    offsets: I64
-    items: I64
-    behaviours: I64
-    timestamps: F64
 
 
 def make_synthetic_histories(

@@ -122,3 +122,37 @@ def test_evaluate_cli_refuses_a_foreign_bundle(tmp_path: Path, small_bundle: Pat
     args = parser.parse_args(["--data-home", str(home), "--bundle", str(small_bundle), "--out", str(tmp_path)])
     with pytest.raises(InputError, match="another dataset"):
         run_evaluate(args)
+
+
+def test_significance_is_a_paired_bootstrap_per_domain() -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    base = rng.integers(1, 40, size=n)
+    # "air" wins on Food lines (even positions: rank 1 where the baseline had 5..39), ties on Kitchen
+    better = np.where((np.arange(n) % 2 == 0) & (rng.random(n) < 0.3), 1, base)
+    runs = [_result("air", s, better.tolist()) for s in (0, 1)] + [
+        _result("gru4rec", s, base.tolist()) for s in (0, 1)
+    ]
+    data = results_json(runs)
+    cell = data["significance"]["air vs gru4rec"]["test"]["sampled-999"]
+    food, kitchen = cell["Food"]["HR@10"], cell["Kitchen"]["HR@10"]
+    assert food["diff"] > 0 and food["ci95"][0] > 0 and food["p_value"] < 0.01
+    assert kitchen["diff"] == 0 and kitchen["ci95"] == [0.0, 0.0] and kitchen["p_value"] == 1.0
+    assert food["n_lines"] == n // 2 and food["n_boot"] == 10_000
+    md = markdown_report(data)
+    assert "| air vs gru4rec | Food | HR@10 |" in md
+    # pairing needs the same lines
+    with pytest.raises(InputError, match="different"):
+        results_json([_result("air", 0, [1, 2, 3, 4]), _result("gru4rec", 0, [1, 2])])
+
+
+def test_paired_bootstrap_rejects_bad_input() -> None:
+    from airrec.evaluate.metrics import paired_bootstrap
+
+    with pytest.raises(InputError):
+        paired_bootstrap([1.0, 2.0], [1.0])
+    with pytest.raises(InputError):
+        paired_bootstrap([1.0, float("nan")], [1.0, 1.0])
+    got = paired_bootstrap([1.0, 0.0, 1.0], [0.0, 0.0, 1.0], n_boot=2000)
+    assert got.diff == pytest.approx(1 / 3) and 0.0 <= got.ci_low <= got.diff <= got.ci_high <= 1.0
+    assert got.p_value > 0.05  # one differing line of three is no evidence

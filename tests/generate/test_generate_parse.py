@@ -10,8 +10,11 @@ from hypothesis import strategies as st
 from airrec.generate.parse import (
     MAX_INPUT_CHARS,
     is_degenerate,
+    is_glued,
+    lexicon,
     normalise_phrase,
     parse_intents,
+    unglue,
 )
 
 TITLE = "Lodge 10.25 Inch Cast Iron Skillet, Pre-Seasoned"
@@ -124,3 +127,35 @@ def test_never_raises_and_invariants_hold(answer: str, title: str) -> None:
             assert len(phrase.split()) <= 4
             assert not is_degenerate(phrase)
     assert got.ok or got.error
+
+
+def test_glued_function_words_are_split_or_cut() -> None:
+    # the rest is known words: split; it is not: cut the phrase there (and its dangling "and")
+    assert unglue("organic fruits andberries") == ("organic fruits and berries", True)
+    assert unglue("racks andkitchentools") == ("racks and kitchen tools", True)
+    assert unglue("dish racks andkitchentools") == ("dish racks", True)  # 5 words: cut
+    assert unglue("one cup oftea") == ("one cup of tea", True)
+    assert unglue("popcorn recipes forummies") == ("popcorn recipes", True)
+    assert unglue("andments") == ("", True)
+    # a split past MAX_WORDS words cuts instead of making the phrase too long
+    assert unglue("cake pan set withlidhandle") == ("cake pan set", True)
+
+
+def test_real_words_and_title_words_are_not_glued() -> None:
+    for phrase in ("android phones", "forest fruits", "without sugar", "offer", "formula milk"):
+        assert unglue(phrase) == (phrase, False)
+        assert not any(is_glued(w) for w in phrase.split())
+    assert is_glued("andouille")  # not an English word the lexicon knows ...
+    assert unglue("andouille sausage", {"andouille"}) == ("andouille sausage", False)  # ... but the title's
+    assert {"forest", "berries", "without"} <= lexicon() and len(lexicon()) > 20_000
+
+
+def test_parser_unglues_and_says_so() -> None:
+    got = parse_intents("food > snacks > fruits andberries | cooking > recipes forummies")
+    assert got.paths == [["food", "snacks", "fruits and berries"], ["cooking", "recipes"]]
+    assert "glued word" in got.problems
+    # the title's own word is kept whole
+    title = "Aidells Cajun Style Andouille Smoked Chicken Sausage"
+    assert parse_intents("food > sausages > andouille sausage", title).paths == [
+        ["food", "sausages", "andouille sausage"]
+    ]

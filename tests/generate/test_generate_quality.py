@@ -48,3 +48,12 @@ def test_empty_report_is_all_zero() -> None:
     report = QualityTally().report()
     assert report["items"] == 0 and report["paths_per_item"] == 0.0
     assert report["top_first_phrase"] == "" and report["distinct_phrases_per_level"] == []
+
+
+def test_glued_words_are_counted_whether_split_or_still_there() -> None:
+    tally = QualityTally()
+    tally.add("Dried Cherries", [["food", "dried fruits andberries"]])  # an old, unrepaired answer
+    tally.add("Cherries", [["food", "fruits and berries"]], "ok", "glued word")  # repaired by the parser
+    tally.add("Android Tablet", [["electronics", "android tablets"]])  # a real word
+    tally.add("Andouille", [["food", "andouille sausage"]])  # the title's own word
+    assert tally.report()["glued_word_rate"] == 0.5

@@ -11,8 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluate"))
 from evaluate_fixtures import make_dataset
 
-from airrec.generate import import_intents
-from airrec.kb.intents import write_intents
+from airrec.kb.intents import read_intents, write_intents
 from airrec.pipeline import RunOptions, prepare_intents
 
 
@@ -38,11 +37,11 @@ def test_seed_intents_are_merged_and_counted(dataset, tmp_path: Path) -> None:  
     merged, counts = prepare_intents(dataset, opts)
     assert counts == {"pairs": 3, "needed_items": 6, "covered_items": 2, "generated_now": 0,
                       "cold_start_items": 4}
-    assert import_intents(merged) == import_intents(seed)
+    assert read_intents(merged).paths_by_key() == read_intents(seed).paths_by_key()
 
 
 def test_no_seed_and_no_generation_gives_an_empty_file(dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     opts = RunOptions(work_dir=tmp_path, intents=[], max_generate=0)
     merged, counts = prepare_intents(dataset, opts)
     assert counts["covered_items"] == 0 and counts["cold_start_items"] == 6
-    assert import_intents(merged) == {}
+    assert read_intents(merged).paths_by_key() == {}

@@ -29,6 +29,7 @@ from typing import Literal, NamedTuple, Union
 import numpy as np
 import numpy.typing as npt
 
+from airrec import _airrec
 from airrec.errors import DataError, UnknownItemError
 
 __all__ = [
@@ -48,8 +49,8 @@ DomainArray = npt.NDArray[np.uint8]
 UInt8Array = npt.NDArray[np.uint8]
 SplitName = Literal["train", "valid", "test"]
 SPLIT_NAMES: tuple[SplitName, ...] = ("train", "valid", "test")
-#: The engine's limit (``airrec.bundle.MAX_DOMAINS``), so any dataset that loads can be bundled.
-MAX_DOMAINS = 255
+#: The engine's limit (read from it), so any dataset that loads can be bundled.
+MAX_DOMAINS: int = _airrec.MAX_DOMAINS
 
 
 def _frozen(array: npt.ArrayLike, dtype: type[np.generic], what: str) -> npt.NDArray[np.generic]:

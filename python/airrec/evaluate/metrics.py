@@ -34,6 +34,7 @@ __all__ = [
     "MeanStd",
     "aggregate_seeds",
     "bootstrap_ci",
+    "paired_bootstrap",
     "hit_rate",
     "metric_values",
     "metrics_from_ranks",
@@ -203,6 +204,13 @@ def bootstrap_ci(
         raise InputError("bootstrap needs a non-empty 1-D array of per-line values")
     if not 0.0 < alpha < 1.0 or n_boot < 1:
         raise InputError("need 0 < alpha < 1 and n_boot >= 1")
+    means = _resampled_means(v, n_boot, seed)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def _resampled_means(v: FloatArray, n_boot: int, seed: int) -> FloatArray:
+    """Means of ``n_boot`` resamples (with replacement) of ``v``, drawn in ~1M-value chunks."""
     rng = np.random.default_rng(seed)
     means = np.empty(n_boot, dtype=np.float64)
     chunk = max(1, (1 << 20) // v.size)
@@ -210,5 +218,52 @@ def bootstrap_ci(
         stop = min(n_boot, start + chunk)
         idx = rng.integers(0, v.size, size=(stop - start, v.size))
         means[start:stop] = v[idx].mean(axis=1)
+    return means
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """A paired bootstrap of ``mean(a) - mean(b)`` over the same lines.
+
+    ``p_value`` is two-sided: twice the share of resampled differences on the far side of 0
+    from the observed one (at least ``1 / (n_boot + 1)``, never 0 from a finite sample).
+    """
+
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_lines: int
+    n_boot: int
+
+    def to_dict(self) -> dict[str, float | int | list[float]]:
+        return {"diff": self.diff, "ci95": [self.ci_low, self.ci_high], "p_value": self.p_value,
+                "n_lines": self.n_lines, "n_boot": self.n_boot}
+
+
+def paired_bootstrap(
+    a: npt.ArrayLike, b: npt.ArrayLike, *, n_boot: int = 10_000, alpha: float = 0.05,
+    seed: int = 0,
+) -> PairedDifference:
+    """Paired percentile bootstrap of the difference of two models' per-line values.
+
+    ``a`` and ``b`` are per-line values of the same test lines (e.g. :func:`hit_rate` of each
+    line, averaged over training seeds first), so each resample draws *lines* and keeps the
+    pairing: the variance that both models share (hard users, easy users) cancels, which is
+    what makes a 1-point HR@10 gain on 300 lines testable at all.
+    """
+    va = np.asarray(a, dtype=np.float64)
+    vb = np.asarray(b, dtype=np.float64)
+    if va.ndim != 1 or va.shape != vb.shape or va.size == 0:
+        raise InputError(f"need two non-empty 1-D arrays of the same lines, got {va.shape} and {vb.shape}")
+    if not (np.isfinite(va).all() and np.isfinite(vb).all()):
+        raise InputError("per-line values must be finite")
+    if not 0.0 < alpha < 1.0 or n_boot < 1:
+        raise InputError("need 0 < alpha < 1 and n_boot >= 1")
+    d = va - vb
+    means = _resampled_means(d, n_boot, seed)
+    observed = float(d.mean())
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
+    far = int((means <= 0).sum()) if observed >= 0 else int((means >= 0).sum())
+    p = min(1.0, max(2 * far, 1) / n_boot)
+    return PairedDifference(observed, float(lo), float(hi), p, int(d.size), n_boot)

@@ -12,6 +12,14 @@ lost. Layout of ``results.json``::
          "slices": {slice: {bin: {domain: {"n": lines, metric: {"mean", "std", "n", "values"}}}}}
      }}}}}
 
+and, when AIR models and baselines were both evaluated, ``"significance"``::
+
+     {"<air model> vs <baseline>": {split: {protocol: {domain: {metric:
+         {"diff", "ci95": [lo, hi], "p_value", "n_lines", "n_boot"}}}}}}
+
+(a paired bootstrap over test lines of each line's metric averaged over the model's seeds,
+:func:`~airrec.evaluate.metrics.paired_bootstrap`).
+
 ``protocol`` keys are ``sampled-<n>`` or ``full``; domains include ``"all"``. Missing values
 (an empty slice) are ``null``. Plots need matplotlib, which is optional: without it they are
 skipped with a warning.
@@ -28,8 +36,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from airrec.errors import InputError
-from airrec.evaluate.metrics import DEFAULT_METRICS, aggregate_seeds
+from airrec.evaluate.metrics import DEFAULT_METRICS, aggregate_seeds, metric_values, paired_bootstrap
 from airrec.evaluate.protocol import EvalResult
 
 __all__ = [
@@ -40,6 +50,7 @@ __all__ = [
     "plot_results",
     "protocol_key",
     "results_json",
+    "significance",
     "write_report",
 ]
 
@@ -117,8 +128,77 @@ def results_json(results: Sequence[EvalResult], meta: Mapping[str, Any] | None =
         }
         tree.setdefault(model, {}).setdefault(split, {})[proto] = entry
     out: Json = {"format": FORMAT, "tie_rule": "pessimistic", "meta": dict(meta or {}), "results": tree}
+    pairs = default_pairs(sorted({r.model for r in results}))
+    if pairs:
+        out["significance"] = significance(results, pairs)
     cleaned: Json = _clean(out)
     return cleaned
+
+
+#: Metrics the significance block tests (the main table's).
+SIGNIFICANCE_METRICS: tuple[str, ...] = ("HR@10", "NDCG@10")
+
+
+def default_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
+    """Every AIR model (name starting ``air``) against every other model."""
+    airs = [m for m in models if m.startswith("air")]
+    others = [m for m in models if not m.startswith("air")]
+    return [(a, b) for a in airs for b in others]
+
+
+def _per_line(runs: Sequence[EvalResult], metric: str, mask: Any) -> Any:
+    """Each line's ``metric`` averaged over the runs (seeds) of one model."""
+    return np.mean([metric_values(r.ranks[mask], metric) for r in runs], axis=0)
+
+
+def significance(
+    results: Sequence[EvalResult], pairs: Sequence[tuple[str, str]], *, n_boot: int = 10_000,
+    seed: int = 0, metrics: Sequence[str] = SIGNIFICANCE_METRICS,
+) -> Json:
+    """Paired bootstrap of ``a - b`` for each pair, split, protocol, domain and metric.
+
+    Lines are paired by position: both models must have been evaluated on the same lines
+    (same split file, same negatives), which the harness guarantees and this checks.
+    """
+    import numpy as np
+
+    groups: dict[tuple[str, str, str], list[EvalResult]] = {}
+    for r in results:
+        groups.setdefault((r.model, r.split, protocol_key(r)), []).append(r)
+    out: Json = {}
+    for a, b in pairs:
+        for (model, split, proto), runs_a in sorted(groups.items()):
+            runs_b = groups.get((b, split, proto))
+            if model != a or runs_b is None:
+                continue
+            first, other = runs_a[0], runs_b[0]
+            if not np.array_equal(first.domains, other.domains) or first.ranks.shape != other.ranks.shape:
+                raise InputError(f"{a} and {b} were evaluated on different {split} lines ({proto})")
+            cells: Json = {}
+            for d, name in [(-1, "all"), *enumerate(first.domain_names)]:
+                mask = np.ones(first.ranks.shape, bool) if d < 0 else first.domains == d
+                if not mask.any():
+                    continue
+                cells[name] = {
+                    m: paired_bootstrap(_per_line(runs_a, m, mask), _per_line(runs_b, m, mask),
+                                        n_boot=n_boot, seed=seed).to_dict()
+                    for m in metrics
+                }
+            out.setdefault(f"{a} vs {b}", {}).setdefault(split, {})[proto] = cells
+    return out
+
+
+def _significance_table(data: Json, split: str, proto: str) -> str:
+    rows = ["| pair | domain | metric | difference | 95 % CI | p |", "|---|---|---|---|---|---|"]
+    for pair, splits in (data.get("significance") or {}).items():
+        for domain, by_metric in ((splits.get(split) or {}).get(proto) or {}).items():
+            if domain == "all":
+                continue
+            for metric, c in by_metric.items():
+                lo, hi = c["ci95"]
+                rows.append(f"| {pair} | {domain} | {metric} | {c['diff']:+.4f} | "
+                            f"[{lo:+.4f}, {hi:+.4f}] | {c['p_value']:.4f} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
 
 
 def _cell(metric: Any) -> str:
@@ -193,6 +273,10 @@ def markdown_report(data: Json, slice_metric: str = "HR@10") -> str:
     for split, proto in keys:
         label = "full ranking over the target's domain" if proto == "full" else proto.replace("sampled-", "") + " sampled negatives"
         out += ["", f"## {split}: {label}", "", markdown_table(data, split, proto)]
+        table = _significance_table(data, split, proto)
+        if table:
+            out += ["", "Paired bootstrap over lines (AIR minus baseline, per-line metric averaged "
+                    "over seeds, 10,000 resamples):", "", table]
         for slice_name, title in _SLICE_TITLES.items():
             out += ["", f"{slice_metric} by {title}:", "", _slice_table(data, split, proto, slice_name, slice_metric)]
     return "\n".join(out) + "\n"

@@ -5,14 +5,14 @@ The pipeline: :func:`resolve_model` finds and verifies a GGUF (presets ship on P
 :class:`IntentGenerator` decodes many items at once over a shared, once-evaluated prefix;
 :func:`generate_intents` streams answers into a crash-safe SQLite cache (resumable,
 shardable, mergeable); :func:`export_intents` writes the committed ``intents.jsonl.gz``
-that the knowledge base reads back with :func:`import_intents`.
+in the format :mod:`airrec.kb.intents` owns (read back with ``read_intents``).
 """
 
 from __future__ import annotations
 
 from airrec.generate.bench import bench_generate
 from airrec.generate.cache import IntentCache, cache_key, merge_caches, parse_shard, shard_of
-from airrec.generate.export import export_intents, import_intents
+from airrec.generate.export import export_intents
 from airrec.generate.models import PRESETS, ResolvedModel, model_cache_dir, resolve_model
 from airrec.generate.parse import ParsedIntents, normalise_phrase, parse_intents
 from airrec.generate.prompts import DEFAULT_PROMPT, Example, PromptTemplate, load_prompt
@@ -43,7 +43,6 @@ __all__ = [
     "cache_key",
     "export_intents",
     "generate_intents",
-    "import_intents",
     "load_prompt",
     "merge_caches",
     "model_cache_dir",

@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from airrec._files import write_atomic
+from airrec.generate.generator import IntentGenerator, Outcome, Unit
 from airrec.generate.llama_batch import quiet_llama_logs
 from airrec.generate.models import resolve_model
 from airrec.generate.parse import parse_intents
 from airrec.generate.prompts import DEFAULT_PROMPT, PROMPT_V1, PromptTemplate
-from airrec.generate.runner import IntentGenerator, Outcome, Unit, units_for
+from airrec.generate.runner import units_for
 from airrec.generate.workers import generate_in_workers
 
 __all__ = ["bench_generate", "bench_quality", "naive_loop"]
@@ -325,8 +326,8 @@ def bench_quality(
     """
     from dataclasses import replace
 
-    from airrec.generate.export import import_intents
     from airrec.generate.quality import agreement, quality_of
+    from airrec.kb.intents import read_intents
 
     if dataset is None:
         from airrec.data import load_food_kitchen
@@ -334,7 +335,7 @@ def bench_quality(
         dataset = load_food_kitchen(data_home)
     resolved = resolve_model(model, allow_install=allow_install)
     texts = dataset.items.texts
-    before_paths = import_intents(baseline) if baseline is not None else {}
+    before_paths = read_intents(baseline).paths_by_key() if baseline is not None else {}
     pool = sorted({i for i, b in before_paths if b == 0}) if before_paths else range(len(texts))
     pool = [i for i in pool if texts[i].strip()]
     chosen = sorted(random.Random(seed).sample(pool, min(n_items, len(pool))))

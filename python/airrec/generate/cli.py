@@ -132,9 +132,9 @@ def _items(dataset: Any, args: argparse.Namespace) -> list[int] | range | None:
                     order.append(item)
         chosen = order
     if getattr(args, "missing_from", None):
-        from airrec.generate.export import import_intents
+        from airrec.kb.intents import read_intents
 
-        have = {item for item, _ in import_intents(args.missing_from)}
+        have = {r.item for r in read_intents(args.missing_from).records}
         pool = range(len(dataset.items.texts)) if chosen is None else chosen
         chosen = [i for i in pool if i not in have]
     return chosen

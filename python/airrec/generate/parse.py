@@ -29,16 +29,29 @@ Normalisation rules (they decide what the knowledge base's vocabulary looks like
   or on one letter four times or more. Small models fall into such loops; a dropped path
   sends the unit to a sampled retry instead of into the vocabulary. ``couscous`` and
   ``bonbon`` (a chunk twice) stay.
+* Glued words: a function word run into the next word without a space (``organic fruits
+  andberries``, ``recipes forummies``: the grammar lets a word continue, and the 0.5B model
+  often does) is split when the rest is a known word or two or three of 4+ letters (``and
+  berries``, ``and kitchen tools``) and otherwise cuts the phrase there (``recipes``), the way a dangling
+  function word does. "Known" means in :func:`lexicon` (English words) or in the item's
+  title (``andouille``), so real words that start with a function word (``android``,
+  ``forest``, ``without``) stay. Only ``and``/``for``/``with``/``of`` are checked: ``to``,
+  ``in``, ``the``, ``or`` begin too many product words (``toaster``, ``infuser``,
+  ``thermos``, ``oregano``) that a general lexicon lacks.
 * Duplicate paths, and paths that are a prefix of another kept path (the intent tree has the
   prefix anyway), are dropped; at most :data:`MAX_PATHS` paths are kept, in answer order.
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
+import importlib.resources
 import itertools
 import json
 import re
 import unicodedata
+from collections.abc import Set
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -53,8 +66,11 @@ __all__ = [
     "ParsedIntents",
     "format_paths",
     "is_degenerate",
+    "is_glued",
+    "lexicon",
     "normalise_phrase",
     "parse_intents",
+    "unglue",
 ]
 
 MIN_PHRASES = 2
@@ -77,6 +93,10 @@ _DANGLING = frozenset("and at by for from of or the to with".split())
 _PHRASE_SPLIT = re.compile(r"\s*(?:>|→|/)\s*")
 #: A word looping on a chunk: ``sizesizesize`` (2+ letters, 3+ times) or ``aaaa``.
 _LOOP = re.compile(r"([^\W\d_]{2,}?)\1{2,}|([^\W\d_])\2{3,}", re.UNICODE)
+#: A function word with 3+ letters run into it: ``andberries``, ``forummies``, ``oftea``.
+_GLUED = re.compile(r"(and|for|with|of)([a-z]{3,})")
+#: A glued rest splits into at most this many known words (``utensilholders`` → 2).
+_MAX_GLUED_PIECES = 3
 
 
 @dataclass
@@ -113,6 +133,79 @@ def is_degenerate(phrase: str) -> bool:
     words = phrase.split()
     # _LOOP's chunks are letters only, so one search over the phrase never spans two words.
     return any(a == b for a, b in itertools.pairwise(words)) or _LOOP.search(phrase) is not None
+
+
+@functools.cache
+def lexicon() -> frozenset[str]:
+    """English words (21,719; the whole words of all-MiniLM-L6-v2's WordPiece vocabulary),
+    shipped with the package so that parsing never depends on what else is installed."""
+    data = importlib.resources.files("airrec.generate").joinpath("lexicon.txt.gz").read_bytes()
+    lines = gzip.decompress(data).decode().splitlines()
+    return frozenset(w for w in lines if w and not w.startswith("#"))
+
+
+def _known(word: str, title_words: Set[str]) -> bool:
+    """In the title, in the lexicon, or a plural of a lexicon word of 3+ letters."""
+    if word in title_words:
+        return True
+    words = lexicon()
+    if word in words:
+        return True
+    stems = [word[:-1]] if word.endswith("s") else []
+    if word.endswith("es"):
+        stems.append(word[:-2])
+    return any(len(stem) >= 3 and stem in words for stem in stems)
+
+
+def _segment(rest: str, title_words: Set[str]) -> list[str] | None:
+    """``rest`` as one known word, or as the fewest known words of 4+ letters (at most
+    three: short pieces are where a lexicon of 21k words finds spurious splits such as
+    ``umm`` + ``ies``), or None."""
+    if _known(rest, title_words):
+        return [rest]
+    best: list[list[str] | None] = [None] * (len(rest) + 1)
+    best[0] = []
+    for end in range(4, len(rest) + 1):
+        for start in range(0, end - 3):
+            head = best[start]
+            if head is None or len(head) >= _MAX_GLUED_PIECES:
+                continue
+            piece = rest[start:end]
+            if _known(piece, title_words):
+                cand = [*head, piece]
+                current = best[end]
+                if current is None or len(cand) < len(current):
+                    best[end] = cand
+    return best[len(rest)]
+
+
+def is_glued(word: str, title_words: Set[str] = frozenset()) -> bool:
+    """Whether ``word`` is a function word run into what follows it (see the module doc)."""
+    return _GLUED.fullmatch(word) is not None and not _known(word, title_words)
+
+
+def unglue(phrase: str, title_words: Set[str] = frozenset()) -> tuple[str, bool]:
+    """Split or cut glued words in a normalised phrase; returns (phrase, whether any was).
+
+    ``fruits andberries`` → ``fruits and berries``; ``recipes forummies`` → ``recipes``
+    (the rest is no word: the phrase is cut there, as an answer cut by the word limit is);
+    a split that would make the phrase longer than :data:`MAX_WORDS` words cuts instead.
+    """
+    words = phrase.split()
+    out: list[str] = []
+    for i, word in enumerate(words):
+        match = _GLUED.fullmatch(word)
+        if match is None or _known(word, title_words):
+            out.append(word)
+            continue
+        pieces = _segment(match.group(2), title_words)
+        if pieces is not None and len(out) + 1 + len(pieces) + len(words) - i - 1 <= MAX_WORDS:
+            out += [match.group(1), *pieces]
+            continue
+        while out and out[-1] in _DANGLING:
+            out.pop()
+        return " ".join(out), True
+    return " ".join(out), len(out) != len(words)
 
 
 def format_paths(paths: list[list[str]]) -> str:
@@ -175,10 +268,14 @@ def parse_intents(text: str, title: str = "") -> ParsedIntents:
     kept: list[list[str]] = []
     for candidate in raw:
         phrases: list[str] = []
+        glued = False
         for piece in candidate:
-            phrase = normalise_phrase(piece)
+            phrase, cut = unglue(normalise_phrase(piece), title_words)
+            glued |= cut
             if phrase and (not phrases or phrases[-1] != phrase):
                 phrases.append(phrase)
+        if glued:
+            problems.append("glued word")
         if any(len(p.split()) > MAX_WORDS or len(p) > MAX_PHRASE_CHARS for p in phrases):
             problems.append("phrase too long")
             continue

@@ -12,6 +12,9 @@ judged by numbers rather than by reading a few answers:
 * ``repetition_rate``: items with a degenerate phrase (``ical ical``, ``sizesizesize``) in
   their answer, whether the parser dropped it (new answers) or it is still there (answers
   parsed before the rule existed);
+* ``glued_word_rate``: items whose answer ran a function word into the next word
+  (``organic fruits andberries``), whether the parser split or cut it (new answers) or it is
+  still there (answers parsed before the rule existed);
 * ``top_first_phrase_share``: the share of paths starting with the most common first phrase
   (one generic root such as ``home`` on half the paths flattens the tree);
 * ``paths_per_item``, ``distinct_phrases_per_level`` and ``failure_rate``.
@@ -26,11 +29,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from airrec.generate.parse import MAX_PHRASES, is_degenerate, normalise_phrase
+from airrec.generate.parse import MAX_PHRASES, is_degenerate, is_glued, normalise_phrase
 
 __all__ = ["QualityTally", "agreement", "quality_of"]
 
 _DEGENERATE = "degenerate repetition"
+_GLUED = "glued word"
 
 
 class QualityTally:
@@ -46,6 +50,7 @@ class QualityTally:
         self.example_prefix_copies = 0
         self.title_copies = 0
         self.repetitive = 0
+        self.glued = 0
         self.first_phrases: Counter[str] = Counter()
         self.levels: list[set[str]] = [set() for _ in range(MAX_PHRASES)]
 
@@ -55,10 +60,12 @@ class QualityTally:
         self.items += 1
         if _DEGENERATE in error or any(is_degenerate(x) for p in paths for x in p):
             self.repetitive += 1
+        title_words = set(normalise_phrase(title).split())
+        if _GLUED in error or any(is_glued(w, title_words) for p in paths for x in p for w in x.split()):
+            self.glued += 1
         if status != "ok" or not paths:
             self.failed += 1
             return
-        title_words = set(normalise_phrase(title).split())
         self.paths += len(paths)
         if any(tuple(p) in self._examples for p in paths):
             self.example_copies += 1
@@ -85,6 +92,7 @@ class QualityTally:
             "example_prefix_copy_rate": _rate(self.example_prefix_copies, ok),
             "title_copy_rate": _rate(self.title_copies, self.paths),
             "repetition_rate": _rate(self.repetitive, self.items),
+            "glued_word_rate": _rate(self.glued, self.items),
             "top_first_phrase": top[0][0] if top else "",
             "top_first_phrase_share": _rate(top[0][1], self.paths) if top else 0.0,
             "distinct_phrases_per_level": [len(s) for s in self.levels if s],

@@ -25,9 +25,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from airrec.errors import GenerationError
+from airrec.generate.generator import IntentGenerator, Outcome, Unit
 from airrec.generate.models import ResolvedModel
 from airrec.generate.prompts import PromptTemplate
-from airrec.generate.runner import IntentGenerator, Outcome, Unit
 
 __all__ = ["generate_in_workers"]
 

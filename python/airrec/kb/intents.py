@@ -4,10 +4,12 @@ One JSON object per line, one line per (item, behaviour) event kind::
 
     {"item": 17, "behaviour": 0, "paths": [["pets", "pet supplies", "cat bed"], ...]}
 
-The file may be gzip-compressed (``.gz``). The reader is deliberately independent of the
-generation code: the file is the contract between the two stages, so the knowledge base
-checks it itself and a malformed line fails loudly here (as :class:`~airrec.errors.DataError`
-naming file and line) instead of becoming a silent hole in the trie.
+The file may be gzip-compressed (``.gz``). This module is the file's one owner: the
+generation stage writes it with :func:`write_intents` and reads it back (a committed artifact
+to extend, a baseline to compare) with :func:`read_intents`, as the knowledge base does. The
+file is the contract between the two stages, so a malformed line fails loudly here (as
+:class:`~airrec.errors.DataError` naming file and line) instead of becoming a silent hole in
+the trie.
 
 Generation is resumable and may append a line for an (item, behaviour) that is already in the
 file (a retry, a regeneration); the later line wins, as a re-run would, and the number of such
@@ -65,6 +67,10 @@ class Intents:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def paths_by_key(self) -> dict[tuple[int, int], list[list[str]]]:
+        """``{(item, behaviour): paths}`` (lists, as JSON gives them)."""
+        return {(r.item, r.behaviour): [list(p) for p in r.paths] for r in self.records}
 
     def where(self, record: IntentRecord) -> str:
         """``file:line`` of a record, for error messages."""
@@ -170,15 +176,14 @@ def read_intents(path: str | os.PathLike[str], *, limits: IntentLimits = IntentL
 def write_intents(
     path: str | os.PathLike[str], rows: Iterable[tuple[int, int, Iterable[Iterable[str]]]]
 ) -> Path:
-    """Write ``(item, behaviour, paths)`` rows in the intents format (gzip for ``.gz``).
-
-    For fixtures and synthetic data; the generation stage has its own (resumable) writer.
-    """
+    """Write ``(item, behaviour, paths)`` rows in the intents format (gzip for ``.gz``),
+    atomically and in the order given. The gzip header carries no name or timestamp, so the
+    same rows give the same bytes (diffs of a committed file show real changes only)."""
     file = Path(path)
     lines = [
         json.dumps(
             {"item": int(i), "behaviour": int(b), "paths": [list(p) for p in paths]},
-            ensure_ascii=False,
+            ensure_ascii=False, separators=(", ", ": "),
         )
         for i, b, paths in rows
     ]

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import numpy as np
 
 __all__ = ["run_loadtest", "serve_in_subprocess", "main"]
@@ -94,6 +93,7 @@ class _Level:
 
 def _worker(base_url: str, level: _Level, worker: int, payloads: Sequence[tuple[str, dict[str, Any]]],
             ticket: Iterator[int], n: int, deadline: float, timeout_s: float) -> None:
+    import httpx  # the serve extra: imported on use, so the CLI parses without it
     with httpx.Client(base_url=base_url, timeout=timeout_s) as client:
         while time.perf_counter() < deadline:
             i = next(ticket)  # itertools.count: atomic under the GIL
@@ -118,6 +118,7 @@ def _worker(base_url: str, level: _Level, worker: int, payloads: Sequence[tuple[
 def _reload_when_half_done(base_url: str, level: _Level, n: int, path: str, deadline: float,
                            timeout_s: float, record: dict[str, Any], t_start: float,
                            admin_token: str | None) -> None:
+    import httpx  # the serve extra: imported on use, so the CLI parses without it
     level.half_way.wait(timeout=max(0.0, deadline - time.perf_counter()))
     at_request = len(level.samples)
     t0 = time.perf_counter()
@@ -192,6 +193,7 @@ def run_loadtest(
     the time cap), so requests are always in flight across the swap; ``admin_token`` is sent
     with it. Errors are counted, never raised: a non-200 answer or no answer at all is an error.
     """
+    import httpx  # the serve extra: imported on use, so the CLI parses without it
     _check_loopback(base_url)
     base_url = base_url.rstrip("/")
     if reload_level is None:
@@ -272,6 +274,7 @@ def serve_in_subprocess(bundle: str | os.PathLike[str], *, port: int | None = No
     Waits until ``/healthz`` answers. The server is stopped (SIGTERM, then SIGKILL after 10 s)
     however the block exits.
     """
+    import httpx  # the serve extra: imported on use, so the CLI parses without it
     port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "airrec.serve.server", "--bundle", os.fspath(bundle),
@@ -308,18 +311,27 @@ def serve_in_subprocess(bundle: str | os.PathLike[str], *, port: int | None = No
             proc.stderr.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m airrec.serve.loadtest --out FILE``: the whole run, server included."""
-    from airrec.engine import Engine
-    from airrec.serve.scaling import engine_thread_scaling
-    from airrec.serve.server import synthetic_bundle
-
-    p = argparse.ArgumentParser(prog="python -m airrec.serve.loadtest", description=__doc__.split("\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The load test's options, on ``airrec bench load``'s sub-parser or this module's own."""
     p.add_argument("--out", type=Path, required=True, help="where to write the JSON figures")
     p.add_argument("--levels", default=",".join(map(str, DEFAULT_LEVELS)), help="concurrency levels")
     p.add_argument("--requests", type=int, default=400, help="requests per level (at most)")
     p.add_argument("--time-cap", type=float, default=20.0, help="seconds per level (at most)")
-    args = p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m airrec.serve.loadtest --out FILE``: the whole run, server included."""
+    p = argparse.ArgumentParser(prog="python -m airrec.serve.loadtest", description=__doc__.split("\n")[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """The load test for parsed ``args`` (see :func:`add_arguments`)."""
+    from airrec.engine import Engine
+    from airrec.serve.scaling import engine_thread_scaling
+    from airrec.serve.server import synthetic_bundle
+
     levels = [int(x) for x in args.levels.split(",") if x]
 
     with tempfile.TemporaryDirectory(prefix="airrec-loadtest-") as tmp:

@@ -36,8 +36,8 @@ def synthetic_bundle(directory: str | os.PathLike[str], seed: int = 1) -> Path:
     )
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m airrec.serve.server", description=__doc__.split("\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The service's options, on ``airrec serve``'s sub-parser or this module's own."""
     p.add_argument("--bundle", type=Path, help="bundle directory (default: a synthetic one in a temp dir)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000)
@@ -53,6 +53,12 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds a reload may take before it is refused (default 120)")
     p.add_argument("--access-log", action="store_true", help="log every request (off: load tests)")
     p.add_argument("--log-level", default="warning")
+
+
+def parser() -> argparse.ArgumentParser:
+    """``python -m airrec.serve.server``'s parser (the same options as ``airrec serve``)."""
+    p = argparse.ArgumentParser(prog="python -m airrec.serve.server", description=__doc__.split("\n")[0])
+    add_arguments(p)
     return p
 
 
@@ -72,12 +78,16 @@ def admin_token(path: Path | None, p: argparse.ArgumentParser) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parses arguments, loads the bundle and serves until interrupted."""
+    p = parser()
+    serve(p.parse_args(argv), p)
+
+
+def serve(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    """Loads the bundle and serves until interrupted (``p`` reports usage errors)."""
     import uvicorn
 
     from airrec.serve.app import create_app
 
-    p = parser()
-    args = p.parse_args(argv)
     token = admin_token(args.admin_token_file, p)
     with tempfile.TemporaryDirectory(prefix="airrec-serve-") as tmp:
         bundle = args.bundle if args.bundle is not None else synthetic_bundle(tmp)
@@ -88,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                     access_log=args.access_log)
+    return 0
 
 
 if __name__ == "__main__":

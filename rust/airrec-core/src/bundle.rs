@@ -37,6 +37,14 @@ pub const MAX_ABS_VALUE: f32 = 1e4;
 /// score below ~1e31 (docs/online-path.md §0).
 pub const MAX_WIDTH: usize = 4096;
 
+/// Deepest trie a bundle may hold: slot types are `u8` (depth − 1 for chain nodes, then
+/// `D` for evidence and `D + 1` for the null slot, [`crate::slots::PAD_TYPE`] = 255 for
+/// padding), so `D + 1 < 255`.
+pub const MAX_DEPTH: usize = 254;
+
+/// Most domains a bundle may name: domain ids are `u8`.
+pub const MAX_DOMAINS: usize = 255;
+
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 pub struct Dims {
     pub n_nodes: usize,
@@ -265,15 +273,15 @@ impl Bundle {
         if d.dim > MAX_WIDTH || d.attn_dim > MAX_WIDTH {
             return Err(bad(format!("dims: dim ({}) and attn_dim ({}) must be <= {MAX_WIDTH}", d.dim, d.attn_dim)));
         }
-        if d.max_depth == 0 || d.max_depth > 254 {
-            return Err(bad(format!("dims: max_depth must be in 1..=254, got {}", d.max_depth)));
+        if d.max_depth == 0 || d.max_depth > MAX_DEPTH {
+            return Err(bad(format!("dims: max_depth must be in 1..={MAX_DEPTH}, got {}", d.max_depth)));
         }
         if d.path_slots == 0 {
             return Err(bad("dims: path_slots must be >= 1".into()));
         }
-        if d.n_domains == 0 || d.n_domains > 255 || manifest.domains.len() != d.n_domains {
+        if d.n_domains == 0 || d.n_domains > MAX_DOMAINS || manifest.domains.len() != d.n_domains {
             return Err(bad(format!(
-                "dims: n_domains {} must be 1..=255 and match the {} domain names",
+                "dims: n_domains {} must be 1..={MAX_DOMAINS} and match the {} domain names",
                 d.n_domains,
                 manifest.domains.len()
             )));

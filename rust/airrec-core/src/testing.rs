@@ -367,8 +367,8 @@ pub fn trie_depths(parent: &[i32]) -> Result<Vec<u8>> {
             p if p >= 0 && (p as usize) < n => depth[p as usize] as u32 + 1,
             p => return Err(Error::Input(format!("trie_parent[{n}] = {p}: parents must be -1 or < the node's id"))),
         };
-        if d > 254 {
-            return Err(Error::Input("the trie is deeper than 254 levels".into()));
+        if d > crate::bundle::MAX_DEPTH {
+            return Err(Error::Input(format!("the trie is deeper than {} levels", crate::bundle::MAX_DEPTH)));
         }
         depth.push(d as u8);
     }
@@ -766,11 +766,17 @@ impl SyntheticSpec {
     /// blocks of item ids, [`Composition::init`] weights and the default config.
     pub fn arrays(&self) -> Result<BundleArrays> {
         let s = self;
-        if s.depth == 0 || s.depth > 254 || s.n_nodes < s.depth || s.n_items == 0 || s.dim == 0 || s.n_heads == 0 || s.dim % s.n_heads != 0
+        if s.depth == 0
+            || s.depth > crate::bundle::MAX_DEPTH
+            || s.n_nodes < s.depth
+            || s.n_items == 0
+            || s.dim == 0
+            || s.n_heads == 0
+            || s.dim % s.n_heads != 0
         {
             return Err(Error::Config(format!("invalid synthetic spec {s:?}")));
         }
-        if s.n_domains == 0 || s.n_domains > s.n_items.min(255) {
+        if s.n_domains == 0 || s.n_domains > s.n_items.min(crate::bundle::MAX_DOMAINS) {
             return Err(Error::Config(format!("need 1 <= n_domains <= min(n_items, 255), got {}", s.n_domains)));
         }
         let mut rng = Rng::new(s.seed);

@@ -498,6 +498,8 @@ fn _airrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(config_limits, m)?)?;
     m.add("MAX_ABS_VALUE", airrec_core::bundle::MAX_ABS_VALUE)?;
     m.add("MAX_WIDTH", airrec_core::bundle::MAX_WIDTH)?;
+    m.add("MAX_DEPTH", airrec_core::bundle::MAX_DEPTH)?;
+    m.add("MAX_DOMAINS", airrec_core::bundle::MAX_DOMAINS)?;
     m.add("MAX_CHAIN_DEPTH", airrec_core::config::MAX_CHAIN_DEPTH_LIMIT)?;
     m.add("FORMAT_VERSION", airrec_core::FORMAT_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
