@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from airrec.generate.parse import (
     MAX_INPUT_CHARS,
+    clean_phrase,
     is_degenerate,
     is_glued,
     lexicon,
-    normalise_phrase,
     parse_intents,
     unglue,
 )
@@ -57,12 +57,12 @@ def test_oversized_answer_is_cut_and_bounded() -> None:
 
 
 def test_normalisation() -> None:
-    assert normalise_phrase('  "Pet   Supplies!" ') == "pet supplies"
-    assert normalise_phrase("[Tea & Coffee]") == "tea and coffee"
-    assert normalise_phrase("Café au lait") == "café au lait"
-    assert normalise_phrase("decorative items for") == "decorative items"
-    assert normalise_phrase("salt and") == "salt" and normalise_phrase("and") == ""
-    assert normalise_phrase("ＦＵＬＬ width") == "full width"  # NFKC
+    assert clean_phrase('  "Pet   Supplies!" ') == "pet supplies"
+    assert clean_phrase("[Tea & Coffee]") == "tea and coffee"
+    assert clean_phrase("Café au lait") == "café au lait"
+    assert clean_phrase("decorative items for") == "decorative items"
+    assert clean_phrase("salt and") == "salt" and clean_phrase("and") == ""
+    assert clean_phrase("ＦＵＬＬ width") == "full width"  # NFKC
     got = parse_intents("Food > Café > Crème Brûlée", "x")
     assert got.paths == [["food", "café", "crème brûlée"]]
 
@@ -108,7 +108,7 @@ def test_degenerate_repeats_are_dropped() -> None:
 
 def test_real_words_are_not_degenerate() -> None:
     for phrase in ["couscous", "bonbon treats", "assessment", "bookkeeping", "tea for two"]:
-        assert not is_degenerate(normalise_phrase(phrase)), phrase
+        assert not is_degenerate(clean_phrase(phrase)), phrase
     assert is_degenerate("mahi mahi")  # a word twice in a row is dropped, knowingly
     assert parse_intents("groceries > grains > couscous").paths == [
         ["groceries", "grains", "couscous"]

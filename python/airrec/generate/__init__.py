@@ -14,7 +14,7 @@ from airrec.generate.bench import bench_generate
 from airrec.generate.cache import IntentCache, cache_key, merge_caches, parse_shard, shard_of
 from airrec.generate.export import export_intents
 from airrec.generate.models import PRESETS, ResolvedModel, model_cache_dir, resolve_model
-from airrec.generate.parse import ParsedIntents, normalise_phrase, parse_intents
+from airrec.generate.parse import ParsedIntents, clean_phrase, parse_intents
 from airrec.generate.prompts import DEFAULT_PROMPT, Example, PromptTemplate, load_prompt
 from airrec.generate.quality import QualityTally, quality_of
 from airrec.generate.runner import (
@@ -46,7 +46,7 @@ __all__ = [
     "load_prompt",
     "merge_caches",
     "model_cache_dir",
-    "normalise_phrase",
+    "clean_phrase",
     "parse_intents",
     "parse_shard",
     "quality_of",

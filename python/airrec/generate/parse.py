@@ -8,8 +8,8 @@ list of lists), and never raises on bad input: it returns a :class:`ParsedIntent
 
 Normalisation rules (they decide what the knowledge base's vocabulary looks like):
 
-* NFKC, lowercase; a lone ``&`` becomes ``and``; characters other than letters, digits,
-  spaces, ``'``, ``&`` and ``-`` become spaces (quotes, brackets, commas, stray JSON);
+* The knowledge base's canonical form first (NFKC, HTML entities, lowercase); a lone
+  ``&`` becomes ``and``; characters other than letters, digits, spaces, ``'``, ``&`` and ``-`` become spaces (quotes, brackets, commas, stray JSON);
   whitespace collapses; trailing function words go (``decorative items for`` → ``decorative
   items``: the word limit cut the phrase, and the stem is what was meant).
 * A phrase has 1–:data:`MAX_WORDS` words and at most :data:`MAX_PHRASE_CHARS` characters.
@@ -54,6 +54,8 @@ import unicodedata
 from collections.abc import Set
 from dataclasses import dataclass, field
 
+from airrec.kb.trie import normalise_phrase
+
 __all__ = [
     "MAX_INPUT_CHARS",
     "MAX_PATHS",
@@ -68,7 +70,7 @@ __all__ = [
     "is_degenerate",
     "is_glued",
     "lexicon",
-    "normalise_phrase",
+    "clean_phrase",
     "parse_intents",
     "unglue",
 ]
@@ -116,10 +118,15 @@ class ParsedIntents:
         return "; ".join(self.problems) if self.problems else ""
 
 
-def normalise_phrase(text: str) -> str:
-    """Lowercase, punctuation-free, single-spaced form of one phrase ('' if nothing left)."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = _NOT_KEPT.sub(" ", text)
+def clean_phrase(text: str) -> str:
+    """The parser's form of one phrase ('' if nothing is left): the knowledge base's
+    canonical form (:func:`airrec.kb.trie.normalise_phrase`: NFKC, entities, lowercase),
+    then punctuation to spaces, ``&`` to ``and`` and no dangling function word at the end.
+
+    Stricter than the canonical form because it cleans what a small model wrote, not what a
+    user curated: a phrase it returns is already canonical, so the trie keeps it as is.
+    """
+    text = _NOT_KEPT.sub(" ", normalise_phrase(text))
     words = ["and" if w == "&" else w.strip("'&-") for w in _SPACES.split(text)]
     words = [w for w in words if w]
     while words and words[-1] in _DANGLING:
@@ -270,7 +277,7 @@ def parse_intents(text: str, title: str = "") -> ParsedIntents:
         phrases: list[str] = []
         glued = False
         for piece in candidate:
-            phrase, cut = unglue(normalise_phrase(piece), title_words)
+            phrase, cut = unglue(clean_phrase(piece), title_words)
             glued |= cut
             if phrase and (not phrases or phrases[-1] != phrase):
                 phrases.append(phrase)

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from airrec.generate.parse import MAX_PHRASES, is_degenerate, is_glued, normalise_phrase
+from airrec.generate.parse import MAX_PHRASES, clean_phrase, is_degenerate, is_glued
 
 __all__ = ["QualityTally", "agreement", "quality_of"]
 
@@ -41,7 +41,7 @@ class QualityTally:
     """Running counts of the quality report over (title, paths, status, error) answers."""
 
     def __init__(self, example_paths: Iterable[Sequence[str]] = ()) -> None:
-        self._examples = {tuple(normalise_phrase(x) for x in p) for p in example_paths}
+        self._examples = {tuple(clean_phrase(x) for x in p) for p in example_paths}
         self._example_heads = {p[:2] for p in self._examples}
         self.items = 0
         self.failed = 0
@@ -60,7 +60,7 @@ class QualityTally:
         self.items += 1
         if _DEGENERATE in error or any(is_degenerate(x) for p in paths for x in p):
             self.repetitive += 1
-        title_words = set(normalise_phrase(title).split())
+        title_words = set(clean_phrase(title).split())
         if _GLUED in error or any(is_glued(w, title_words) for p in paths for x in p for w in x.split()):
             self.glued += 1
         if status != "ok" or not paths:
