@@ -169,7 +169,7 @@ def test_same_seed_same_model(cyclic: Dataset, engine: Engine, tmp_path: Path) -
     assert np.array_equal(a.scorer.score(hist, cand), b.scorer.score(hist, cand))
 
 
-@pytest.mark.parametrize("switches", [{"use_weights": False}, {"target_aware": False}])
+@pytest.mark.parametrize("switches", [{"use_weights": False}, {"target_aware": False}, {"item_intents": True}])
 def test_ablations_train_and_score(cyclic: Dataset, engine: Engine, tmp_path: Path, switches: dict[str, bool]) -> None:
     cfg = dataclasses.replace(AIR_FAST, epochs=1, negatives_cache=tmp_path)
     r = train_air(cyclic, engine, cfg, BACKBONE, variant=AIRVariant(**switches))
@@ -192,3 +192,37 @@ def test_checkpoint_round_trip(trained: object, cyclic: Dataset, engine: Engine,
     (tmp_path / "bad.pt").write_bytes(b"nope")
     with pytest.raises(InputError):
         load_air_scorer(tmp_path / "bad.pt", engine, cyclic)
+
+
+def test_item_intent_nodes_are_the_engines_event_nodes(bundle: Path) -> None:
+    from airrec.models.air import item_intent_nodes
+    from airrec.reference import Reference
+
+    arrays = load_arrays(bundle)
+    nodes = item_intent_nodes(arrays)
+    ref = Reference(arrays)
+    assert nodes.shape[0] == arrays.dims.n_items and nodes.dtype == np.int64
+    for item in (0, 17, 59):
+        row = nodes[item]
+        assert tuple(row[row >= 0].tolist()) == ref.event_nodes(item)
+        assert (row[len(ref.event_nodes(item)):] == -1).all()
+
+
+def test_item_intents_tie_items_that_share_nodes() -> None:
+    from airrec.models.sasrec import SASRec
+
+    # items 0 and 1 share both nodes, item 2 has another, item 3 has none
+    nodes = np.array([[0, 1], [1, 0], [2, -1], [-1, -1]])
+    model = SASRec(4, dim=8, max_len=5, dropout=0.0, item_nodes=nodes)
+    with torch.no_grad():
+        model.item_emb.weight.zero_()  # only the intent part is left
+    v = model.item_vectors(torch.arange(4))
+    assert torch.allclose(v[0], v[1]) and not torch.allclose(v[0], v[2])
+    assert torch.count_nonzero(v[3]) == 0  # no intents: nothing added (the padding row is 0)
+    # a gradient through item 0 moves item 1 too: the cross-item tie
+    v[0].sum().backward()
+    assert model.node_emb is not None and model.node_emb.weight.grad is not None
+    assert torch.count_nonzero(model.node_emb.weight.grad[:2]) > 0
+    assert torch.count_nonzero(model.node_emb.weight.grad[2:]) == 0
+    with pytest.raises(InputError):
+        SASRec(4, dim=8, item_nodes=np.zeros((3, 2), np.int64))

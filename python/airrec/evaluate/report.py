@@ -140,9 +140,9 @@ SIGNIFICANCE_METRICS: tuple[str, ...] = ("HR@10", "NDCG@10")
 
 
 def default_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
-    """Every AIR model (name starting ``air``) against every other model."""
-    airs = [m for m in models if m.startswith("air")]
-    others = [m for m in models if not m.startswith("air")]
+    """Every AIR model (name starting ``air``, any case) against every other model."""
+    airs = [m for m in models if m.lower().startswith("air")]
+    others = [m for m in models if not m.lower().startswith("air")]
     return [(a, b) for a in airs for b in others]
 
 

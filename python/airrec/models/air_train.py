@@ -40,7 +40,7 @@ from airrec.errors import InputError
 from airrec.evaluate.negatives import get_negatives
 from airrec.evaluate.protocol import HistoriesLike, histories_of
 from airrec.models._seq import training_windows
-from airrec.models.air import AIRModel, AIRVariant, IntentComposition
+from airrec.models.air import AIRModel, AIRVariant, IntentComposition, item_intent_nodes
 from airrec.models.base import SequentialScorer
 from airrec.models.train import (
     EpochLog,
@@ -159,7 +159,8 @@ def build_air_model(
 
     arrays = load_arrays(engine.path, verify=False)
     text = arrays.item_vectors if variant.backbone_text else None
-    backbone, _ = build_model("sasrec-mixed", dataset, backbone_config, item_text=text)
+    nodes = item_intent_nodes(arrays) if variant.item_intents else None
+    backbone, _ = build_model("sasrec-mixed", dataset, backbone_config, item_text=text, item_nodes=nodes)
     comp = IntentComposition(arrays.composition, arrays.node_vectors, arrays.item_vectors,
                              use_weights=variant.use_weights)
     return AIRModel(backbone, comp, variant)

@@ -39,6 +39,7 @@ class SASRec(SequenceModel):
         item_domains: npt.ArrayLike | None = None,
         n_domains: int = 0,
         item_text: npt.ArrayLike | None = None,
+        item_nodes: npt.ArrayLike | None = None,
     ) -> None:
         super().__init__()
         self.n_items = n_items
@@ -63,20 +64,41 @@ class SASRec(SequenceModel):
                 raise InputError(f"item_text must be [{n_items}, d], got {tuple(text.shape)}")
             self.register_buffer("token_text", torch.cat([text.new_zeros(OFFSET, text.shape[1]), text]), persistent=False)
             self.text_proj = nn.Linear(text.shape[1], dim, bias=False)
+        self.node_emb: nn.Embedding | None = None
+        if item_nodes is not None:
+            # Item-side intents: each item's intent-trie nodes (leaves and their ancestors,
+            # ``-1`` padded, ``[n_items, K]``) get learned embeddings whose mean is added to the
+            # ID embedding. Items that share intent nodes share parameters, across domains: a
+            # Kitchen item and a Food item under ``baking`` move together, and an item rare in
+            # training borrows from its intents.
+            nodes = torch.as_tensor(np.array(item_nodes, dtype=np.int64))
+            if nodes.ndim != 2 or nodes.shape[0] != n_items:
+                raise InputError(f"item_nodes must be [{n_items}, K], got {tuple(nodes.shape)}")
+            n_nodes = int(nodes.max()) + 1 if nodes.numel() else 0
+            pad_row = torch.full((OFFSET, nodes.shape[1]), -1, dtype=torch.int64)
+            table = torch.cat([pad_row, nodes])
+            self.register_buffer("token_node_count", (table >= 0).sum(-1, keepdim=True).clamp_min(1), persistent=False)
+            self.register_buffer("token_nodes", torch.where(table >= 0, table, n_nodes), persistent=False)
+            self.node_emb = nn.Embedding(n_nodes + 1, dim, padding_idx=n_nodes)
         self.blocks = nn.TransformerEncoder(layer, n_blocks, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
         # Small embeddings: initial scores near 0, so sampled-softmax starts near uniform.
-        for emb in (self.item_emb, self.pos_emb, self.dom_emb):
+        for emb in (self.item_emb, self.pos_emb, self.dom_emb, self.node_emb):
             if emb is not None:
                 nn.init.normal_(emb.weight, std=dim**-0.5)
         with torch.no_grad():
             self.item_emb.weight[PAD].zero_()
+            if self.node_emb is not None:
+                self.node_emb.weight[-1].zero_()
 
     def _embed(self, tokens: Tensor) -> Tensor:
         e: Tensor = self.item_emb(tokens)
         if self.text_proj is not None:
             e = e + self.text_proj(self.get_buffer("token_text")[tokens])
+        if self.node_emb is not None:
+            nodes = self.get_buffer("token_nodes")[tokens]
+            e = e + self.node_emb(nodes).sum(-2) / self.get_buffer("token_node_count")[tokens]
         return e
 
     def states(self, tokens: Tensor) -> Tensor:

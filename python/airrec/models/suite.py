@@ -13,11 +13,14 @@ Model names (``--models``):
 ``sasrec-mixed``           SASRec over the mixed sequence (= AIR's backbone without intents)
 ``air-backbone``           AIR's backbone alone (only differs from ``sasrec-mixed`` with
                            ``AIRVariant.backbone_text``; not part of ``all``)
+``sasrec-intents``         SASRec-mixed whose item embeddings add learned embeddings of the
+                           item's intent nodes (item-side intents only; not part of ``all``)
 ``air``                    AIR: SASRec-mixed + the engine's intents (main bundle)
 ``air-no-weights``         ablation: no tree weighting (no ``ln w``, no walk bias, no decay)
 ``air-no-target``          ablation: no target-aware retrieval (mean of the tree's nodes)
 ``air-random``             ablation: random intents (another item's LLM answer; own bundle)
 ``air-smollm2``            ablation: SmolLM2-135M intents instead of Qwen 0.5B (own bundle)
+``air-item-intents``       lever: AIR with item-side intents in its backbone too (not in ``all``)
 =========================  ===============================================================
 
 ``air`` is exported: its trained composition and score head replace the bundle's
@@ -56,6 +59,8 @@ MODEL_NAMES: dict[str, str] = {
     "air-no-target": "AIR w/o target-aware retrieval",
     "air-random": "AIR with random intents",
     "air-smollm2": "AIR with SmolLM2 intents",
+    "sasrec-intents": "SASRec (mixed) + item intents",
+    "air-item-intents": "AIR + item intents",
 }
 #: AIR models: (bundle key, variant switches).
 AIR_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -64,13 +69,18 @@ AIR_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "air-no-target": ("main", {"target_aware": False}),
     "air-random": ("random", {}),
     "air-smollm2": ("smollm2", {}),
+    "air-item-intents": ("main", {"item_intents": True}),
 }
 BASELINES = ("gru4rec", "sasrec-target", "sasrec-mixed")
 #: What ``--models all`` means.
-ALL_MODELS: tuple[str, ...] = tuple(m for m in MODEL_NAMES if m != "air-backbone")
+ALL_MODELS: tuple[str, ...] = tuple(
+    m for m in MODEL_NAMES if m not in ("air-backbone", "sasrec-intents", "air-item-intents")
+)
 #: Full ranking (``full_ranking=True``) skips the ablations: scoring a whole domain through the
 #: engine costs minutes per model, and the ablations are compared on the sampled protocol.
-ABLATION_NAMES = frozenset(MODEL_NAMES[m] for m in [*AIR_VARIANTS, "air-backbone"] if m != "air")
+ABLATION_NAMES = frozenset(
+    MODEL_NAMES[m] for m in [*AIR_VARIANTS, "air-backbone"] if m not in ("air", "air-item-intents")
+)
 
 
 @dataclass
@@ -201,15 +211,15 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
     from airrec.evaluate.negatives import get_negatives
     from airrec.evaluate.protocol import EvalResult, Scorer, evaluate
     from airrec.evaluate.report import write_report
-    from airrec.models.air import AIRVariant
+    from airrec.models.air import AIRVariant, item_intent_nodes
     from airrec.models.air_train import AIRTrainConfig, train_air
     from airrec.models.plots import plot_training
     from airrec.models.train import TrainConfig, train_model
 
     models = parse_models(opts.models)
     for m in models:
-        if m == "air-backbone" and "main" not in opts.bundles:
-            raise InputError("air-backbone needs the 'main' bundle (its item vectors)")
+        if m in ("air-backbone", "sasrec-intents") and "main" not in opts.bundles:
+            raise InputError(f"{m} needs the 'main' bundle (its item vectors or intents)")
         if m in AIR_VARIANTS and AIR_VARIANTS[m][0] not in opts.bundles:
             raise InputError(f"{m} needs the {AIR_VARIANTS[m][0]!r} bundle")
     if not opts.seeds:
@@ -236,12 +246,14 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
         base_cfg = TrainConfig(epochs=opts.epochs, seed=seed, eval_seed=opts.negatives_seed, negatives_cache=cache,
                                eval_negatives=opts.negatives,
                                progress=opts.progress)
-        if m in BASELINES or m == "air-backbone":
-            text = None
+        if m in BASELINES or m in ("air-backbone", "sasrec-intents"):
+            text = nodes = None
             if m == "air-backbone" and AIRVariant().backbone_text:
                 text = load_arrays(opts.bundles["main"], verify=False).item_vectors
-            kind = "sasrec-mixed" if m == "air-backbone" else m
-            t = train_model(kind, dataset, base_cfg, item_text=text, name=MODEL_NAMES[m])
+            if m == "sasrec-intents":
+                nodes = item_intent_nodes(load_arrays(opts.bundles["main"], verify=False))
+            kind = m if m in BASELINES else "sasrec-mixed"
+            t = train_model(kind, dataset, base_cfg, item_text=text, item_nodes=nodes, name=MODEL_NAMES[m])
             return evaluate_all(t.scorer, MODEL_NAMES[m], seed), {**t.to_dict(), "model": MODEL_NAMES[m], "seed": seed}
         key, switches = AIR_VARIANTS[m]
         if key not in engines:

@@ -121,12 +121,14 @@ class TrainResult:
 
 
 def build_model(
-    kind: str, dataset: Dataset, config: TrainConfig, *, item_text: npt.ArrayLike | None = None
+    kind: str, dataset: Dataset, config: TrainConfig, *, item_text: npt.ArrayLike | None = None,
+    item_nodes: npt.ArrayLike | None = None,
 ) -> tuple[SequenceModel, HistoryView]:
     """The untrained network of ``kind`` and the history view it is trained and scored on.
 
     ``item_text`` (SASRec only): frozen per-item text vectors added, projected, to the ID
-    embeddings."""
+    embeddings. ``item_nodes`` (SASRec only): each item's intent-trie nodes
+    (:func:`airrec.models.intents.item_intent_nodes`), whose learned embeddings are added."""
     if kind in ("sasrec-mixed", "sasrec-target"):
         mixed = kind == "sasrec-mixed"
         use_dom = mixed and config.domain_embedding
@@ -134,7 +136,7 @@ def build_model(
             dataset.n_items, dim=config.dim, n_blocks=config.n_blocks, n_heads=config.n_heads,
             max_len=config.max_len, dropout=config.dropout,
             item_domains=dataset.items.domains if use_dom else None, n_domains=dataset.n_domains,
-            item_text=item_text,
+            item_text=item_text, item_nodes=item_nodes,
         )
         return model, "mixed" if mixed else "target-only"
     if kind == "gru4rec":
@@ -257,11 +259,12 @@ def valid_hr10(scorer: Scorer, dataset: Dataset, negatives: IntArray) -> tuple[f
 
 def train_model(
     kind: str, dataset: Dataset, config: TrainConfig = TrainConfig(), *, item_text: npt.ArrayLike | None = None,
-    name: str | None = None,
+    item_nodes: npt.ArrayLike | None = None, name: str | None = None,
 ) -> TrainResult:
     """Train ``kind`` on ``dataset.train``, select the epoch on valid HR@10, return the best.
 
-    ``item_text``: see :func:`build_model`; ``name`` labels the scorer (default: the kind's)."""
+    ``item_text``, ``item_nodes``: see :func:`build_model`; ``name`` labels the scorer
+    (default: the kind's)."""
     from tqdm.auto import tqdm  # type: ignore[import-untyped, unused-ignore]
 
     if config.threads is not None:
@@ -271,7 +274,7 @@ def train_model(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     device = torch.device(config.device)
-    model, view = build_model(kind, dataset, config, item_text=item_text)
+    model, view = build_model(kind, dataset, config, item_text=item_text, item_nodes=item_nodes)
     model.to(device)
     name = name or MODEL_NAMES.get(kind, kind)
     scorer = SequentialScorer(model, dataset.items.domains, view=view, max_len=config.max_len, name=name, device=device)
