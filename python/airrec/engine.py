@@ -191,7 +191,8 @@ class Histories:
         lengths = np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories))
         offsets = np.zeros(len(histories) + 1, np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        flat = [i for h in histories for i in h]
+        # Each id checked as an id (no 1.5, '3', True or None; int64 range), not cast by NumPy.
+        flat = [_as_id(i, "histories item") for h in histories for i in h]
         return cls.from_arrays(offsets, np.asarray(flat, dtype=np.int64))
 
 
@@ -362,11 +363,12 @@ class Engine:
         return self._engine.manifest_sha256
 
     def phrase(self, node: int) -> str:
-        return self._engine.phrase(int(node))
+        """The phrase of a trie node."""
+        return self._engine.phrase(_as_id(node, "node"))
 
     def path_text(self, node: int) -> str:
         """``root > ... > node`` for a trie node."""
-        return self._engine.path_text(int(node))
+        return self._engine.path_text(_as_id(node, "node"))
 
     def __repr__(self) -> str:
         return repr(self._engine)
@@ -413,9 +415,8 @@ class Engine:
 
     def explain(self, user: TreeLike, candidate: int) -> Explanation:
         """Chains (with phrases), evidence events and attention behind one candidate's score."""
-        if isinstance(candidate, bool) or not isinstance(candidate, (int, np.integer)):
-            raise InputTypeError(f"candidate must be an item id (int), got {type(candidate).__name__}")
-        d = self._engine.explain(self._tree_of(user), int(candidate))
+        candidate = _as_id(candidate, "candidate")
+        d = self._engine.explain(self._tree_of(user), candidate)
         return Explanation(
             candidate=int(candidate),
             score=float(d["score"]),
@@ -451,6 +452,10 @@ class Engine:
     def _histories(self, histories: Histories, n_threads: int | None) -> Histories:
         if not isinstance(histories, Histories):
             raise InputTypeError("histories must be an airrec.Histories (see Histories.from_arrays)")
+        # A Histories built directly (not through from_arrays) gets the same checks here, so
+        # a wrong dtype is an InputTypeError, not the binding's TypeError.
+        histories = Histories.from_arrays(histories.offsets, histories.items, histories.behaviours,
+                                          histories.timestamps)
         if n_threads is not None and _check_k(n_threads, "n_threads") == 0:
             raise InputError("n_threads must be >= 1")
         return histories
