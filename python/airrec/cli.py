@@ -63,7 +63,8 @@ def _add_training_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
                    help="comma-separated from popularity, gru4rec, sasrec-target, sasrec-mixed, air, "
-                   "air-no-weights, air-no-target, air-random, air-smollm2; or 'all' "
+                   "air-no-weights, air-no-target, air-random, air-smollm2 (these are 'all'), "
+                   "air-backbone, sasrec-intents, air-item-intents "
                    f"(default: {','.join(DEFAULT_MODELS)})")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S",
                    help="training seeds; several give mean ± std (default: 0)")
