@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airrec._files import sha256_file
+from airrec._files import sha256_file, write_json_atomic
 
 log = logging.getLogger("airrec.run")
 
@@ -141,6 +141,7 @@ def build(dataset: Any, intents: Path, opts: RunOptions, name: str = "bundle") -
         cache_dir=default_cache_dir(), overwrite=True, progress=True,
     )
     log.info("bundle:\n%s", report.summary())
+    write_json_atomic(opts.work_dir / f"{name}.report.json", report.to_json())  # trie stats, merges
     stamp.write_text(json.dumps(inputs))
     return out
 
