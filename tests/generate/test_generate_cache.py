@@ -325,3 +325,16 @@ def test_unloadable_gguf_is_a_model_error(tmp_path: Path, monkeypatch: pytest.Mo
     bad.write_bytes(b"GGUF" + b"\xff" * 4096)
     with pytest.raises(ModelError, match="could not load"):
         IntentGenerator(bad)
+
+
+def test_export_parses_cached_answers_again(tmp_path: Path, items: list) -> None:
+    # the cache row's paths were parsed by an older parser; the raw answer is what counts
+    ds = fake_dataset(items)
+    [unit] = units_for(items[:1], model_sha=SHA, prompt_key=DEFAULT_PROMPT.key)
+    [row] = rows_for([unit])
+    row = replace(row, paths=[["food", "fruits andberries"]], raw="food > fruits andberries\n")
+    with IntentCache(tmp_path / "c.sqlite") as cache:
+        cache.put_many([row])
+    out = tmp_path / "i.jsonl.gz"
+    assert export_intents(tmp_path / "c.sqlite", ds, out) == 1
+    assert read_intents(out).paths_by_key()[(100, 0)] == [["food", "fruits and berries"]]

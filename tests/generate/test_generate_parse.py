@@ -159,3 +159,15 @@ def test_parser_unglues_and_says_so() -> None:
     assert parse_intents("food > sausages > andouille sausage", title).paths == [
         ["food", "sausages", "andouille sausage"]
     ]
+
+
+def test_apostrophe_and_hyphen_glue() -> None:
+    assert unglue("stainless steel canteen'ry'ware'ry") == ("stainless steel canteen", True)
+    assert unglue("neck pillows fortravelers'needs") == ("neck pillows for travelers", True)
+    assert unglue("white boxes for-decoration'ies") == ("white boxes for decoration", True)
+    assert unglue("recipes''s''s") == ("recipes", True)
+    assert unglue("children's toys") == ("children's toys", False)  # a possessive stays
+    assert unglue("pasta d'oro") == ("pasta d'oro", False)  # a short head is a real elision
+    assert unglue("k-cups and pre-seasoned") == ("k-cups and pre-seasoned", False)
+    assert is_glued("canteen'ry") and is_glued("for-flips") and not is_glued("k-cups")
+    assert unglue("gift boxes and-carefully-hand") == ("gift boxes", True)  # too long to split: cut

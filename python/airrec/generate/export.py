@@ -34,10 +34,11 @@ def export_intents(
     and ``prompt_key``. ``fallback`` is an existing intents file whose lines are kept for
     the (item, behaviour) pairs the cache has no answer for: a partial regeneration (one
     shard of a catalogue run, a new prompt on some items) then extends or updates a
-    committed file instead of truncating it. ``out_path`` may be ``fallback`` itself. Kept
-    lines pass through today's parser again (with their item's title), so a parser rule
-    added after they were generated (e.g. glued words) reaches them too; the parser leaves
-    a clean line as it is, and a line it empties is dropped (the item is then missing and
+    committed file instead of truncating it. ``out_path`` may be ``fallback`` itself. Cached
+    answers are parsed again from their raw text and kept lines pass through today's parser
+    again (with their item's title), so a parser rule added after they were generated (e.g.
+    glued words) reaches them too; the parser leaves a clean line as it is, and a line it
+    empties is dropped (the item is then missing and
     ``--missing-from`` regenerates it). Returns the number of lines written.
     """
     kept = (
@@ -65,7 +66,11 @@ def export_intents(
             for item, th in enumerate(hashes):
                 row = db.get(cache_key(sha, pkey, behaviour, th))
                 if row is not None and row.status == "ok" and row.paths:
-                    rows[(item, b)] = row.paths
+                    # Today's parser over the raw answer: a rule added after generation
+                    # reaches cached answers as it reaches kept lines.
+                    paths = parse_intents(row.raw, texts[item]).paths if row.raw else row.paths
+                    if paths:
+                        rows[(item, b)] = paths
     finally:
         if own:
             db.close()

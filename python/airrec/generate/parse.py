@@ -37,7 +37,9 @@ Normalisation rules (they decide what the knowledge base's vocabulary looks like
   title (``andouille``), so real words that start with a function word (``android``,
   ``forest``, ``without``) stay. Only ``and``/``for``/``with``/``of`` are checked: ``to``,
   ``in``, ``the``, ``or`` begin too many product words (``toaster``, ``infuser``,
-  ``thermos``, ``oregano``) that a general lexicon lacks.
+  ``thermos``, ``oregano``) that a general lexicon lacks. Words glued by a stray apostrophe
+  lose the tail (``canteen'ry'ware'ry`` → ``canteen``; a possessive ``'s`` stays) and a
+  function word's hyphen becomes a space (``for-decoration`` → ``for decoration``).
 * Duplicate paths, and paths that are a prefix of another kept path (the intent tree has the
   prefix anyway), are dropped; at most :data:`MAX_PATHS` paths are kept, in answer order.
 """
@@ -96,6 +98,7 @@ _PHRASE_SPLIT = re.compile(r"\s*(?:>|→|/)\s*")
 #: A word looping on a chunk: ``sizesizesize`` (2+ letters, 3+ times) or ``aaaa``.
 _LOOP = re.compile(r"([^\W\d_]{2,}?)\1{2,}|([^\W\d_])\2{3,}", re.UNICODE)
 #: A function word with 3+ letters run into it: ``andberries``, ``forummies``, ``oftea``.
+_GLUE_HEADS = ("and", "for", "with", "of")
 _GLUED = re.compile(r"(and|for|with|of)([a-z]{3,})")
 #: A glued rest splits into at most this many known words (``utensilholders`` → 2).
 _MAX_GLUED_PIECES = 3
@@ -186,9 +189,28 @@ def _segment(rest: str, title_words: Set[str]) -> list[str] | None:
     return best[len(rest)]
 
 
+def _marked_glue(word: str) -> list[str] | None:
+    """Words glued by an apostrophe or a hyphen, unglued, or None if there are none:
+    ``canteen'ry'ware'ry`` → ``canteen`` (an apostrophe tail other than a possessive ``s``
+    is a loop, not English), ``for-decoration`` → ``for decoration``."""
+    head, apostrophe, tail = word.partition("'")
+    cut = bool(apostrophe and len(head) >= 3 and tail != "s")  # "d'oro", "o'clock" stay
+    if cut:
+        word = head
+    first, hyphen, rest = word.partition("-")
+    if hyphen and first in _GLUE_HEADS and rest:
+        return [first, *(w for w in rest.split("-") if w)]
+    return [word] if cut else None
+
+
 def is_glued(word: str, title_words: Set[str] = frozenset()) -> bool:
-    """Whether ``word`` is a function word run into what follows it (see the module doc)."""
-    return _GLUED.fullmatch(word) is not None and not _known(word, title_words)
+    """Whether ``word`` runs words together: a function word run into the next word, or
+    words joined by a stray apostrophe or a function word's hyphen (see the module doc)."""
+    if word in title_words:
+        return False
+    return _marked_glue(word) is not None or (
+        _GLUED.fullmatch(word) is not None and not _known(word, title_words)
+    )
 
 
 def unglue(phrase: str, title_words: Set[str] = frozenset()) -> tuple[str, bool]:
@@ -196,9 +218,22 @@ def unglue(phrase: str, title_words: Set[str] = frozenset()) -> tuple[str, bool]
 
     ``fruits andberries`` → ``fruits and berries``; ``recipes forummies`` → ``recipes``
     (the rest is no word: the phrase is cut there, as an answer cut by the word limit is);
-    a split that would make the phrase longer than :data:`MAX_WORDS` words cuts instead.
+    ``canteen'ry'ware'ry`` → ``canteen``; ``pillows fortravelers'needs`` → ``pillows for
+    travelers``. A split that would make the phrase longer than :data:`MAX_WORDS` words
+    cuts the phrase there instead.
     """
-    words = phrase.split()
+    words: list[str] = []
+    marked = False
+    split = phrase.split()
+    for i, word in enumerate(split):
+        pieces = None if word in title_words else _marked_glue(word)
+        if pieces is None:
+            words.append(word)
+            continue
+        marked = True
+        if len(pieces) > 1 and len(words) + len(pieces) + len(split) - i - 1 > MAX_WORDS:
+            break  # a chain too long to split (``and-carefully-hand``): cut the phrase here
+        words += pieces
     out: list[str] = []
     for i, word in enumerate(words):
         match = _GLUED.fullmatch(word)
@@ -212,7 +247,9 @@ def unglue(phrase: str, title_words: Set[str] = frozenset()) -> tuple[str, bool]
         while out and out[-1] in _DANGLING:
             out.pop()
         return " ".join(out), True
-    return " ".join(out), len(out) != len(words)
+    while out and out[-1] in _DANGLING:
+        out.pop()  # "bags for-" cut to "bags for": the dangling word goes as in clean_phrase
+    return " ".join(out), marked or out != words
 
 
 def format_paths(paths: list[list[str]]) -> str:
