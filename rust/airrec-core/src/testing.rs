@@ -367,7 +367,7 @@ pub fn trie_depths(parent: &[i32]) -> Result<Vec<u8>> {
             p if p >= 0 && (p as usize) < n => depth[p as usize] as u32 + 1,
             p => return Err(Error::Input(format!("trie_parent[{n}] = {p}: parents must be -1 or < the node's id"))),
         };
-        if d > crate::bundle::MAX_DEPTH {
+        if d as usize > crate::bundle::MAX_DEPTH {
             return Err(Error::Input(format!("the trie is deeper than {} levels", crate::bundle::MAX_DEPTH)));
         }
         depth.push(d as u8);
