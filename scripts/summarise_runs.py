@@ -1,32 +1,65 @@
-"""Copies a suite's saved runs into the repo and writes their table + paired bootstrap (10,000 resamples) per domain:
+"""Copies a suite's saved runs into the repository and writes their table and paired bootstraps.
 
     python scripts/summarise_runs.py <work>/results benches/results/food-kitchen-runs
+
+Runs are the ``runs/<model>.seed<S>.*`` files of :func:`airrec.models.suite.run_suite`; the
+summary (``summary-seed<S>.json``) holds HR@10 / NDCG@10 per domain and, for the pairs below
+that are present, a paired bootstrap over test lines (10,000 resamples) per domain and metric.
 """
-import json, sys, glob, shutil
+
+from __future__ import annotations
+
+import argparse
+import shutil
 from pathlib import Path
-from airrec.evaluate.store import load_result
+from typing import Any
+
+from airrec._files import write_json_atomic
 from airrec.evaluate.metrics import metric_values, paired_bootstrap
-src = Path(sys.argv[1]); dst = Path(sys.argv[2])
-(dst / "runs").mkdir(parents=True, exist_ok=True)
-for f in glob.glob(str(src / "runs" / "*")):
-    shutil.copy(f, dst / "runs")
-res = {Path(f).name.split(".seed")[0]: load_result(f) for f in glob.glob(str(dst / "runs" / "*.sampled.npz"))}
-table = {}
-for m, r in sorted(res.items()):
-    table[m] = {d: {k: round(v, 4) for k, v in vals.items() if k in ("HR@10", "NDCG@10")} for d, vals in r.metrics().items()}
-pairs = [(a, b) for a, b in [("air", "sasrec-mixed"), ("air-item-intents", "sasrec-mixed"), ("sasrec-intents", "sasrec-mixed"),
-         ("air-item-intents", "air"), ("air", "gru4rec"), ("air-item-intents", "gru4rec"), ("sasrec-intents", "gru4rec")]
-         if a in res and b in res]
-sig = {}
-for a, b in pairs:
-    ra, rb = res[a], res[b]
-    for d, name in enumerate(ra.domain_names):
-        mask = ra.domains == d
-        for met in ("HR@10", "NDCG@10"):
-            p = paired_bootstrap(metric_values(ra.ranks[mask], met), metric_values(rb.ranks[mask], met), n_boot=10_000)
-            sig[f"{a} vs {b} | {name} | {met}"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in p.to_dict().items() if k != "ci95"} | {"ci95": [round(x, 4) for x in p.to_dict()["ci95"]]}
-out = {"what": "seed 0, 999 sampled negatives (negatives seed 0), test split; intents artifact sha256 b52fc83b (commit df303e6 parser)",
-       "metrics": table, "paired_bootstrap": sig}
-(dst / "summary-seed0.json").write_text(json.dumps(out, indent=1) + "\n")
-for m, t in table.items(): print(m, t)
-for k, v in sig.items(): print(k, v["diff"], v["ci95"], v["p_value"])
+from airrec.evaluate.protocol import EvalResult
+from airrec.evaluate.store import load_result
+
+#: (model, against): the levers against the backbone and the strongest baseline.
+PAIRS = (
+    ("air", "sasrec-mixed"), ("air-item-intents", "sasrec-mixed"), ("sasrec-intents", "sasrec-mixed"),
+    ("air-item-intents", "air"), ("air", "gru4rec"), ("air-item-intents", "gru4rec"),
+)
+METRICS = ("HR@10", "NDCG@10")
+
+
+def _pair(a: EvalResult, b: EvalResult) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for d, name in enumerate(a.domain_names):
+        mask = a.domains == d
+        for metric in METRICS:
+            diff = paired_bootstrap(metric_values(a.ranks[mask], metric), metric_values(b.ranks[mask], metric))
+            out[f"{name} {metric}"] = diff.to_dict()
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("src", type=Path, help="a suite's output directory (holding runs/)")
+    p.add_argument("dst", type=Path, help="where runs/ and the summary go")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    (args.dst / "runs").mkdir(parents=True, exist_ok=True)
+    for f in sorted((args.src / "runs").glob("*")):
+        shutil.copy(f, args.dst / "runs")
+    results = {f.name.split(".seed")[0]: load_result(f)
+               for f in sorted((args.dst / "runs").glob(f"*.seed{args.seed}.sampled.npz"))}
+    table = {m: {d: {k: round(v, 4) for k, v in vals.items() if k in METRICS} for d, vals in r.metrics().items()}
+             for m, r in results.items()}
+    pairs = {f"{a} vs {b}": _pair(results[a], results[b]) for a, b in PAIRS if a in results and b in results}
+    write_json_atomic(args.dst / f"summary-seed{args.seed}.json",
+                      {"seed": args.seed, "protocol": "999 sampled negatives (negatives seed 0), test",
+                       "metrics": table, "paired_bootstrap": pairs})
+    for model, row in table.items():
+        print(model, row)
+    for pair, cells in pairs.items():
+        for cell, c in cells.items():
+            print(f"{pair} | {cell}: {c['diff']:+.4f} [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}] p={c['p_value']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
