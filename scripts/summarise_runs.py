@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import shutil
 from pathlib import Path
-from typing import Any
 
 from airrec._files import write_json_atomic
-from airrec.evaluate.metrics import metric_values, paired_bootstrap
-from airrec.evaluate.protocol import EvalResult
+from airrec.evaluate.report import significance
 from airrec.evaluate.store import load_result
+from airrec.models.suite import MODEL_NAMES
 
 #: (model, against): the levers against the backbone and the strongest baseline.
 PAIRS = (
@@ -25,16 +24,6 @@ PAIRS = (
     ("air-item-intents", "air"), ("air", "gru4rec"), ("air-item-intents", "gru4rec"),
 )
 METRICS = ("HR@10", "NDCG@10")
-
-
-def _pair(a: EvalResult, b: EvalResult) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for d, name in enumerate(a.domain_names):
-        mask = a.domains == d
-        for metric in METRICS:
-            diff = paired_bootstrap(metric_values(a.ranks[mask], metric), metric_values(b.ranks[mask], metric))
-            out[f"{name} {metric}"] = diff.to_dict()
-    return out
 
 
 def main() -> None:
@@ -50,15 +39,21 @@ def main() -> None:
                for f in sorted((args.dst / "runs").glob(f"*.seed{args.seed}.sampled.npz"))}
     table = {m: {d: {k: round(v, 4) for k, v in vals.items() if k in METRICS} for d, vals in r.metrics().items()}
              for m, r in results.items()}
-    pairs = {f"{a} vs {b}": _pair(results[a], results[b]) for a, b in PAIRS if a in results and b in results}
+    # Results carry the suite's row labels as model names; the one significance routine
+    # (what results.json holds) pairs them line by line.
+    present = [(MODEL_NAMES[a], MODEL_NAMES[b]) for a, b in PAIRS if a in results and b in results]
+    tests = significance(list(results.values()), present, metrics=METRICS)
+    pairs = {pair: by_split["test"][next(iter(by_split["test"]))] for pair, by_split in tests.items()}
     write_json_atomic(args.dst / f"summary-seed{args.seed}.json",
                       {"seed": args.seed, "protocol": "999 sampled negatives (negatives seed 0), test",
                        "metrics": table, "paired_bootstrap": pairs})
     for model, row in table.items():
         print(model, row)
     for pair, cells in pairs.items():
-        for cell, c in cells.items():
-            print(f"{pair} | {cell}: {c['diff']:+.4f} [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}] p={c['p_value']:.4f}")
+        for domain, by_metric in cells.items():
+            for metric, c in by_metric.items():
+                lo, hi = c["ci95"]
+                print(f"{pair} | {domain} {metric}: {c['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}] p={c['p_value']:.4f}")
 
 
 if __name__ == "__main__":

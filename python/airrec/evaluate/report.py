@@ -96,11 +96,17 @@ def _aggregate_tables(tables: Sequence[Mapping[str, Mapping[str, float]]]) -> Js
     return out
 
 
-def results_json(results: Sequence[EvalResult], meta: Mapping[str, Any] | None = None) -> Json:
-    """Merge results into the JSON layout of this module (seeds -> mean ± std)."""
+def _by_run_group(results: Sequence[EvalResult]) -> dict[tuple[str, str, str], list[EvalResult]]:
+    """Results by (model, split, protocol key): one list of runs (seeds) per table cell."""
     groups: dict[tuple[str, str, str], list[EvalResult]] = {}
     for r in results:
         groups.setdefault((r.model, r.split, protocol_key(r)), []).append(r)
+    return groups
+
+
+def results_json(results: Sequence[EvalResult], meta: Mapping[str, Any] | None = None) -> Json:
+    """Merge results into the JSON layout of this module (seeds -> mean ± std)."""
+    groups = _by_run_group(results)
     tree: Json = {}
     for (model, split, proto), runs in groups.items():
         seeds = [r.seed for r in runs]
@@ -160,11 +166,7 @@ def significance(
     Lines are paired by position: both models must have been evaluated on the same lines
     (same split file, same negatives), which the harness guarantees and this checks.
     """
-    import numpy as np
-
-    groups: dict[tuple[str, str, str], list[EvalResult]] = {}
-    for r in results:
-        groups.setdefault((r.model, r.split, protocol_key(r)), []).append(r)
+    groups = _by_run_group(results)
     out: Json = {}
     for a, b in pairs:
         for (model, split, proto), runs_a in sorted(groups.items()):
