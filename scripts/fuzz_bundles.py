@@ -124,11 +124,13 @@ def npy_header(b: Path, rng: random.Random) -> str:
 
 
 def float_values(b: Path, rng: random.Random) -> str:
-    name = rng.choice([n for n in _files(b, ".npy") if "vectors" in n or "compose" in n or "score" in n])
+    floats = ("vectors", "compose", "score", "fold_")
+    name = rng.choice([n for n in _files(b, ".npy") if any(f in n for f in floats)])
     a = np.load(b / name)
     if a.size == 0:
         return f"floats {name} (empty)"
-    value = rng.choice([np.nan, np.inf, -np.inf, 3.4e38, -1e30, 2e4, 1e-45])
+    # Small, plausible changes too: in a folded array they must be caught by the recomputation.
+    value = rng.choice([np.nan, np.inf, -np.inf, 3.4e38, -1e30, 1e15, 2e4, 1e-45, 0.5, -0.25])
     flat = a.reshape(-1)
     flat[rng.randrange(flat.size)] = value
     np.save(b / name, a)

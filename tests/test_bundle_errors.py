@@ -92,7 +92,7 @@ def test_one_flipped_byte(tiny_bundle: Path, load: Loader, name: str) -> None:
 
 
 def test_wrong_format_version(tiny_bundle: Path, load: Loader) -> None:
-    edit_manifest(tiny_bundle, lambda m: m.__setitem__("format_version", 2))
+    edit_manifest(tiny_bundle, lambda m: m.__setitem__("format_version", 1))
     with pytest.raises(BundleVersionError):
         load(tiny_bundle)
 

@@ -13,6 +13,7 @@ import pytest
 from usearch.index import Index
 
 import airrec.bundle as bundle_module
+from airrec import Engine
 from airrec.bundle import (
     ARRAY_SPECS,
     DEFAULT_CONFIG,
@@ -123,6 +124,7 @@ def test_manifest_lists_every_file_with_its_sha256(tiny_bundle: Path) -> None:
     on_disk = {p.name for p in tiny_bundle.iterdir()} - {MANIFEST}
     assert set(manifest["files"]) == on_disk
     assert {f"{name}.npy" for name in ARRAY_SPECS} | {
+        "fold_item_rows.npy", "fold_item_kv.npy", "fold_node_kv.npy",
         "index_items_0.usearch", "index_items_1.usearch", "index_leaves.usearch",
     } == on_disk
     for name, entry in manifest["files"].items():
@@ -133,7 +135,7 @@ def test_manifest_lists_every_file_with_its_sha256(tiny_bundle: Path) -> None:
 def test_manifest_header(tiny_bundle: Path) -> None:
     manifest = manifest_of(tiny_bundle)
     assert manifest["format"] == "airrec-bundle"
-    assert manifest["format_version"] == FORMAT_VERSION == 1
+    assert manifest["format_version"] == FORMAT_VERSION == 2
     assert manifest["created_by"].startswith("airrec ")
     assert set(manifest["config"]) == set(DEFAULT_CONFIG)
     assert manifest["index"] == {
@@ -285,7 +287,7 @@ def test_validate_config_fills_defaults() -> None:
 # ---- atomic writes ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("failing", ["_write_index", "_fsync_dir"])
+@pytest.mark.parametrize("failing", ["_write_files", "_check_destination"])
 def test_a_failure_mid_write_leaves_nothing(
     tmp_path: Path, tiny_inputs: dict[str, Any], monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
@@ -317,7 +319,7 @@ def test_a_failed_overwrite_keeps_the_old_bundle(
     def boom(*args: Any, **kwargs: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(bundle_module, "_write_index", boom)
+    monkeypatch.setattr(bundle_module, "_write_files", boom)
     with pytest.raises(OSError):
         write_bundle(tiny_bundle, **tiny_inputs, config={"beam_width": 1}, overwrite=True)
     assert load_arrays(tiny_bundle).config["beam_width"] == DEFAULT_CONFIG["beam_width"]
@@ -364,12 +366,15 @@ def test_reader_detects_truncation_even_without_checksums(tiny_bundle: Path) -> 
         load_arrays(tiny_bundle, verify=False)
 
 
-def test_reader_refuses_another_format_version(tiny_bundle: Path) -> None:
+@pytest.mark.parametrize("version", [1, 3])
+def test_reader_and_engine_refuse_another_format_version(tiny_bundle: Path, version: int) -> None:
     manifest = manifest_of(tiny_bundle)
-    manifest["format_version"] = 2
+    manifest["format_version"] = version
     (tiny_bundle / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(BundleVersionError):
+    with pytest.raises(BundleVersionError, match=f"version {version}"):
         load_arrays(tiny_bundle)
+    with pytest.raises(BundleVersionError, match="rebuild"):
+        Engine.load(tiny_bundle)
 
 
 def test_reader_refuses_a_directory_without_manifest(tmp_path: Path) -> None:

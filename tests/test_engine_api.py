@@ -219,7 +219,7 @@ def test_explanation_names_phrases_and_evidence(engine: Engine) -> None:
 
 
 def test_version_and_repr(engine: Engine) -> None:
-    assert airrec.__version__ and airrec.FORMAT_VERSION == 1
+    assert airrec.__version__ and airrec.FORMAT_VERSION == 2
     assert "Engine(" in repr(engine) and "UserTree(" in repr(engine.tree([1]))
 
 

@@ -8,12 +8,17 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "Engine", "UserTree", "FORMAT_VERSION", "MAX_ABS_VALUE", "MAX_CHAIN_DEPTH", "MAX_DEPTH",
-    "MAX_DOMAINS", "MAX_WIDTH",
-    "__version__", "config_limits", "validate_config",
+    "Engine", "UserTree", "FOLDED_ARRAYS", "FORMAT_VERSION", "MAX_ABS_FOLDED", "MAX_ABS_VALUE",
+    "MAX_CHAIN_DEPTH", "MAX_DEPTH", "MAX_DOMAINS", "MAX_WIDTH",
+    "__version__", "config_limits", "validate_config", "write_bundle",
 ]
 
+#: The bundle format version this build reads and writes.
 FORMAT_VERSION: int
+#: Names (without ``.npy``) of the folded arrays a v2 bundle stores.
+FOLDED_ARRAYS: list[str]
+#: Largest magnitude of a folded value.
+MAX_ABS_FOLDED: float
 __version__: str
 #: Largest magnitude of any float in a bundle (larger ones are refused at load).
 MAX_ABS_VALUE: float
@@ -32,6 +37,32 @@ def validate_config(overrides: str) -> str:
 
 def config_limits() -> dict[str, tuple[float, float]]:
     """``{setting: (low, high)}``: the inclusive range of every bounded config value."""
+
+def write_bundle(
+    dir: str | os.PathLike[str],
+    *,
+    trie_parent: npt.NDArray[np.int32],
+    trie_phrases: list[str],
+    item_path_offsets: npt.NDArray[np.int64],
+    item_path_leaves: npt.NDArray[np.int32],
+    node_vectors: npt.NDArray[np.float32],
+    item_vectors: npt.NDArray[np.float32],
+    item_domain: npt.NDArray[np.uint8],
+    domains: list[str],
+    path_slots: int,
+    composition: dict[str, npt.NDArray[np.float32]],
+    config_json: str,
+    index: tuple[int, int, int],
+    meta_json: str,
+    extra_files: list[tuple[str, bytes]],
+    created_by: str,
+) -> None:
+    """Write a bundle into ``dir`` with the engine's one writer: every array, the folded arrays
+    of format v2, the usearch indexes (connectivity, expansion_add, expansion_search), the
+    extra files and the manifest last, each fsynced. Arrays must be C-contiguous with these
+    dtypes; ``composition`` maps the ``compose_*``/``score_*`` bundle names to arrays. Bad
+    inputs raise ``InputError``/``ConfigError``; I/O failures ``BundleError``. Releases the
+    GIL. Use ``airrec.bundle.write_bundle``, which validates, stages and renames."""
 
 @final
 class UserTree:

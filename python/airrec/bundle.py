@@ -1,20 +1,26 @@
-"""Bundles: the directory the online engine serves from (format version 1).
+"""Bundles: the directory the online engine serves from (format version 2).
 
 A bundle holds everything the online path needs and nothing it has to compute: the intent
 trie, each item's cached intent paths, the node and item vectors, the composition weights,
 one usearch index per item domain and one over the trie leaves. The arrays are ``.npy`` files
 (little-endian, C order, data aligned to 64 bytes by ``np.save``) so the Rust engine can
-memory-map them; ``manifest.json`` records the format version, dimensions, configuration,
-index settings and the sha256 of every file, so a truncated or corrupted bundle is refused at
-load time instead of crashing (or silently misbehaving) at request time.
+memory-map them; version 2 also stores the folded arrays the hot path reads (per-item
+candidate rows, item and node key/value rows), so every process serving a bundle shares their
+pages. ``manifest.json`` records the format version, dimensions, configuration, index settings
+and the sha256 of every file, so a truncated or corrupted bundle is refused at load time
+instead of crashing (or silently misbehaving) at request time.
 
-The arrays and their meaning are specified in ``docs/online-path.md`` §0; this module is the
-only writer, and :func:`load_arrays` is the Python reader used by the NumPy reference and tests.
+The arrays and their meaning are specified in ``docs/online-path.md`` §0. The engine crate owns
+the format: its writer (``airrec_core::writer``, called through ``_airrec.write_bundle``)
+writes every file, the manifest included; this module validates and converts arguments with
+messages in Python's terms, stages the directory and renames it into place.
+:func:`load_arrays` is the Python reader used by the NumPy reference and tests.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -23,7 +29,6 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
@@ -49,6 +54,7 @@ __all__ = [
     "DEFAULT_INDEX",
     "FORMAT",
     "FORMAT_VERSION",
+    "FOLDED_ARRAYS",
     "CONFIG_LIMITS",
     "LEAVES_INDEX_FILE",
     "MANIFEST",
@@ -72,7 +78,10 @@ __all__ = [
 ]
 
 FORMAT: Final = "airrec-bundle"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final[int] = _airrec.FORMAT_VERSION
+#: The folded arrays of format v2, derived from the weights and vectors by the engine's writer
+#: (the engine recomputes and compares them at load; the Python reader does not need them).
+FOLDED_ARRAYS: Final[tuple[str, ...]] = tuple(_airrec.FOLDED_ARRAYS)
 MANIFEST: Final = "manifest.json"
 # Limits of the engine, read from it: slot types (depth - 1, then D for evidence and D + 1 for
 # the null slot) are uint8, so D <= 254; domains are uint8 ids; chains live in fixed arrays.
@@ -93,15 +102,17 @@ CONFIG_LIMITS: Final[dict[str, tuple[float, float]]] = dict(_airrec.config_limit
 MAX_ABS_VALUE: Final[float] = _airrec.MAX_ABS_VALUE
 MAX_WIDTH: Final[int] = _airrec.MAX_WIDTH
 
-#: usearch HNSW settings. Building is single-threaded, so the same inputs give the same index
-#: file byte for byte; ``expansion_search`` is not stored in the index file, so readers must
-#: apply it from the manifest.
+#: usearch HNSW settings. Indexes under 20,000 keys are built single-threaded, so the same
+#: inputs give the same file byte for byte; ``expansion_search`` is not stored in the index
+#: file, so readers apply it from the manifest.
 DEFAULT_INDEX: Final[dict[str, Any]] = {
     "metric": "cos",
     "connectivity": 16,
     "expansion_add": 128,
     "expansion_search": 64,
 }
+
+_log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -175,7 +186,7 @@ LEAVES_INDEX_FILE: Final = "index_leaves.usearch"
 
 
 def _required_files(dims: Dims) -> list[str]:
-    arrays = [array_file(name) for name in ARRAY_SPECS]
+    arrays = [array_file(name) for name in (*ARRAY_SPECS, *FOLDED_ARRAYS)]
     indexes = [items_index_file(k) for k in range(dims.n_domains)] + [LEAVES_INDEX_FILE]
     return arrays + indexes
 
@@ -534,7 +545,8 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise BundleVersionError(
-            f"{path} has bundle format version {version!r}; this airrec reads {FORMAT_VERSION}"
+            f"{path} has bundle format version {version!r}; this airrec reads {FORMAT_VERSION}: "
+            "rebuild it with this airrec (`airrec build`, or `airrec train` to re-export)"
         )
     dims = _manifest_dims(manifest)
     domains = manifest.get("domains")
@@ -740,7 +752,6 @@ class _Prepared:
     arrays: dict[str, npt.NDArray[Any]]
     config: dict[str, Any]
     domains: list[str]
-    leaves: I64
 
 
 def _prepare(
@@ -787,13 +798,8 @@ def _prepare(
     }
     return _Prepared(
         dims=dims, arrays=arrays, config=engine_config,
-        domains=list(domain_names), leaves=trie_leaves(parent),
+        domains=list(domain_names),
     )
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as f:
-        os.fsync(f.fileno())
 
 
 def _fsync_dir(path: Path) -> None:
@@ -802,30 +808,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_array(path: Path, array: npt.NDArray[Any], dtype: str) -> None:
-    with path.open("wb") as f:
-        np.save(f, np.ascontiguousarray(array, dtype=np.dtype(dtype)), allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _write_index(
-    path: Path, keys: I64, vectors: F32, settings: Mapping[str, Any], progress: bool
-) -> None:
-    """A usearch cosine index, built single-threaded so the file is reproducible."""
-    from usearch.index import Index
-
-    index = Index(
-        ndim=vectors.shape[1], metric="cos", dtype="f32",
-        connectivity=settings["connectivity"], expansion_add=settings["expansion_add"],
-        expansion_search=settings["expansion_search"],
-    )
-    if keys.size:
-        index.add(keys.astype(np.uint64), vectors, threads=1, log=progress)
-    index.save(str(path))
-    _fsync_file(path)
 
 
 def _airrec_version() -> str:
@@ -844,13 +826,6 @@ def _json_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    with path.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _check_extra_files(extra: Mapping[str, bytes], dims: Dims) -> dict[str, bytes]:
     """Extra files ride along checksummed; their names must be plain and not clash."""
     reserved = set(_required_files(dims)) | {MANIFEST}
@@ -862,21 +837,6 @@ def _check_extra_files(extra: Mapping[str, bytes], dims: Dims) -> dict[str, byte
             raise InputTypeError(f"extra file {name!r} must be bytes")
         out[name] = bytes(data)
     return out
-
-
-def _file_entry(path: Path) -> dict[str, Any]:
-    """A manifest ``files`` entry: the file's sha256 and size."""
-    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-
-
-def _write_manifest(root: Path, manifest: Mapping[str, Any]) -> None:
-    """Write the manifest (the last file of a bundle) and fsync the directory."""
-    with (root / MANIFEST).open("w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2, allow_nan=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    _fsync_dir(root)
 
 
 @contextmanager
@@ -895,55 +855,35 @@ def _staged(out: Path, overwrite: bool) -> Iterator[Path]:
         raise
 
 
-def _write_contents(
+def _write_files(
     root: Path, prepared: _Prepared, index: Mapping[str, Any], meta: dict[str, Any],
-    progress: bool, extra_files: Mapping[str, bytes] | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> None:
-    """Write every file into ``root`` (an empty directory), the manifest last."""
-    dims, arrays = prepared.dims, prepared.arrays
-    steps: list[tuple[str, Callable[[Path], None]]] = [
-        (array_file(name), partial(_write_array, array=arrays[name], dtype=dtype))
-        for name, (dtype, _) in ARRAY_SPECS.items()
-    ]
-    steps += [(name, partial(_write_bytes, data=data)) for name, data in (extra_files or {}).items()]
-    for k in range(dims.n_domains):
-        keys = np.flatnonzero(arrays["item_domain"] == k).astype(np.int64)
-        vectors = arrays["item_vectors"][keys]
-        steps.append((items_index_file(k), partial(
-            _write_index, keys=keys, vectors=vectors, settings=index, progress=progress)))
-    leaves = prepared.leaves
-    steps.append((LEAVES_INDEX_FILE, partial(
-        _write_index, keys=leaves, vectors=arrays["node_vectors"][leaves], settings=index,
-        progress=progress)))
-    files: dict[str, dict[str, Any]] = {}
-    with _progress(len(steps), progress) as advance:
-        for name, write in steps:
-            write(root / name)
-            files[name] = _file_entry(root / name)
-            advance(name)
-    manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "created_by": f"airrec {_airrec_version()}", "dims": dims.to_json(),
-        "domains": prepared.domains, "config": prepared.config, "index": dict(index),
-        "files": files, "meta": meta,
-    }
-    _write_manifest(root, manifest)
-
-
-@contextmanager
-def _progress(total: int, enabled: bool) -> Iterator[Callable[[str], None]]:
-    if not enabled:
-        yield lambda _name: None
-        return
-    from tqdm.auto import tqdm  # type: ignore[import-untyped]
-
-    with tqdm(total=total, desc="writing bundle", unit="file") as bar:
-
-        def advance(name: str) -> None:
-            bar.set_postfix_str(name)
-            bar.update(1)
-
-        yield advance
+    """Write every file into ``root`` (an empty directory), the manifest last, through the
+    engine's writer (which also folds the weights and builds the indexes)."""
+    arrays = prepared.arrays
+    phrases = bytes(arrays["trie_phrase_bytes"])
+    offsets = arrays["trie_phrase_offsets"]
+    _airrec.write_bundle(
+        str(root),
+        trie_parent=np.ascontiguousarray(arrays["trie_parent"], dtype=np.int32),
+        trie_phrases=[phrases[offsets[n]:offsets[n + 1]].decode("utf-8")
+                      for n in range(prepared.dims.n_nodes)],
+        item_path_offsets=np.ascontiguousarray(arrays["item_path_offsets"], dtype=np.int64),
+        item_path_leaves=np.ascontiguousarray(arrays["item_path_leaves"], dtype=np.int32),
+        node_vectors=np.ascontiguousarray(arrays["node_vectors"], dtype=np.float32),
+        item_vectors=np.ascontiguousarray(arrays["item_vectors"], dtype=np.float32),
+        item_domain=np.ascontiguousarray(arrays["item_domain"], dtype=np.uint8),
+        domains=list(prepared.domains),
+        path_slots=prepared.dims.path_slots,
+        composition={name: np.ascontiguousarray(arrays[name], dtype=np.float32)
+                     for name in _COMPOSITION_ARRAYS},
+        config_json=json.dumps(prepared.config, allow_nan=False),
+        index=(index["connectivity"], index["expansion_add"], index["expansion_search"]),
+        meta_json=json.dumps(meta, allow_nan=False),
+        extra_files=list((extra_files or {}).items()),
+        created_by=f"airrec {_airrec_version()}",
+    )
 
 
 def _check_destination(out: Path, overwrite: bool) -> None:
@@ -1029,7 +969,10 @@ def write_bundle(
     if composition is None:
         manifest_meta.setdefault("composition", {"init": "Composition.init", "seed": seed})
     with _staged(out, overwrite) as tmp:
-        _write_contents(tmp, prepared, settings, manifest_meta, progress, extras)
+        if progress:
+            _log.info("writing bundle %s (%d nodes, %d items)", out, prepared.dims.n_nodes,
+                      prepared.dims.n_items)
+        _write_files(tmp, prepared, settings, manifest_meta, extras)
     return out
 
 
@@ -1044,12 +987,13 @@ def replace_composition(
 ) -> Path:
     """A copy of bundle ``src`` at ``out_dir`` with trained composition / score-head weights.
 
-    This is how training exports into a bundle: every other file (trie, vectors, indexes,
-    extra files) is copied byte for byte, the ``compose_*``/``score_*`` arrays are rewritten
-    from ``composition`` (which must match the bundle's dims), ``config`` overrides config
-    values (e.g. the ones an ablation trained with), ``meta`` is merged into the manifest's
-    ``meta`` (e.g. ``{"composition": {"trained": True, ...}}``), and every checksum is
-    recomputed. Written to a temporary directory and renamed, like :func:`write_bundle`.
+    This is how training exports into a bundle: the trie, vectors, index settings and extra
+    files of ``src`` are kept, the ``compose_*``/``score_*`` arrays come from ``composition``
+    (which must match the bundle's dims) and the folded arrays are recomputed from them;
+    ``config`` overrides config values (e.g. the ones an ablation trained with), ``meta`` is
+    merged into the manifest's ``meta`` (e.g. ``{"composition": {"trained": True, ...}}``).
+    Written by the same writer as :func:`write_bundle`, to a temporary directory renamed
+    into place.
     """
     source = load_arrays(src)  # validates the source first
     dims = source.dims
@@ -1057,23 +1001,23 @@ def replace_composition(
     actual = (composition.dim, composition.attn_dim, composition.n_heads, composition.max_depth)
     if actual != expected:
         raise InputError(f"composition dims (dim, attn_dim, n_heads, max_depth) {actual} do not match the bundle's {expected}")
-    manifest = dict(source.manifest)
+    manifest = source.manifest
     new_config = validate_config({**manifest["config"], **dict(config or {})}, path_slots=dims.path_slots)
     merged_meta = _json_meta({**manifest.get("meta", {}), **dict(meta or {})})
     out = Path(out_dir).absolute()
     _check_destination(out, overwrite)
-    arrays = composition.arrays()
+    required = set(_required_files(dims))
+    extras = {name: (source.path / name).read_bytes()
+              for name in manifest["files"] if name not in required}
+    arrays: dict[str, npt.NDArray[Any]] = {
+        name: np.asarray(getattr(source, name)) for name in ARRAY_SPECS
+        if name not in _COMPOSITION_ARRAYS
+    }
+    prepared = _Prepared(
+        dims=dims, arrays={**arrays, **composition.arrays()}, config=new_config,
+        domains=list(source.domains),
+    )
+    settings = _index_settings(manifest["index"])
     with _staged(out, overwrite) as tmp:
-        files: dict[str, dict[str, Any]] = {}
-        for name in manifest["files"]:
-            target = tmp / name
-            stem = name[: -len(".npy")] if name.endswith(".npy") else None
-            if stem in arrays:
-                _write_array(target, arrays[stem], ARRAY_SPECS[stem][0])
-            else:
-                shutil.copyfile(source.path / name, target)
-                _fsync_file(target)
-            files[name] = _file_entry(target)
-        manifest.update(config=new_config, files=files, meta=merged_meta)
-        _write_manifest(tmp, manifest)
+        _write_files(tmp, prepared, settings, merged_meta, extras)
     return out

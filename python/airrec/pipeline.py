@@ -131,7 +131,11 @@ def build(dataset: Any, intents: Path, opts: RunOptions, name: str = "bundle") -
     from airrec.kb.embed import SentenceTransformerEmbedder
 
     out = opts.work_dir / name
-    inputs = {"intents_sha256": sha256_file(intents), "dim": opts.dim, "embedder": "minilm", "dataset": dataset.name}
+    from airrec.bundle import FORMAT_VERSION
+
+    # The format version is an input: a bundle cached by an older airrec is rebuilt, not refused.
+    inputs = {"intents_sha256": sha256_file(intents), "dim": opts.dim, "embedder": "minilm",
+              "dataset": dataset.name, "format_version": FORMAT_VERSION}
     stamp = opts.work_dir / f"{name}.inputs.json"
     if (out / "manifest.json").exists() and stamp.exists() and json.loads(stamp.read_text()) == inputs:
         log.info("bundle: up to date (%s)", out)

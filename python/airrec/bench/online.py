@@ -50,8 +50,12 @@ def cache_dir() -> Path:
 
 def synthetic_bundle(shape: Shape, seed: int = 0, directory: Path | None = None) -> Path:
     """The synthetic bundle of `shape`, generated on first use and reused afterwards."""
+    from airrec.bundle import FORMAT_VERSION
+
     path = (directory or cache_dir()) / f"synthetic-{shape.key()}-s{seed}"
-    if not (path / "manifest.json").exists():
+    manifest = path / "manifest.json"
+    # A bundle cached by another airrec version is regenerated (the engine refuses it).
+    if not manifest.exists() or json.loads(manifest.read_text()).get("format_version") != FORMAT_VERSION:
         path.parent.mkdir(parents=True, exist_ok=True)
         make_synthetic_bundle(
             path,

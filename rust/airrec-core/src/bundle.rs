@@ -1,9 +1,12 @@
 //! The on-disk bundle (docs/online-path.md §0): a directory with `manifest.json`, `.npy` arrays
-//! and usearch index files, written by `airrec.bundle.write_bundle` in Python.
+//! and usearch index files, written by [`crate::writer`] (which `airrec.bundle.write_bundle`
+//! calls from Python).
 //!
 //! Loading checks the format version, every file's size and sha256, every array's dtype and
-//! shape, index ranges, finiteness of every weight, and the trie's structure. Any mismatch is a
-//! typed [`Error`], never a panic.
+//! shape, index ranges, finiteness of every weight, the trie's structure, and that the folded
+//! arrays are what the weights give. Any mismatch is a typed [`Error`], never a panic. The
+//! arrays are memory-mapped, the folded ones included, so processes that load the same bundle
+//! share its pages.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -13,7 +16,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::compose::{ComposeWeights, Composer};
+use crate::compose::{ComposeWeights, Composer, Folded, FOLDED_ARRAYS};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::files;
@@ -22,16 +25,23 @@ use crate::index_file::Expected;
 use crate::npy::{self, Array, Element};
 use crate::trie::Trie;
 
-/// The bundle format version this build reads and writes.
-pub const FORMAT_VERSION: u64 = 1;
-const FORMAT_NAME: &str = "airrec-bundle";
-const MANIFEST: &str = "manifest.json";
+/// The bundle format version this build reads and writes. Version 2 stores the folded arrays
+/// ([`crate::compose::FOLDED_ARRAYS`]); version 1 bundles are refused with a message to rebuild
+/// or re-export them.
+pub const FORMAT_VERSION: u64 = 2;
+pub(crate) const FORMAT_NAME: &str = "airrec-bundle";
+pub(crate) const MANIFEST: &str = "manifest.json";
 
 /// Largest magnitude of any float a bundle stores (weights and vectors). Scores are sums of
 /// products of a few of them over `dim`- and `attn_dim`-wide rows: a bound this size keeps every
 /// intermediate far below `f32::MAX` at any realistic width (trained weights are O(1), vectors
 /// unit-norm), where finite-but-huge values (3.4e38 in a projection) made every score NaN.
 pub const MAX_ABS_VALUE: f32 = 1e4;
+
+/// Largest magnitude of a folded value (projections of unit vectors through weights within
+/// [`MAX_ABS_VALUE`] at widths up to [`MAX_WIDTH`] stay below ~3e13); with it every score and
+/// intent vector stays finite even when the folded arrays are not recomputed at load.
+pub const MAX_ABS_FOLDED: f32 = 1e14;
 
 /// Widest `dim` / `attn_dim` a bundle may declare; with [`MAX_ABS_VALUE`] it bounds every
 /// score below ~1e31 (docs/online-path.md §0).
@@ -223,27 +233,29 @@ impl Loader<'_> {
     }
 
     fn finite(&self, stem: &str, shape: &[Option<usize>]) -> Result<Array<f32>> {
+        self.bounded(stem, shape, MAX_ABS_VALUE)
+    }
+
+    /// A float array whose every value is finite and within ±`bound`.
+    fn bounded(&self, stem: &str, shape: &[Option<usize>], bound: f32) -> Result<Array<f32>> {
         let a: Array<f32> = self.array(stem, shape)?;
-        if let Some(pos) = a.par_iter().position_any(|v| !v.is_finite() || v.abs() > MAX_ABS_VALUE) {
+        if let Some(pos) = a.par_iter().position_any(|v| !v.is_finite() || v.abs() > bound) {
             return Err(Error::bundle(
                 self.dir.join(format!("{stem}.npy")),
-                format!(
-                    "non-finite or out-of-range value {} at flat index {pos} (bundle floats must be finite and within ±{MAX_ABS_VALUE:e})",
-                    a[pos]
-                ),
+                format!("non-finite or out-of-range value {} at flat index {pos} (must be finite and within ±{bound:e})", a[pos]),
             ));
         }
         Ok(a)
     }
 
-    /// An index file's bytes (hashed when checksums are on), parsed and loaded.
+    /// An index file, memory-mapped, hashed when checksums are on, validated and viewed.
     fn index(&self, name: &str, expected: &Expected<'_>, threads: usize, expansion_search: usize) -> Result<VectorIndex> {
         let f = self.file(name)?;
-        let bytes = f.read_all(f.len)?;
+        let map = f.map()?;
         if self.checksums {
-            check_digest(&f.path, &sha256_hex(&Sha256::digest(&bytes)), &self.entries[name])?;
+            check_digest(&f.path, &sha256_hex(&Sha256::digest(&map[..])), &self.entries[name])?;
         }
-        VectorIndex::from_bytes(&f.path, &bytes, expected, threads, expansion_search)
+        VectorIndex::from_map(&f.path, map, expected, threads, expansion_search)
     }
 }
 
@@ -380,7 +392,26 @@ impl Bundle {
         let expected = Expected { what: "a trie leaf".into(), dim: d.dim, n: trie.n_leaves(), vector: &leaf_vector };
         let leaf_index = ld.index("index_leaves.usearch", &expected, threads, ef)?;
 
-        let composer = Composer::new(weights, &node_vectors, &item_vectors, d.dim, d.n_heads);
+        let composer = Composer::new(weights, Folded::empty(), d.dim, d.n_heads);
+        let [rows, kv, nkv] = composer.expected_shapes(d.n_items, d.n_nodes).map(|s| [Some(s[0]), Some(s[1])]);
+        let folded = Folded {
+            item_rows: ld.bounded(FOLDED_ARRAYS[0], &rows, MAX_ABS_FOLDED)?,
+            item_kv: ld.bounded(FOLDED_ARRAYS[1], &kv, MAX_ABS_FOLDED)?,
+            node_kv: ld.bounded(FOLDED_ARRAYS[2], &nkv, MAX_ABS_FOLDED)?,
+        };
+        let composer = composer.with_folded(folded);
+        // The folded arrays are derived data: with checksums on they must also be what the
+        // weights give (a file edited and re-checksummed gives a typed error, not wrong scores).
+        if options.verify_checksums {
+            if let Err((name, (row, col, stored, expected))) = composer.verify_folded(&node_vectors, &item_vectors) {
+                return Err(Error::bundle(
+                    dir.join(format!("{name}.npy")),
+                    format!(
+                        "row {row}, column {col}: stored {stored}, the weights give {expected} (edited, or written for other weights?)"
+                    ),
+                ));
+            }
+        }
         Ok(Bundle {
             path: dir.to_path_buf(),
             dims: manifest.dims,

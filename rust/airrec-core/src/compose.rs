@@ -1,8 +1,9 @@
 //! Composition (docs/online-path.md §4): multi-head attention with the candidate as query over
 //! chain nodes, evidence events and a null slot, then the output projection and score head.
 //!
-//! Node and item projections never change online, so they are folded once at load time:
-//! the hot path is dot products and weighted sums over `attn_dim`-sized rows.
+//! Node and item projections never change online, so they are folded once at export
+//! ([`Composer::fold`]), stored in the bundle and memory-mapped at load: the hot path is dot
+//! products and weighted sums over `attn_dim`-sized rows.
 
 use rayon::prelude::*;
 
@@ -25,9 +26,38 @@ pub struct ComposeWeights {
     pub score_bias: Array<f32>,
 }
 
-/// Folded projections. Per item, everything that does not depend on the user is one contiguous
-/// row (`[x | q | r | type_logit | c]`, see [`CandidateView`]) so a candidate costs one
-/// prefetchable memory stream; keys and values are interleaved `[k | v]` rows.
+/// The arrays format v2 stores beside the weights (docs/online-path.md §0), in bundle order.
+pub const FOLDED_ARRAYS: [&str; 3] = ["fold_item_rows", "fold_item_kv", "fold_node_kv"];
+
+/// Folded projections, as stored in a v2 bundle and memory-mapped at load (so every process
+/// serving the same bundle shares their pages). Per item, everything that does not depend on
+/// the user is one contiguous row (`[x | q | r | type_logit | c]`, see [`CandidateView`],
+/// padded to [`Composer::row_stride`]) so a candidate costs one prefetchable memory stream;
+/// keys and values are interleaved `[k | v]` rows of `2 * attn_dim`.
+#[derive(Debug)]
+pub struct Folded {
+    /// `[n_items, row_stride]`
+    pub item_rows: Array<f32>,
+    /// `[n_items, 2 * attn_dim]`
+    pub item_kv: Array<f32>,
+    /// `[n_nodes, 2 * attn_dim]`
+    pub node_kv: Array<f32>,
+}
+
+impl Folded {
+    /// No rows (a composer before [`Composer::with_folded`]).
+    pub fn empty() -> Self {
+        let empty = || Array::from_vec(Vec::new(), vec![0, 0]);
+        Folded { item_rows: empty(), item_kv: empty(), node_kv: empty() }
+    }
+
+    /// `(bundle array name, array)` in [`FOLDED_ARRAYS`] order.
+    pub fn arrays(&self) -> [(&'static str, &Array<f32>); 3] {
+        [(FOLDED_ARRAYS[0], &self.item_rows), (FOLDED_ARRAYS[1], &self.item_kv), (FOLDED_ARRAYS[2], &self.node_kv)]
+    }
+}
+
+/// The weights plus their folded forms.
 #[derive(Debug)]
 pub struct Composer {
     pub weights: ComposeWeights,
@@ -38,11 +68,9 @@ pub struct Composer {
     pub n_types: usize,
     /// `1/sqrt(dk)`.
     pub scale: f32,
-    item_rows: Vec<f32>,
-    row_stride: usize,
-    item_kv: Vec<f32>,
-    node_kv: Vec<f32>,
-    /// `compose_wo` and `compose_type_value` in the head-interleaved basis (see [`interleave`]).
+    folded: Folded,
+    /// `compose_wo` and `compose_type_value` in the head-interleaved basis (see [`interleave`]);
+    /// a few KB, so derived at load.
     wo: Vec<f32>,
     type_value: Vec<f32>,
 }
@@ -82,64 +110,129 @@ pub struct CandidateView<'a> {
     pub c: f32,
 }
 
-fn fold_rows(rows: &[f32], d: usize, row_len: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
+fn fold_rows(rows: &[f32], d: usize, row_len: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Array<f32> {
     let n = rows.len() / d;
     let mut out = vec![0.0f32; n * row_len];
-    crate::memory::advise_huge_pages(&mut out);
     out.par_chunks_mut(row_len).zip(rows.par_chunks(d)).for_each(|(o, x)| f(x, o));
-    out
+    Array::from_vec(out, vec![n, row_len])
+}
+
+/// Why a stored folded row is not what the weights give: `(row, column, stored, expected)`.
+pub type FoldMismatch = (usize, usize, f32, f32);
+
+/// Recomputes every row of `stored` (`[n, width]`, of which the first `used` columns are
+/// checked) from `rows` (`[n, d]`) with `f`, streaming (no copy of the array), and returns the
+/// first row that differs by more than float rounding across SIMD paths:
+/// `|stored − expected| ≤ 1e-4 · (1 + max |expected|)` per row.
+fn first_mismatch(
+    stored: &[f32],
+    width: usize,
+    used: usize,
+    rows: &[f32],
+    d: usize,
+    f: impl Fn(&[f32], &mut [f32]) + Sync,
+) -> Option<FoldMismatch> {
+    stored
+        .par_chunks(width)
+        .zip(rows.par_chunks(d))
+        .enumerate()
+        .map_init(
+            || vec![0.0f32; width],
+            |buf, (i, (s, x))| {
+                f(x, buf);
+                let scale = 1.0 + buf[..used].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let bad = s[..used].iter().zip(&buf[..used]).position(|(a, b)| {
+                    let diff = (a - b).abs();
+                    !diff.is_finite() || diff > 1e-4 * scale
+                })?;
+                Some((i, bad, s[bad], buf[bad]))
+            },
+        )
+        .find_first(Option::is_some)
+        .flatten()
 }
 
 impl Composer {
-    pub fn new(weights: ComposeWeights, node_vectors: &[f32], item_vectors: &[f32], dim: usize, n_heads: usize) -> Self {
+    /// A composer over `weights` and the folded arrays `folded` (from a v2 bundle, or
+    /// [`Folded::empty`] to attach them later); shapes are the caller's to check against
+    /// [`Composer::expected_shapes`].
+    pub fn new(weights: ComposeWeights, folded: Folded, dim: usize, n_heads: usize) -> Self {
         let attn_dim = weights.wq.shape()[1];
         let head_dim = attn_dim / n_heads;
         let n_types = weights.type_key.shape()[0];
-        let mut c = Composer {
-            weights,
-            dim,
-            attn_dim,
-            n_heads,
-            head_dim,
-            n_types,
-            scale: 1.0 / (head_dim as f32).sqrt(),
-            item_rows: Vec::new(),
-            row_stride: 0,
-            item_kv: Vec::new(),
-            node_kv: Vec::new(),
-            wo: Vec::new(),
-            type_value: Vec::new(),
-        };
         let a = attn_dim;
-        let kv = |x: &[f32], o: &mut [f32]| {
-            let mut t = vec![0.0f32; a];
-            let (k, v) = o.split_at_mut(a);
-            matmul_rows(x, dim, &c.weights.wk, a, 1.0, &mut t);
-            interleave(&t, n_heads, k);
-            matmul_rows(x, dim, &c.weights.wv, a, 1.0, &mut t);
-            interleave(&t, n_heads, v);
-        };
-        let item_kv = fold_rows(item_vectors, dim, 2 * a, kv);
-        let node_kv = fold_rows(node_vectors, dim, 2 * a, kv);
-        // Round rows up to whole 64-byte cache lines.
-        let stride = c.candidate_row_len().div_ceil(16) * 16;
-        let item_rows = fold_rows(item_vectors, dim, stride, |x, o| c.fill_candidate_row(x, o));
-        c.item_kv = item_kv;
-        c.node_kv = node_kv;
         // Rows of wo are indexed by the attention basis: permute them like the vectors.
         let mut wo = vec![0.0f32; a * dim];
         for i in 0..a {
             let (h, j) = (i / head_dim, i % head_dim);
             let to = j * n_heads + h;
-            wo[to * dim..(to + 1) * dim].copy_from_slice(&c.weights.wo[i * dim..(i + 1) * dim]);
+            wo[to * dim..(to + 1) * dim].copy_from_slice(&weights.wo[i * dim..(i + 1) * dim]);
         }
-        c.wo = wo;
-        let mut tv = c.weights.type_value.to_vec();
-        interleave_rows(&mut tv, a, n_heads);
-        c.type_value = tv;
-        c.item_rows = item_rows;
-        c.row_stride = stride;
-        c
+        let mut type_value = weights.type_value.to_vec();
+        interleave_rows(&mut type_value, a, n_heads);
+        Composer { weights, dim, attn_dim, n_heads, head_dim, n_types, scale: 1.0 / (head_dim as f32).sqrt(), folded, wo, type_value }
+    }
+
+    /// Folds `weights` over the node and item vectors (what a v2 bundle stores; the writer
+    /// calls this, the loader only checks it): a composer whose folded arrays are owned.
+    pub fn fold(weights: ComposeWeights, node_vectors: &[f32], item_vectors: &[f32], dim: usize, n_heads: usize) -> Self {
+        let c = Composer::new(weights, Folded::empty(), dim, n_heads);
+        let item_kv = fold_rows(item_vectors, dim, 2 * c.attn_dim, |x, o| c.fill_kv_row(x, o));
+        let node_kv = fold_rows(node_vectors, dim, 2 * c.attn_dim, |x, o| c.fill_kv_row(x, o));
+        let item_rows = fold_rows(item_vectors, dim, c.row_stride(), |x, o| c.fill_candidate_row(x, o));
+        c.with_folded(Folded { item_rows, item_kv, node_kv })
+    }
+
+    /// This composer with `folded` attached.
+    pub fn with_folded(mut self, folded: Folded) -> Self {
+        self.folded = folded;
+        self
+    }
+
+    /// The folded arrays (to write them, or to inspect them).
+    pub fn folded(&self) -> &Folded {
+        &self.folded
+    }
+
+    /// Shapes of the folded arrays for `n_items` items and `n_nodes` nodes, in
+    /// [`FOLDED_ARRAYS`] order.
+    pub fn expected_shapes(&self, n_items: usize, n_nodes: usize) -> [[usize; 2]; 3] {
+        [[n_items, self.row_stride()], [n_items, 2 * self.attn_dim], [n_nodes, 2 * self.attn_dim]]
+    }
+
+    /// Checks, row by row and without copying, that the attached folded arrays are what the
+    /// weights give for these vectors; `Err((array name, mismatch))` names the first one that
+    /// is not (a bundle whose folded files were edited and re-checksummed).
+    pub fn verify_folded(&self, node_vectors: &[f32], item_vectors: &[f32]) -> std::result::Result<(), (&'static str, FoldMismatch)> {
+        let (d, kv) = (self.dim, 2 * self.attn_dim);
+        let f = &self.folded;
+        let rows = first_mismatch(&f.item_rows, self.row_stride(), self.candidate_row_len(), item_vectors, d, |x, o| {
+            self.fill_candidate_row(x, o)
+        });
+        let item_kv = || first_mismatch(&f.item_kv, kv, kv, item_vectors, d, |x, o| self.fill_kv_row(x, o));
+        let node_kv = || first_mismatch(&f.node_kv, kv, kv, node_vectors, d, |x, o| self.fill_kv_row(x, o));
+        let found = rows.map(|m| (FOLDED_ARRAYS[0], m)).or_else(|| item_kv().map(|m| (FOLDED_ARRAYS[1], m)));
+        match found.or_else(|| node_kv().map(|m| (FOLDED_ARRAYS[2], m))) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Width of a stored candidate row: [`Composer::candidate_row_len`] rounded up to whole
+    /// 64-byte cache lines.
+    pub fn row_stride(&self) -> usize {
+        self.candidate_row_len().div_ceil(16) * 16
+    }
+
+    /// The folded `[k | v]` row (head-interleaved) of a node or item vector `x`.
+    pub fn fill_kv_row(&self, x: &[f32], o: &mut [f32]) {
+        let a = self.attn_dim;
+        let mut t = vec![0.0f32; a];
+        let (k, v) = o[..2 * a].split_at_mut(a);
+        matmul_rows(x, self.dim, &self.weights.wk, a, 1.0, &mut t);
+        interleave(&t, self.n_heads, k);
+        matmul_rows(x, self.dim, &self.weights.wv, a, 1.0, &mut t);
+        interleave(&t, self.n_heads, v);
     }
 
     /// Length of a candidate row: `x`, `q`, `r`, type logits, `c`.
@@ -188,20 +281,20 @@ impl Composer {
 
     #[inline(always)]
     pub fn item_row(&self, item: u32) -> &[f32] {
-        let s = self.row_stride;
-        &self.item_rows[item as usize * s..item as usize * s + self.candidate_row_len()]
+        let s = self.folded.item_rows.shape()[1];
+        &self.folded.item_rows[item as usize * s..item as usize * s + self.candidate_row_len()]
     }
 
     #[inline(always)]
     pub fn node_kv(&self, node: u32) -> (&[f32], &[f32]) {
         let a = self.attn_dim;
-        self.node_kv[node as usize * 2 * a..(node as usize + 1) * 2 * a].split_at(a)
+        self.folded.node_kv[node as usize * 2 * a..(node as usize + 1) * 2 * a].split_at(a)
     }
 
     #[inline(always)]
     pub fn item_kv(&self, item: u32) -> (&[f32], &[f32]) {
         let a = self.attn_dim;
-        self.item_kv[item as usize * 2 * a..(item as usize + 1) * 2 * a].split_at(a)
+        self.folded.item_kv[item as usize * 2 * a..(item as usize + 1) * 2 * a].split_at(a)
     }
 }
 

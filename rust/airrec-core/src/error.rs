@@ -15,7 +15,9 @@ pub enum Error {
     BundleChecksum { path: PathBuf, message: String },
 
     /// The bundle declares a format version this build cannot read.
-    #[error("bundle {path}: format version {found} is not supported (this build reads {supported})")]
+    #[error(
+        "bundle {path}: format version {found} is not supported (this build reads {supported}); rebuild it with this airrec (`airrec build`, or `airrec train` to re-export)"
+    )]
     BundleVersion { path: PathBuf, found: u64, supported: u64 },
 
     /// A configuration value is out of range.

@@ -96,6 +96,19 @@ pub fn canonical_dir(dir: &Path) -> Result<PathBuf> {
 impl BundleFile {
     /// The whole file, read from its start, refusing one longer than `limit` bytes (checked on
     /// the descriptor and again while reading, since a file can grow while it is read).
+    /// The whole file, memory-mapped read-only; its length must still be the one checked
+    /// against the manifest.
+    pub fn map(&self) -> Result<memmap2::Mmap> {
+        // SAFETY: a read-only, private mapping of a regular file opened by this module. Bundle
+        // files are immutable once written (writers replace whole directories); the mapping
+        // is only read through the returned `Mmap`, like every `.npy` array of the bundle.
+        let map = unsafe { memmap2::Mmap::map(&self.file) }.map_err(|e| Error::bundle(&self.path, format!("cannot map: {e}")))?;
+        if map.len() as u64 != self.len {
+            return Err(Error::bundle(&self.path, format!("mapped {} bytes, its size is {} (changed while opened?)", map.len(), self.len)));
+        }
+        Ok(map)
+    }
+
     pub fn read_all(&self, limit: u64) -> Result<Vec<u8>> {
         if self.len > limit {
             return Err(Error::bundle(&self.path, format!("{} bytes, more than the {limit} allowed", self.len)));

@@ -2,14 +2,18 @@
 
 use std::path::Path;
 
+use memmap2::Mmap;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::error::{Error, Result};
 use crate::index_file::{validate, Expected};
 
-/// A loaded usearch index whose keys are item or node ids.
+/// A loaded usearch index whose keys are item or node ids: a read-only view of the validated,
+/// memory-mapped file, so every process serving the bundle shares its pages.
 pub struct VectorIndex {
+    // Field order is drop order: the index view goes before the map it reads.
     inner: Index,
+    _map: Mmap,
 }
 
 impl std::fmt::Debug for VectorIndex {
@@ -19,24 +23,31 @@ impl std::fmt::Debug for VectorIndex {
 }
 
 impl VectorIndex {
-    /// Loads an index from the bytes of its file after [`crate::index_file::validate`] has
-    /// checked every field a search dereferences against `expected`, so a hostile file is an
-    /// error, not undefined behaviour. Loading from the validated bytes (not the path again)
-    /// means the file cannot change between the check and the load.
-    pub fn from_bytes(path: &Path, bytes: &[u8], expected: &Expected<'_>, threads: usize, expansion_search: usize) -> Result<Self> {
+    /// Views the index in `map` (its file, memory-mapped) after [`crate::index_file::validate`]
+    /// has checked every field a search dereferences against `expected`, so a hostile file is
+    /// an error, not undefined behaviour. The view reads exactly the bytes that were validated
+    /// (the map, never the path again), so the file cannot change between the check and the
+    /// view; bundles are immutable once written (writers replace whole directories), which is
+    /// what every memory-mapped array of the bundle relies on too (docs/online-path.md §0).
+    pub fn from_map(path: &Path, map: Mmap, expected: &Expected<'_>, threads: usize, expansion_search: usize) -> Result<Self> {
         let bad = |m: String| Error::bundle(path, m);
-        validate(bytes, expected).map_err(bad)?;
+        validate(&map, expected).map_err(bad)?;
         let options =
             IndexOptions { dimensions: expected.dim, metric: MetricKind::Cos, quantization: ScalarKind::F32, ..Default::default() };
         let inner = Index::new(&options).map_err(|e| bad(format!("cannot create index: {e}")))?;
-        inner.load_from_buffer(bytes).map_err(|e| bad(format!("cannot load index: {e}")))?;
+        // SAFETY: usearch reads the view's graph and vectors from `map` for as long as `inner`
+        // lives; `map` is moved into the same struct and dropped after `inner` (field order),
+        // and it is a read-only mapping nobody writes through. `validate` checked every offset,
+        // count and slot a search follows against the buffer's length, so the view never reads
+        // outside it.
+        unsafe { inner.view_from_buffer(&map) }.map_err(|e| bad(format!("cannot view index: {e}")))?;
         // Concurrent searches each need a context; give every worker thread one.
         inner.reserve_capacity_and_threads(inner.size(), threads.max(1)).map_err(|e| bad(format!("cannot reserve search threads: {e}")))?;
         inner.change_expansion_search(expansion_search.max(1));
         if inner.size() != expected.n {
             return Err(bad(format!("index holds {} vectors, expected {}", inner.size(), expected.n)));
         }
-        Ok(VectorIndex { inner })
+        Ok(VectorIndex { inner, _map: map })
     }
 
     /// The `k` nearest keys to `query` with their cosine similarity, best first.

@@ -26,7 +26,6 @@ pub mod files;
 pub mod index;
 pub mod index_file;
 mod kernels;
-mod memory;
 pub mod npy;
 pub mod retrieve;
 pub mod slots;
@@ -34,6 +33,7 @@ pub mod slots;
 pub mod testing;
 pub mod tree;
 pub mod trie;
+pub mod writer;
 
 pub use bundle::{Bundle, Dims, LoadOptions, FORMAT_VERSION};
 pub use config::EngineConfig;

@@ -59,6 +59,12 @@ impl<T: Element> Array<T> {
         &self.shape
     }
 
+    /// Whether the data are pages of the file (shared by every process that maps it) rather
+    /// than a private copy.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.storage, Storage::Mapped { .. })
+    }
+
     /// Row `i` of a 2-D array.
     #[inline(always)]
     pub fn row(&self, i: usize) -> &[T] {

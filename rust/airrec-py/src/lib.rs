@@ -490,12 +490,103 @@ fn config_limits(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
+/// Borrowed, contiguous float32 data of composition array `name` from `arrays`.
+fn composition_array(arrays: &Bound<'_, PyDict>, name: &str) -> PyResult<Vec<f32>> {
+    let value = arrays.get_item(name)?.ok_or_else(|| input_error(format!("composition array {name:?} is missing")))?;
+    let array: numpy::PyReadonlyArrayDyn<'_, f32> =
+        value.extract().map_err(|_| py_error("InputTypeError", format!("composition array {name:?} must be a float32 ndarray")))?;
+    array.as_slice().map(<[f32]>::to_vec).map_err(|_| input_error(format!("composition array {name:?} must be C-contiguous")))
+}
+
+/// Writes a bundle into `dir` through the core's one writer (`airrec_core::writer`): every
+/// array, the folded arrays of format v2, the usearch indexes, `extra_files`, then the manifest,
+/// each fsynced. `airrec.bundle.write_bundle` validates and converts the arguments, stages the
+/// directory and renames it into place; this function releases the GIL while writing.
+#[pyfunction]
+#[pyo3(signature = (dir, *, trie_parent, trie_phrases, item_path_offsets, item_path_leaves, node_vectors, item_vectors, item_domain, domains, path_slots, composition, config_json, index, meta_json, extra_files, created_by))]
+#[allow(clippy::too_many_arguments)]
+fn write_bundle(
+    py: Python<'_>,
+    dir: std::path::PathBuf,
+    trie_parent: PyReadonlyArray1<'_, i32>,
+    trie_phrases: Vec<String>,
+    item_path_offsets: PyReadonlyArray1<'_, i64>,
+    item_path_leaves: PyReadonlyArray1<'_, i32>,
+    node_vectors: PyReadonlyArray2<'_, f32>,
+    item_vectors: PyReadonlyArray2<'_, f32>,
+    item_domain: PyReadonlyArray1<'_, u8>,
+    domains: Vec<String>,
+    path_slots: usize,
+    composition: &Bound<'_, PyDict>,
+    config_json: &str,
+    index: (usize, usize, usize),
+    meta_json: &str,
+    extra_files: Vec<(String, Vec<u8>)>,
+    created_by: String,
+) -> PyResult<()> {
+    let contiguous = |a: &PyReadonlyArray2<'_, f32>, name: &str| -> PyResult<Vec<f32>> {
+        a.as_slice().map(<[f32]>::to_vec).map_err(|_| input_error(format!("{name} must be C-contiguous")))
+    };
+    let dim = node_vectors.shape()[1];
+    let wq = composition_array(composition, "compose_wq")?;
+    let weight_bias = composition_array(composition, "compose_weight_bias")?;
+    let type_key = composition_array(composition, "compose_type_key")?;
+    let n_heads = weight_bias.len();
+    let attn_dim = wq.len().checked_div(dim).unwrap_or(0);
+    if n_heads == 0 || attn_dim == 0 || attn_dim % n_heads != 0 || type_key.len() % attn_dim != 0 || type_key.len() / attn_dim < 3 {
+        return Err(input_error(format!("composition: attn_dim {attn_dim} must be a positive multiple of n_heads {n_heads}")));
+    }
+    let composition = airrec_core::writer::Composition {
+        dim,
+        attn_dim,
+        n_heads,
+        max_depth: type_key.len() / attn_dim - 2,
+        wq,
+        wk: composition_array(composition, "compose_wk")?,
+        wv: composition_array(composition, "compose_wv")?,
+        wo: composition_array(composition, "compose_wo")?,
+        bo: composition_array(composition, "compose_bo")?,
+        type_key,
+        type_value: composition_array(composition, "compose_type_value")?,
+        weight_bias,
+        score_w_out: composition_array(composition, "score_w_out")?,
+        score_w_inter: composition_array(composition, "score_w_inter")?,
+        score_bias: composition_array(composition, "score_bias")?,
+    };
+    let config: serde_json::Value =
+        serde_json::from_str(config_json).map_err(|e| py_error("ConfigError", format!("config is not JSON: {e}")))?;
+    let meta: serde_json::Value = serde_json::from_str(meta_json).map_err(|e| input_error(format!("meta is not JSON: {e}")))?;
+    let arrays = airrec_core::writer::BundleArrays {
+        trie_parent: slice(&trie_parent, "trie_parent")?.to_vec(),
+        trie_phrases,
+        item_path_offsets: slice(&item_path_offsets, "item_path_offsets")?.to_vec(),
+        item_path_leaves: slice(&item_path_leaves, "item_path_leaves")?.to_vec(),
+        node_vectors: contiguous(&node_vectors, "node_vectors")?,
+        item_vectors: contiguous(&item_vectors, "item_vectors")?,
+        item_domain: slice(&item_domain, "item_domain")?.to_vec(),
+        domains,
+        dim,
+        path_slots,
+        composition,
+        config: airrec_core::EngineConfig::default().with_overrides(&config).py()?,
+        index: airrec_core::writer::IndexSpec { connectivity: index.0, expansion_add: index.1, expansion_search: index.2 },
+        meta,
+        extra_files,
+        created_by,
+    };
+    py.detach(|| arrays.write(&dir)).py()?;
+    Ok(())
+}
+
 #[pymodule]
 fn _airrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
     m.add_class::<PyUserTree>()?;
     m.add_function(wrap_pyfunction!(validate_config, m)?)?;
     m.add_function(wrap_pyfunction!(config_limits, m)?)?;
+    m.add_function(wrap_pyfunction!(write_bundle, m)?)?;
+    m.add("MAX_ABS_FOLDED", airrec_core::bundle::MAX_ABS_FOLDED)?;
+    m.add("FOLDED_ARRAYS", airrec_core::compose::FOLDED_ARRAYS.to_vec())?;
     m.add("MAX_ABS_VALUE", airrec_core::bundle::MAX_ABS_VALUE)?;
     m.add("MAX_WIDTH", airrec_core::bundle::MAX_WIDTH)?;
     m.add("MAX_DEPTH", airrec_core::bundle::MAX_DEPTH)?;

@@ -84,7 +84,7 @@ fn manifest_matches_the_python_layout() {
     let dir = written();
     let text = std::fs::read_to_string(dir.path().join("manifest.json")).unwrap();
     let m: serde_json::Value = serde_json::from_str(&text).unwrap();
-    // Key order as airrec.bundle.write_bundle writes it.
+    // Key order as docs/online-path.md §0 lists it.
     let order = [
         "\"format\"",
         "\"format_version\"",
@@ -99,7 +99,7 @@ fn manifest_matches_the_python_layout() {
     let pos: Vec<usize> = order.iter().map(|k| text.find(k).unwrap_or_else(|| panic!("no {k}"))).collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "{pos:?}");
     assert_eq!(m["format"], "airrec-bundle");
-    assert_eq!(m["format_version"], 1);
+    assert_eq!(m["format_version"], 2);
     assert_eq!(m["index"], json!({"metric": "cos", "connectivity": 16, "expansion_add": 128, "expansion_search": 64}));
     assert_eq!(
         m["dims"],
@@ -130,6 +130,9 @@ fn manifest_matches_the_python_layout() {
         "score_w_out",
         "score_w_inter",
         "score_bias",
+        "fold_item_rows",
+        "fold_item_kv",
+        "fold_node_kv",
     ]
     .iter()
     .map(|n| format!("{n}.npy"))
@@ -237,22 +240,22 @@ fn flipped_byte_is_a_checksum_error() {
 
 #[test]
 fn other_format_versions_are_version_errors() {
-    for v in [0u64, 2, 99] {
+    for v in [0u64, 1, 3, 99] {
         let dir = written();
         edit_manifest(dir.path(), |m| m["format_version"] = json!(v)).unwrap();
         match load(dir.path()) {
-            Err(Error::BundleVersion { found, supported, .. }) => assert_eq!((found, supported), (v, 1)),
+            Err(Error::BundleVersion { found, supported, .. }) => assert_eq!((found, supported), (v, 2)),
             other => panic!("expected BundleVersion, got {other:?}"),
         }
     }
     // The version is checked before anything else in the manifest.
     let dir = written();
     edit_manifest(dir.path(), |m| {
-        m["format_version"] = json!(2);
+        m["format_version"] = json!(1);
         m["dims"] = json!("garbage");
     })
     .unwrap();
-    assert!(matches!(load(dir.path()), Err(Error::BundleVersion { found: 2, .. })));
+    assert!(matches!(load(dir.path()), Err(Error::BundleVersion { found: 1, .. })));
 }
 
 #[test]
@@ -344,6 +347,58 @@ fn non_finite_weights_are_bundle_errors() {
             bundle_error(dir.path(), "non-finite");
         }
     }
+}
+
+/// The folded arrays of `dir` as the loader maps them: `(name, values, shape)`.
+fn folded(dir: &Path) -> Vec<(&'static str, Vec<f32>, Vec<usize>)> {
+    let bundle = Bundle::load(dir, &LoadOptions::default()).unwrap();
+    bundle.composer.folded().arrays().iter().map(|(name, a)| (*name, a.to_vec(), a.shape().to_vec())).collect()
+}
+
+#[test]
+fn folded_arrays_are_stored_mapped_and_checked_against_the_weights() {
+    let dir = written();
+    let bundle = Bundle::load(dir.path(), &LoadOptions::default()).unwrap();
+    for (name, array) in bundle.composer.folded().arrays() {
+        assert!(array.is_mapped(), "{name} is a private copy");
+        assert!(dir.path().join(format!("{name}.npy")).is_file());
+    }
+    drop(bundle);
+    for (name, values, shape) in folded(dir.path()) {
+        // A value changed (file re-checksummed): the weights give something else.
+        let mut edited = values.clone();
+        edited[shape[1] + 1] += 0.5;
+        let d = written();
+        replace_file(d.path(), &format!("{name}.npy"), &npy_bytes(&edited, &shape)).unwrap();
+        bundle_error(d.path(), "the weights give");
+        // Unverified (checksums off), it loads and every score stays finite.
+        let engine = airrec_core::Engine::load(d.path(), &LoadOptions { verify_checksums: false, ..LoadOptions::default() }, None).unwrap();
+        let tree = engine.build_tree(&[0, 1, 2], &[0, 0, 0], &[0.0, 1.0, 2.0]).unwrap();
+        let scores = engine.scores(&tree, airrec_core::Candidates::Items(&[0, 1, 2, 3])).unwrap();
+        assert!(scores.iter().all(|s| s.is_finite()), "{name}: {scores:?}");
+        // Non-finite or beyond the folded bound, and wrong shapes, are refused outright.
+        for bad in [f32::NAN, f32::INFINITY, 1e15] {
+            let mut edited = values.clone();
+            edited[0] = bad;
+            let d = written();
+            replace_file(d.path(), &format!("{name}.npy"), &npy_bytes(&edited, &shape)).unwrap();
+            bundle_error(d.path(), "non-finite");
+        }
+        let d = written();
+        replace_file(d.path(), &format!("{name}.npy"), &npy_bytes(&values[shape[1]..], &[shape[0] - 1, shape[1]])).unwrap();
+        bundle_error(d.path(), "shape");
+    }
+    // Weights replaced by others (re-checksummed) no longer match the stored folds.
+    let d = written();
+    replace_file(d.path(), "compose_wk.npy", &npy_bytes(&[0.25f32; 16], &[4, 4])).unwrap();
+    bundle_error(d.path(), "the weights give");
+    // A missing folded file is a missing required file (a v1 layout under a v2 label).
+    let d = written();
+    edit_manifest(d.path(), |m| {
+        m["files"].as_object_mut().unwrap().remove("fold_node_kv.npy");
+    })
+    .unwrap();
+    bundle_error(d.path(), "fold_node_kv.npy");
 }
 
 #[test]
