@@ -341,6 +341,7 @@ fn exp_slice(v: &mut [f32]) {
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 pub fn attend<K: Simd>(
+    kern: K,
     c: &Composer,
     cand: &CandidateView<'_>,
     slots: &[Slot<'_>],
@@ -358,7 +359,7 @@ pub fn attend<K: Simd>(
     scratch.logits.resize(s_n * h_n, 0.0);
     for (j, s) in slots.iter().enumerate() {
         let row = &mut scratch.logits[j * h_n..(j + 1) * h_n];
-        K::head_dots(q, s.key, h_n, row);
+        kern.head_dots(q, s.key, h_n, row);
         for h in 0..h_n {
             row[h] += cand.type_logit[s.ty as usize * h_n + h] + w.weight_bias[h] * s.ln_w;
         }
@@ -399,7 +400,7 @@ pub fn attend<K: Simd>(
     scratch.type_mass.resize(n_types * h_n, 0.0);
     for (j, s) in slots.iter().enumerate() {
         let att = &scratch.logits[j * h_n..(j + 1) * h_n];
-        K::head_axpy(att, s.value, &mut scratch.concat);
+        kern.head_axpy(att, s.value, &mut scratch.concat);
         for h in 0..h_n {
             scratch.type_mass[s.ty as usize * h_n + h] += att[h];
         }
@@ -410,7 +411,7 @@ pub fn attend<K: Simd>(
     for t in 0..n_types {
         let m = &scratch.type_mass[t * h_n..(t + 1) * h_n];
         if m.iter().any(|&v| v != 0.0) {
-            K::head_axpy(m, &c.type_value[t * a..(t + 1) * a], &mut scratch.concat);
+            kern.head_axpy(m, &c.type_value[t * a..(t + 1) * a], &mut scratch.concat);
         }
     }
 
@@ -418,7 +419,7 @@ pub fn attend<K: Simd>(
         // u = concat @ wo + bo (wo's rows are in the interleaved basis, like concat)
         u.copy_from_slice(&w.bo);
         for (i, &x) in scratch.concat.iter().enumerate() {
-            K::axpy(x, &c.wo[i * c.dim..(i + 1) * c.dim], u);
+            kern.axpy(x, &c.wo[i * c.dim..(i + 1) * c.dim], u);
         }
     }
     std::mem::swap(&mut scratch.attention, &mut scratch.logits);

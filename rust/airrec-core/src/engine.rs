@@ -15,6 +15,8 @@ use crate::compose::{attend, CandidateView, ComposeScratch, Slot};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::explain::{ChainExplanation, EvidenceExplanation, Explanation};
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::Avx2;
 use crate::kernels::{Portable, Simd};
 use crate::retrieve::{walk, TreeView, WalkScratch};
 use crate::tree::{Event, TreeParams, UserTree};
@@ -94,7 +96,10 @@ pub struct Engine {
     /// Nearest leaves of every item (CSR), for items whose cached paths are empty.
     cold_offsets: Arc<Vec<u32>>,
     cold_leaves: Arc<Vec<u32>>,
-    avx2: bool,
+    /// The AVX2 kernels when this CPU has them; every request, slot fill, context and
+    /// explanation runs with the same choice ([`Engine::with_kernels`]).
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<Avx2>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -103,15 +108,22 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn detect_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// Work that runs with one kernel set. [`Engine::with_kernels`] picks the set once per engine,
+/// so scores, training slots, contexts and explanations follow the same arithmetic (an
+/// explanation shows exactly the chains and evidence that produced the score).
+pub(crate) trait KernelTask {
+    type Output;
+    fn run<K: Simd>(self, kern: K) -> Self::Output;
+}
+
+/// Runs `task` with the AVX2 kernels, compiled with AVX2 and FMA enabled so they inline.
+///
+/// # Safety
+/// None beyond the `kern` token: an [`Avx2`] exists only on a CPU with AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2<T: KernelTask>(kern: Avx2, task: T) -> T::Output {
+    task.run(kern)
 }
 
 impl Engine {
@@ -142,7 +154,8 @@ impl Engine {
             bundle_id: NEXT_BUNDLE_ID.fetch_add(1, Ordering::Relaxed),
             cold_offsets: Arc::new(cold_offsets),
             cold_leaves: Arc::new(cold_leaves),
-            avx2: detect_avx2(),
+            #[cfg(target_arch = "x86_64")]
+            avx2: Avx2::detect(),
         })
     }
 
@@ -300,9 +313,15 @@ impl Engine {
         }
     }
 
-    /// Whether requests run the AVX2/FMA kernels.
-    pub(crate) fn uses_avx2(&self) -> bool {
-        self.avx2
+    /// Runs `task` with this engine's kernels: AVX2/FMA where the CPU has them, else portable.
+    #[inline(always)]
+    pub(crate) fn with_kernels<T: KernelTask>(&self, task: T) -> T::Output {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(kern) = self.avx2 {
+            // SAFETY: `run_avx2` needs AVX2 and FMA, which the existence of `kern` proves.
+            return unsafe { run_avx2(kern, task) };
+        }
+        task.run(Portable)
     }
 
     /// Prepares `s` for walking `tree` (per-request, before any candidate).
@@ -312,9 +331,9 @@ impl Engine {
 
     /// Walks the tree for one candidate (results in `s.walk`).
     #[inline(always)]
-    pub(crate) fn walk_for<K: Simd>(&self, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch) {
+    pub(crate) fn walk_for<K: Simd>(&self, kern: K, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch) {
         let b = &*self.bundle;
-        walk::<K>(tree, &s.view, &self.config, cand.x, |i| b.item_vector(i), &mut s.walk);
+        walk(kern, tree, &s.view, &self.config, cand.x, |i| b.item_vector(i), &mut s.walk);
     }
 
     /// Composes the walked candidate; returns its score and writes its intent vector into `u`
@@ -322,6 +341,7 @@ impl Engine {
     #[inline(always)]
     fn compose<'a, K: Simd>(
         &'a self,
+        kern: K,
         tree: &UserTree,
         cand: &CandidateView<'_>,
         s: &mut Scratch,
@@ -342,11 +362,11 @@ impl Engine {
             let (key, value) = c.item_kv(tree.events()[e as usize].item);
             slots.push(Slot { key, value, ty: evidence_ty, ln_w: s.view.event_ln_w[e as usize] as f32 });
         }
-        attend::<K>(c, cand, slots, &mut s.compose, u)
+        attend(kern, c, cand, slots, &mut s.compose, u)
     }
 
     #[inline(always)]
-    fn request_impl<K: Simd>(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
+    fn request_impl<K: Simd>(&self, kern: K, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
         let d = self.dim();
         let c = &self.bundle.composer;
         s.view.prepare(tree, &self.config, d, |n| self.bundle.node_vector(n));
@@ -365,31 +385,35 @@ impl Engine {
                 crate::kernels::prefetch(c.item_row(ids[k + PREFETCH_AHEAD]));
             }
             let cand = c.view(self.candidate_row(&cands, k, &mut buf));
-            self.walk_for::<K>(tree, &cand, s);
+            self.walk_for(kern, tree, &cand, s);
             match want {
-                Want::Scores => out[k] = self.compose::<K>(tree, &cand, s, &mut slots, None),
+                Want::Scores => out[k] = self.compose(kern, tree, &cand, s, &mut slots, None),
                 Want::Vectors => {
-                    self.compose::<K>(tree, &cand, s, &mut slots, Some(&mut out[k * d..(k + 1) * d]));
+                    self.compose(kern, tree, &cand, s, &mut slots, Some(&mut out[k * d..(k + 1) * d]));
                 }
             }
         }
         s.row = buf;
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn request_avx2(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
-        self.request_impl::<crate::kernels::Avx2>(tree, cands, want, out, s)
-    }
-
-    /// Runs one request with the best kernels this CPU supports.
+    /// Runs one request with this engine's kernels.
     fn request(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
-        #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: `avx2` is true only when the CPU reports AVX2 and FMA.
-            return unsafe { self.request_avx2(tree, cands, want, out, s) };
+        struct Request<'e, 'a> {
+            engine: &'e Engine,
+            tree: &'a UserTree,
+            cands: Candidates<'a>,
+            want: Want,
+            out: &'a mut [f32],
+            s: &'a mut Scratch,
         }
-        self.request_impl::<Portable>(tree, cands, want, out, s)
+        impl KernelTask for Request<'_, '_> {
+            type Output = ();
+            #[inline(always)]
+            fn run<K: Simd>(self, kern: K) {
+                self.engine.request_impl(kern, self.tree, self.cands, self.want, self.out, self.s)
+            }
+        }
+        self.with_kernels(Request { engine: self, tree, cands, want, out, s })
     }
 
     fn checked_request(&self, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) -> Result<()> {
@@ -429,23 +453,35 @@ impl Engine {
     pub fn contexts(&self, tree: &UserTree, cands: Candidates<'_>) -> Result<Vec<Context>> {
         self.check_tree(tree)?;
         self.check_candidates(&cands)?;
-        let mut s = Scratch::default();
-        s.view.prepare(tree, &self.config, self.dim(), |n| self.bundle.node_vector(n));
-        let mut local = Vec::new();
-        let mut buf = Vec::new();
-        Ok((0..cands.len(self.dim()))
-            .map(|k| {
-                let cand = self.bundle.composer.view(self.candidate_row(&cands, k, &mut buf));
-                self.walk_for::<Portable>(tree, &cand, &mut s);
-                let chains = (0..s.walk.n_chains())
-                    .map(|c| {
-                        s.walk.chain(c, &mut local);
-                        local.iter().map(|&li| tree.nodes[li as usize].node).collect()
+        struct Contexts<'e, 'a> {
+            engine: &'e Engine,
+            tree: &'a UserTree,
+            cands: Candidates<'a>,
+        }
+        impl KernelTask for Contexts<'_, '_> {
+            type Output = Vec<Context>;
+            fn run<K: Simd>(self, kern: K) -> Vec<Context> {
+                let (e, tree, cands) = (self.engine, self.tree, self.cands);
+                let mut s = Scratch::default();
+                e.prepare_view(tree, &mut s);
+                let mut local = Vec::new();
+                let mut buf = Vec::new();
+                (0..cands.len(e.dim()))
+                    .map(|k| {
+                        let cand = e.bundle.composer.view(e.candidate_row(&cands, k, &mut buf));
+                        e.walk_for(kern, tree, &cand, &mut s);
+                        let chains = (0..s.walk.n_chains())
+                            .map(|c| {
+                                s.walk.chain(c, &mut local);
+                                local.iter().map(|&li| tree.nodes[li as usize].node).collect()
+                            })
+                            .collect();
+                        Context { chains, evidence: s.walk.evidence.iter().map(|&(e, _)| e).collect() }
                     })
-                    .collect();
-                Context { chains, evidence: s.walk.evidence.iter().map(|&(e, _)| e).collect() }
-            })
-            .collect())
+                    .collect()
+            }
+        }
+        Ok(self.with_kernels(Contexts { engine: self, tree, cands }))
     }
 
     /// Everything behind one candidate's score: chains, evidence, attention.
@@ -455,15 +491,41 @@ impl Engine {
         if cands.len(self.dim()) != 1 {
             return Err(Error::Input("explain takes exactly one candidate".into()));
         }
+        /// The walk and composition of the candidate, and its evidence similarities, with the
+        /// engine's kernels (those that score it).
+        struct Walked {
+            s: Scratch,
+            score: f32,
+            u: Vec<f32>,
+            evidence_similarity: Vec<f64>,
+        }
+        struct Explain<'e, 'a> {
+            engine: &'e Engine,
+            tree: &'a UserTree,
+            cands: Candidates<'a>,
+        }
+        impl KernelTask for Explain<'_, '_> {
+            type Output = Walked;
+            fn run<K: Simd>(self, kern: K) -> Walked {
+                let (e, tree) = (self.engine, self.tree);
+                let mut s = Scratch::default();
+                e.prepare_view(tree, &mut s);
+                let mut buf = Vec::new();
+                let cand = e.bundle.composer.view(e.candidate_row(&self.cands, 0, &mut buf));
+                e.walk_for(kern, tree, &cand, &mut s);
+                let mut u = vec![0.0f32; e.dim()];
+                let score = e.compose(kern, tree, &cand, &mut s, &mut Vec::new(), Some(&mut u));
+                let evidence_similarity = s
+                    .walk
+                    .evidence
+                    .iter()
+                    .map(|&(ev, _)| kern.dot_f64(e.bundle.item_vector(tree.events()[ev as usize].item), cand.x))
+                    .collect();
+                Walked { s, score, u, evidence_similarity }
+            }
+        }
         let b = &*self.bundle;
-        let mut s = Scratch::default();
-        s.view.prepare(tree, &self.config, self.dim(), |n| self.bundle.node_vector(n));
-        let mut buf = Vec::new();
-        let cand = b.composer.view(self.candidate_row(&cands, 0, &mut buf));
-        self.walk_for::<Portable>(tree, &cand, &mut s);
-        let mut u = vec![0.0f32; self.dim()];
-        let score = self.compose::<Portable>(tree, &cand, &mut s, &mut Vec::new(), Some(&mut u));
-        let x = cand.x;
+        let Walked { s, score, u, evidence_similarity } = self.with_kernels(Explain { engine: self, tree, cands });
         let h = b.dims.n_heads;
         let att = &s.compose.attention;
         let mean_att = |slot: usize| att[slot * h..(slot + 1) * h].iter().sum::<f32>() / h as f32;
@@ -496,7 +558,7 @@ impl Engine {
                     behaviour: ev.behaviour,
                     timestamp: ev.timestamp,
                     weight: tree.event_weight(e),
-                    similarity: crate::kernels::dot_f64(b.item_vector(ev.item), x),
+                    similarity: evidence_similarity[j],
                     score: ev_score,
                     attention: mean_att(n_nodes + j),
                 }

@@ -140,38 +140,48 @@ pub fn head_axpy(w: &[f32], x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// The kernels of the hot path, chosen once per request: [`Portable`] everywhere, [`Avx2`] on
-/// x86-64 CPUs with AVX2 and FMA (the engine checks at load time). Results agree to float
-/// rounding.
-pub trait Simd {
-    fn gemv_f64(rows: &[f64], d: usize, x: &[f64], out: &mut [f64]);
-    fn dot_f64(a: &[f32], b: &[f32]) -> f64;
-    fn head_dots(q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]);
-    fn head_axpy(w: &[f32], x: &[f32], y: &mut [f32]);
-    fn axpy(alpha: f32, x: &[f32], y: &mut [f32]);
+mod sealed {
+    /// Only this module's kernel sets implement [`super::Simd`].
+    pub trait Sealed {}
 }
 
+/// A set of hot-path kernels, passed by value: [`Portable`] everywhere, [`Avx2`] on x86-64
+/// CPUs with AVX2 and FMA. A value of the type is the proof that its instructions exist on
+/// this CPU (an [`Avx2`] is only made by [`Avx2::detect`]), so the methods are safe to call;
+/// the trait is sealed so no other type can claim that. Results agree to float rounding.
+pub trait Simd: Copy + sealed::Sealed {
+    fn gemv_f64(self, rows: &[f64], d: usize, x: &[f64], out: &mut [f64]);
+    fn dot_f64(self, a: &[f32], b: &[f32]) -> f64;
+    fn head_dots(self, q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]);
+    fn head_axpy(self, w: &[f32], x: &[f32], y: &mut [f32]);
+    fn axpy(self, alpha: f32, x: &[f32], y: &mut [f32]);
+}
+
+/// Plain Rust kernels (auto-vectorised), valid on every CPU.
+#[derive(Clone, Copy, Debug)]
 pub struct Portable;
+
+impl sealed::Sealed for Portable {}
 
 impl Simd for Portable {
     #[inline(always)]
-    fn gemv_f64(rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
+    fn gemv_f64(self, rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
         gemv_f64(rows, d, x, out)
     }
     #[inline(always)]
-    fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+    fn dot_f64(self, a: &[f32], b: &[f32]) -> f64 {
         dot_f64(a, b)
     }
     #[inline(always)]
-    fn head_dots(q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]) {
+    fn head_dots(self, q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]) {
         head_dots(q, k, h_n, out)
     }
     #[inline(always)]
-    fn head_axpy(w: &[f32], x: &[f32], y: &mut [f32]) {
+    fn head_axpy(self, w: &[f32], x: &[f32], y: &mut [f32]) {
         head_axpy(w, x, y)
     }
     #[inline(always)]
-    fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    fn axpy(self, alpha: f32, x: &[f32], y: &mut [f32]) {
         axpy(alpha, x, y)
     }
 }
@@ -181,17 +191,36 @@ pub use avx2::Avx2;
 
 /// AVX2 + FMA versions, written with intrinsics because the auto-vectoriser keeps these
 /// short, fixed-shape loops in 128-bit or scalar code. They carry no `#[target_feature]` of
-/// their own (it forbids `#[inline(always)]`): they are only ever inlined into
-/// `Engine::request_avx2`, which enables AVX2 and FMA, so the intrinsics inline there.
+/// their own (it forbids `#[inline(always)]`): the engine calls them from functions that
+/// enable AVX2 and FMA (`engine::run_avx2`), so the intrinsics inline there. Every load and
+/// store is unaligned (`loadu`/`storeu`): slices of `f32`/`f64` are only 4/8-byte aligned.
+///
+/// Safety contract of every `unsafe fn` here: the CPU supports AVX2 and FMA (an [`Avx2`]
+/// value exists). Memory safety is by the length checks in each function.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::Simd;
+    use super::{sealed, Simd};
 
-    /// Only constructed by the engine after `is_x86_feature_detected!("avx2")` and `("fma")`.
-    pub struct Avx2;
+    /// The AVX2 + FMA kernels; a value exists only on a CPU that has both.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Avx2 {
+        _detected: (),
+    }
 
+    impl Avx2 {
+        /// The AVX2 kernels, if this CPU supports AVX2 and FMA.
+        pub fn detect() -> Option<Avx2> {
+            (std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")).then_some(Avx2 { _detected: () })
+        }
+    }
+
+    impl sealed::Sealed for Avx2 {}
+
+    // SAFETY (for the intrinsics in every function below): the caller guarantees AVX2 and
+    // FMA (module contract); pointer arithmetic stays within the slices as each function's
+    // length checks establish, and all accesses are unaligned loads/stores.
     #[inline(always)]
     unsafe fn hsum_pd(v: __m256d) -> f64 {
         let lo = _mm256_castpd256_pd128(v);
@@ -294,7 +323,12 @@ mod avx2 {
         }
         let wv = match h_n {
             // The common case: four heads repeat twice across the eight lanes.
-            4 => _mm256_broadcast_ps(&*(w.as_ptr() as *const __m128)),
+            // An unaligned 128-bit load duplicated into both halves (a `&__m128` made from
+            // this 4-byte-aligned pointer would be undefined behaviour).
+            4 => {
+                let v = _mm_loadu_ps(w.as_ptr());
+                _mm256_set_m128(v, v)
+            }
             8 => _mm256_loadu_ps(w.as_ptr()),
             _ => {
                 let mut w8 = [0.0f32; 8];
@@ -328,28 +362,30 @@ mod avx2 {
         }
     }
 
-    // SAFETY (all methods): `Avx2` is only used inside `Engine::request_avx2`, which the engine
-    // calls only after detecting AVX2 and FMA; every pointer access above stays inside the
-    // slices (checked by the length guards).
     impl Simd for Avx2 {
         #[inline(always)]
-        fn gemv_f64(rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
+        fn gemv_f64(self, rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
+            // SAFETY: `self` exists only on a CPU with AVX2 and FMA (`Avx2::detect`).
             unsafe { gemv_f64(rows, d, x, out) }
         }
         #[inline(always)]
-        fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+        fn dot_f64(self, a: &[f32], b: &[f32]) -> f64 {
+            // SAFETY: as above.
             unsafe { dot_f64(a, b) }
         }
         #[inline(always)]
-        fn head_dots(q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]) {
+        fn head_dots(self, q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]) {
+            // SAFETY: as above.
             unsafe { head_dots(q, k, h_n, out) }
         }
         #[inline(always)]
-        fn head_axpy(w: &[f32], x: &[f32], y: &mut [f32]) {
+        fn head_axpy(self, w: &[f32], x: &[f32], y: &mut [f32]) {
+            // SAFETY: as above.
             unsafe { head_axpy(w, x, y) }
         }
         #[inline(always)]
-        fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+        fn axpy(self, alpha: f32, x: &[f32], y: &mut [f32]) {
+            // SAFETY: as above.
             unsafe { axpy(alpha, x, y) }
         }
     }
@@ -395,6 +431,62 @@ pub fn matmul_rows(rows: &[f32], d: usize, w: &[f32], a: usize, scale: f32, out:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kernel of `kern` on slices starting 1–7 elements past a 32-byte boundary (so
+    /// never 16- or 32-byte aligned) and with odd lengths, against the portable kernels.
+    fn misaligned_agree<K: Simd>(kern: K) {
+        #[repr(C, align(32))]
+        struct Aligned([f32; 256]);
+        let mut a = Aligned([0.0; 256]);
+        let mut b = Aligned([0.0; 256]);
+        for i in 0..256 {
+            a.0[i] = (i as f32 * 0.37).sin();
+            b.0[i] = (i as f32 * 0.91).cos();
+        }
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * (1.0 + y.abs());
+        for off in 1..8 {
+            for n in [1, 3, 7, 8, 9, 17, 31, 33, 64, 65] {
+                let (x, y) = (&a.0[off..off + n], &b.0[off..off + n]);
+                assert_ne!(x.as_ptr() as usize % 32, 0);
+                assert!(close(kern.dot_f64(x, y), Portable.dot_f64(x, y)), "dot_f64 off {off} n {n}");
+                let mut got = y.to_vec();
+                let mut want = y.to_vec();
+                kern.axpy(0.5, x, &mut got);
+                Portable.axpy(0.5, x, &mut want);
+                assert!(got.iter().zip(&want).all(|(g, w)| close(*g as f64, *w as f64)), "axpy off {off} n {n}");
+            }
+            for h in [1, 2, 4, 8, 3] {
+                let n = 8 * 4;
+                let (q, k) = (&a.0[off..off + n], &b.0[off..off + n]);
+                let (mut got, mut want) = (vec![0.0f32; h], vec![0.0f32; h]);
+                kern.head_dots(q, k, h, &mut got);
+                Portable.head_dots(q, k, h, &mut want);
+                assert!(got.iter().zip(&want).all(|(g, w)| close(*g as f64, *w as f64)), "head_dots off {off} h {h}");
+                let w = &a.0[off + 100..off + 100 + h];
+                let (mut gy, mut wy) = (k.to_vec(), k.to_vec());
+                kern.head_axpy(w, q, &mut gy);
+                Portable.head_axpy(w, q, &mut wy);
+                assert!(gy.iter().zip(&wy).all(|(g, w)| close(*g as f64, *w as f64)), "head_axpy off {off} h {h}");
+            }
+            // f64 rows: offsets of one element leave them 8- but not 32-byte aligned.
+            let rows: Vec<f64> = (0..7 * 13 + off).map(|i| (i as f64 * 0.3).sin()).collect();
+            let x: Vec<f64> = (0..13 + off).map(|i| (i as f64 * 0.7).cos()).collect();
+            let (mut got, mut want) = (vec![0.0; 7], vec![0.0; 7]);
+            kern.gemv_f64(&rows[off..], 13, &x[off..], &mut got);
+            Portable.gemv_f64(&rows[off..], 13, &x[off..], &mut want);
+            assert!(got.iter().zip(&want).all(|(g, w)| close(*g, *w)), "gemv off {off}");
+        }
+    }
+
+    #[test]
+    fn kernels_agree_on_misaligned_slices_and_odd_lengths() {
+        misaligned_agree(Portable);
+        #[cfg(target_arch = "x86_64")]
+        match Avx2::detect() {
+            Some(kern) => misaligned_agree(kern),
+            None => eprintln!("no AVX2/FMA on this CPU: only the portable kernels were checked"),
+        }
+    }
 
     #[test]
     fn dots_match_naive() {

@@ -13,8 +13,20 @@ use memmap2::Mmap;
 
 use crate::error::{Error, Result};
 
-/// A plain-old-data element type that may appear in a bundle array.
-pub trait Element: Copy + Send + Sync + 'static {
+mod sealed {
+    /// Only the four types below implement [`super::Element`]: arrays are built with
+    /// `slice::from_raw_parts` over file bytes, which is sound only for plain-old-data types
+    /// whose every bit pattern is valid.
+    pub trait Sealed {}
+    impl Sealed for u8 {}
+    impl Sealed for i32 {}
+    impl Sealed for i64 {}
+    impl Sealed for f32 {}
+}
+
+/// A plain-old-data element type that may appear in a bundle array (sealed: `u8`, `i32`,
+/// `i64`, `f32`).
+pub trait Element: sealed::Sealed + Copy + Send + Sync + 'static {
     /// The numpy `descr` strings accepted for this type.
     const DESCRS: &'static [&'static str];
     const NAME: &'static str;

@@ -189,6 +189,7 @@ fn record(view: &TreeView, s: &mut WalkScratch, i: u32, sim: f64) -> f64 {
 /// `chain_nodes` and `evidence` of `s`.
 #[inline(always)]
 pub fn walk<'a, K: Simd>(
+    kern: K,
     tree: &UserTree,
     view: &TreeView,
     cfg: &EngineConfig,
@@ -202,7 +203,7 @@ pub fn walk<'a, K: Simd>(
     s.x64.extend(x.iter().map(|&v| v as f64));
     // All roots are scored for every candidate: one blocked pass instead of many dots.
     s.root_sims.resize(tree.roots.len(), 0.0);
-    K::gemv_f64(&view.root_vecs, d, &s.x64, &mut s.root_sims);
+    kern.gemv_f64(&view.root_vecs, d, &s.x64, &mut s.root_sims);
     s.node_sim.clear();
     s.node_sim.resize(nodes.len(), f64::NAN);
     s.arena.clear();
@@ -228,7 +229,7 @@ pub fn walk<'a, K: Simd>(
             } else {
                 let (a, b) = (view.child_start[chain.last as usize] as usize, view.child_start[chain.last as usize + 1] as usize);
                 s.child_sims.resize(b - a, 0.0);
-                K::gemv_f64(&view.child_vecs[a * d..b * d], d, &s.x64, &mut s.child_sims);
+                kern.gemv_f64(&view.child_vecs[a * d..b * d], d, &s.x64, &mut s.child_sims);
                 for (k, &ch) in children.iter().enumerate() {
                     let v = record(view, s, ch, s.child_sims[k]);
                     let link = Link::new(chain.sum + v, ch, ci, chain.len + 1);
@@ -275,7 +276,7 @@ pub fn walk<'a, K: Simd>(
                 continue;
             }
         }
-        let sim = K::dot_f64(item_vector(tree.events()[e as usize].item), x);
+        let sim = kern.dot_f64(item_vector(tree.events()[e as usize].item), x);
         s.evidence.push((e, view.event_ln_w[e as usize] + cfg.evidence_alpha * sim));
     }
     s.evidence.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

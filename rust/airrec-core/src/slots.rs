@@ -16,9 +16,10 @@
 
 use rayon::prelude::*;
 
+use crate::engine::KernelTask;
 use crate::engine::{Candidates, Engine, Histories, Scratch};
 use crate::error::{Error, Result};
-use crate::kernels::{Portable, Simd};
+use crate::kernels::Simd;
 use crate::tree::UserTree;
 
 /// `types` value of a padding slot.
@@ -107,23 +108,26 @@ impl Engine {
     }
 
     fn fill_slots(&self, tree: &UserTree, cands: &[u32], out: SlotsOut<'_>, s: &mut Scratch) {
-        #[cfg(target_arch = "x86_64")]
-        if self.uses_avx2() {
-            // SAFETY: `uses_avx2` is true only when the CPU reports AVX2 and FMA.
-            return unsafe { self.fill_slots_avx2(tree, cands, out, s) };
+        struct FillSlots<'e, 'a> {
+            engine: &'e Engine,
+            tree: &'a UserTree,
+            cands: &'a [u32],
+            out: SlotsOut<'a>,
+            s: &'a mut Scratch,
         }
-        self.fill_slots_impl::<Portable>(tree, cands, out, s)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn fill_slots_avx2(&self, tree: &UserTree, cands: &[u32], out: SlotsOut<'_>, s: &mut Scratch) {
-        self.fill_slots_impl::<crate::kernels::Avx2>(tree, cands, out, s)
+        impl KernelTask for FillSlots<'_, '_> {
+            type Output = ();
+            #[inline(always)]
+            fn run<K: Simd>(self, kern: K) {
+                self.engine.fill_slots_impl(kern, self.tree, self.cands, self.out, self.s)
+            }
+        }
+        self.with_kernels(FillSlots { engine: self, tree, cands, out, s })
     }
 
     /// The same walk as a scoring request (same kernels), writing slots instead of composing.
     #[inline(always)]
-    fn fill_slots_impl<K: Simd>(&self, tree: &UserTree, cands: &[u32], out: SlotsOut<'_>, s: &mut Scratch) {
+    fn fill_slots_impl<K: Simd>(&self, kern: K, tree: &UserTree, cands: &[u32], out: SlotsOut<'_>, s: &mut Scratch) {
         let b = self.bundle();
         let width = self.slot_width();
         let evidence_ty = b.dims.max_depth as u8;
@@ -133,7 +137,7 @@ impl Engine {
         out.ln_w.fill(0.0);
         for (k, &item) in cands.iter().enumerate() {
             let cand = b.composer.view(b.composer.item_row(item));
-            self.walk_for::<K>(tree, &cand, s);
+            self.walk_for(kern, tree, &cand, s);
             let row = k * width;
             let (walk, view) = s.walk_and_view();
             let mut j = row;

@@ -32,6 +32,32 @@ fn batch_equals_per_user_requests() {
 }
 
 #[test]
+fn explain_and_contexts_take_the_scoring_path_bit_for_bit() {
+    // One kernel set for every call: the explanation's score and intent vector are exactly the
+    // scored ones (not equal to rounding), and its chains/evidence are the contexts'.
+    let e = small();
+    let h = histories(e, 6, 40, 5);
+    let cands = synthetic_candidates(1, 30, e.bundle().n_items(), 9);
+    for u in 0..h.n_users() {
+        let (items, behaviours, ts) = h.user(u);
+        let t = e.build_tree(items, behaviours, ts).unwrap();
+        let scores = e.scores(&t, Candidates::Items(&cands)).unwrap();
+        let vectors = e.intent_vectors(&t, Candidates::Items(&cands)).unwrap();
+        let contexts = e.contexts(&t, Candidates::Items(&cands)).unwrap();
+        let d = e.dim();
+        for (k, &c) in cands.iter().enumerate() {
+            let ex = e.explain(&t, Candidates::Items(&[c])).unwrap();
+            assert_eq!(ex.score.to_bits(), scores[k].to_bits(), "user {u} candidate {c}");
+            assert_eq!(ex.intent_vector, &vectors[k * d..(k + 1) * d], "user {u} candidate {c}");
+            let chains: Vec<Vec<u32>> = ex.chains.iter().map(|ch| ch.nodes.clone()).collect();
+            assert_eq!(chains, contexts[k].chains, "user {u} candidate {c}");
+            let evidence: Vec<u32> = ex.evidence.iter().map(|ev| ev.event).collect();
+            assert_eq!(evidence, contexts[k].evidence, "user {u} candidate {c}");
+        }
+    }
+}
+
+#[test]
 fn batch_results_do_not_depend_on_the_thread_count() {
     let e = small();
     let h = histories(e, 17, 20, 4);
