@@ -159,7 +159,7 @@ _HOSTILE_NUMBERS: list[Any] = [
 
 def manifest_config(b: Path, rng: random.Random) -> str:
     m = _manifest(b)
-    key = rng.choice(sorted(m["config"]))
+    key = rng.choice(sorted(m["config"]))  # bounds are checked before config_sha256
     m["config"][key] = rng.choice(_HOSTILE_NUMBERS + [[1.0] * 300, [0.0], [-1.0]])
     _write_manifest(b, m)
     return f"config {key}={m['config'][key]!r:.40}"

@@ -411,3 +411,16 @@ def test_extra_file_names_must_be_plain_and_unreserved(
     with pytest.raises(InputError, match="extra file name"):
         write_bundle(tmp_path / "b", **tiny_inputs, extra_files={name: b"x"})
     assert not (tmp_path / "b").exists()
+
+
+def test_an_edited_config_is_a_checksum_error(tiny_bundle: Path) -> None:
+    # No file checksum covers the manifest: its config has its own, checked by both readers.
+    manifest = manifest_of(tiny_bundle)
+    assert len(manifest["config_sha256"]) == 64
+    manifest["config"]["beam_width"] = manifest["config"]["beam_width"] + 1
+    (tiny_bundle / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleChecksumError, match="config"):
+        load_arrays(tiny_bundle)
+    with pytest.raises(BundleChecksumError, match="config"):
+        Engine.load(tiny_bundle)
+    assert load_arrays(tiny_bundle, verify=False).config["beam_width"] == manifest["config"]["beam_width"]

@@ -10,7 +10,7 @@ import numpy.typing as npt
 __all__ = [
     "Engine", "UserTree", "FOLDED_ARRAYS", "FORMAT_VERSION", "MAX_ABS_FOLDED", "MAX_ABS_VALUE",
     "MAX_CHAIN_DEPTH", "MAX_DEPTH", "MAX_DOMAINS", "MAX_WIDTH",
-    "__version__", "config_limits", "validate_config", "write_bundle",
+    "__version__", "config_limits", "config_sha256", "validate_config", "write_bundle",
 ]
 
 #: The bundle format version this build reads and writes.
@@ -34,6 +34,10 @@ MAX_CHAIN_DEPTH: int
 def validate_config(overrides: str) -> str:
     """The engine config as JSON, with defaults filled in for keys ``overrides`` (a JSON
     object) lacks; unknown keys, wrong types and out-of-range values raise ``ConfigError``."""
+
+def config_sha256(config: str) -> str:
+    """The ``config_sha256`` a manifest records for ``config`` (a JSON object): the sha256 of the
+    engine's canonical serialisation of the validated config."""
 
 def config_limits() -> dict[str, tuple[float, float]]:
     """``{setting: (low, high)}``: the inclusive range of every bounded config value."""

@@ -642,6 +642,10 @@ def load_arrays(path: str | os.PathLike[str], verify: bool = True) -> BundleArra
     if unlisted:
         raise BundleError(f"the manifest of {root} does not list {unlisted}")
     _verify_files(root, files, verify)
+    if verify and manifest.get("config_sha256") != _airrec.config_sha256(
+        json.dumps(manifest["config"], allow_nan=False)
+    ):
+        raise BundleChecksumError(f"the config in {root / MANIFEST} does not match its config_sha256 (edited?)")
     arrays = {name: _load_array(root, name, dims) for name in ARRAY_SPECS}
     _check_loaded(arrays, dims)
     return BundleArrays(

@@ -98,6 +98,7 @@ struct Manifest {
     dims: Dims,
     domains: Vec<String>,
     config: EngineConfig,
+    config_sha256: String,
     files: BTreeMap<String, FileEntry>,
     #[serde(default)]
     meta: serde_json::Value,
@@ -275,6 +276,14 @@ impl Bundle {
         let dir = &files::canonical_dir(dir.as_ref())?;
         let (manifest, manifest_sha256) = read_manifest(dir)?;
         manifest.config.validate().map_err(|e| Error::bundle(dir.join(MANIFEST), e.to_string()))?;
+        // The config lives in the manifest, which no file checksum covers: it has its own.
+        let config_digest = crate::writer::config_sha256(&manifest.config);
+        if options.verify_checksums && !config_digest.eq_ignore_ascii_case(&manifest.config_sha256) {
+            return Err(Error::BundleChecksum {
+                path: dir.join(MANIFEST),
+                message: format!("config sha256 {config_digest}, manifest says {} (config edited?)", manifest.config_sha256),
+            });
+        }
         let opened = open_files(dir, &manifest.files, options.verify_checksums)?;
         let ld = Loader { dir, entries: &manifest.files, files: opened, checksums: options.verify_checksums };
         let d = &manifest.dims;

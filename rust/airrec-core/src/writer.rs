@@ -96,6 +96,13 @@ pub fn write_npy<T: NpyWrite>(path: &Path, data: &[T], shape: &[usize]) -> Resul
     std::fs::write(path, npy_bytes(data, shape)).map_err(|e| io_err(path, e))
 }
 
+/// The manifest's `config_sha256`: sha256 of the config's canonical JSON (this crate's
+/// serialisation: fixed key order, shortest round-trip floats), so a config edited after
+/// writing is caught like any edited file, whatever the manifest's whitespace.
+pub fn config_sha256(config: &EngineConfig) -> String {
+    sha256_hex(serde_json::to_string(config).expect("a config serialises").as_bytes())
+}
+
 /// Lowercase hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -237,6 +244,7 @@ struct ManifestOut<'a> {
     dims: &'a Dims,
     domains: &'a [String],
     config: &'a EngineConfig,
+    config_sha256: String,
     index: IndexOut,
     files: FilesOut<'a>,
     meta: &'a serde_json::Value,
@@ -465,6 +473,7 @@ impl BundleArrays {
             dims: &dims,
             domains: &self.domains,
             config: &self.config,
+            config_sha256: config_sha256(&self.config),
             index: IndexOut {
                 metric: "cos",
                 connectivity: self.index.connectivity,

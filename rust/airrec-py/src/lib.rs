@@ -480,6 +480,14 @@ fn validate_config(overrides: &str) -> PyResult<String> {
     serde_json::to_string(&config).map_err(|e| py_error("ConfigError", e.to_string()))
 }
 
+/// The `config_sha256` a manifest records for this config (a JSON object, validated first).
+#[pyfunction]
+fn config_sha256(config: &str) -> PyResult<String> {
+    let value: serde_json::Value = serde_json::from_str(config).map_err(|e| py_error("ConfigError", format!("config is not JSON: {e}")))?;
+    let config = airrec_core::EngineConfig::default().with_overrides(&value).py()?;
+    Ok(airrec_core::writer::config_sha256(&config))
+}
+
 /// `{setting: (low, high)}`: the inclusive range of every bounded config value.
 #[pyfunction]
 fn config_limits(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
@@ -585,6 +593,7 @@ fn _airrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(validate_config, m)?)?;
     m.add_function(wrap_pyfunction!(config_limits, m)?)?;
     m.add_function(wrap_pyfunction!(write_bundle, m)?)?;
+    m.add_function(wrap_pyfunction!(config_sha256, m)?)?;
     m.add("MAX_ABS_FOLDED", airrec_core::bundle::MAX_ABS_FOLDED)?;
     m.add("FOLDED_ARRAYS", airrec_core::compose::FOLDED_ARRAYS.to_vec())?;
     m.add("MAX_ABS_VALUE", airrec_core::bundle::MAX_ABS_VALUE)?;

@@ -402,6 +402,23 @@ fn folded_arrays_are_stored_mapped_and_checked_against_the_weights() {
 }
 
 #[test]
+fn an_edited_config_is_a_checksum_error() {
+    // The manifest's config is covered by `config_sha256` (no file checksum covers it).
+    let dir = written();
+    edit_manifest(dir.path(), |m| m["config"]["beam_width"] = json!(7)).unwrap();
+    checksum_error(dir.path(), &LoadOptions::default(), "config");
+    // Whitespace and key order do not matter: the digest is of the parsed config.
+    let dir = written();
+    edit_manifest(dir.path(), |_| {}).unwrap();
+    assert!(load(dir.path()).is_ok());
+    // Unverified loads trust it (the bounds still apply).
+    let dir = written();
+    edit_manifest(dir.path(), |m| m["config"]["beam_width"] = json!(7)).unwrap();
+    let options = LoadOptions { verify_checksums: false, ..LoadOptions::default() };
+    assert_eq!(Bundle::load(dir.path(), &options).unwrap().config.beam_width, 7);
+}
+
+#[test]
 fn broken_tries_are_bundle_errors() {
     // A parent after its child (not topological).
     let dir = written();
