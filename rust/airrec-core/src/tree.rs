@@ -50,6 +50,12 @@ pub fn decay(lambda: f64, age: f64) -> f64 {
     }
 }
 
+/// How far (in units of `1/lambda`) the latest event may get ahead of the base time the masses
+/// are stored in before they are all re-expressed at a new base: `exp(100)` ≈ 3e43 keeps every
+/// stored mass (behaviour weights ≤ 1e6, any number of events) far inside `f64`, and makes the
+/// O(events + nodes) renormalisation rare, so an add is O(1) amortised.
+const RENORMALISE_AT: f64 = 100.0;
+
 /// Smallest normalised weight fed to `ln`: keeps `ln(w)` finite when old events decay to zero.
 pub const MIN_WEIGHT: f64 = 1e-30;
 
@@ -59,9 +65,13 @@ pub const MIN_WEIGHT: f64 = 1e-30;
 pub struct UserTree {
     pub(crate) params: TreeParams,
     events: Vec<Event>,
-    /// Contribution `c_e` of each event, in units of `t_ref`.
+    /// Contribution `c_e` of each event, in units of `t_base`: `w_b · exp(-λ (t_base − t_e))`
+    /// (≥ 1 for events after `t_base`). Masses and the total are in the same units, so every
+    /// normalised weight is unchanged by the choice of base; only [`UserTree::total_mass`]
+    /// converts to units of `t_ref`.
     contrib: Vec<f64>,
     t_ref: f64,
+    t_base: f64,
     total: f64,
     pub(crate) nodes: Vec<TreeNode>,
     local: FxHashMap<u32, u32>,
@@ -78,6 +88,7 @@ impl UserTree {
             events: Vec::new(),
             contrib: Vec::new(),
             t_ref: f64::NEG_INFINITY,
+            t_base: f64::NEG_INFINITY,
             total: 0.0,
             nodes: Vec::new(),
             local: FxHashMap::default(),
@@ -111,7 +122,10 @@ impl UserTree {
     /// Total decayed behaviour mass `W`, in units of `t_ref` (the latest event has weight
     /// `behaviour_weights[b]`).
     pub fn total_mass(&self) -> f64 {
-        self.total
+        if self.events.is_empty() {
+            return 0.0;
+        }
+        self.total * decay(self.params.decay_lambda, self.t_ref - self.t_base)
     }
 
     /// `w̃_n`: the share of the user's decayed behaviour mass that reaches local node `i`.
@@ -152,18 +166,26 @@ impl UserTree {
     pub(crate) fn set_reference_time(&mut self, t: f64) {
         debug_assert!(self.events.is_empty());
         self.t_ref = t;
+        self.t_base = t;
     }
 
-    /// Re-expresses every stored mass relative to a later reference time.
+    /// Moves the reference time to `t` if it is later. Stored masses keep their base time
+    /// unless the new latest event is so far ahead that they would grow too large; then all of
+    /// them are re-expressed at base `t` (rare: see [`RENORMALISE_AT`]).
     fn advance_to(&mut self, t: f64) {
-        if self.t_ref.is_finite() && t > self.t_ref {
-            let f = decay(self.params.decay_lambda, t - self.t_ref);
+        if t <= self.t_ref {
+            return;
+        }
+        self.t_ref = t;
+        let lambda = self.params.decay_lambda;
+        if !self.t_base.is_finite() {
+            self.t_base = t;
+        } else if lambda * (t - self.t_base) > RENORMALISE_AT {
+            let f = decay(lambda, t - self.t_base);
             self.contrib.iter_mut().for_each(|c| *c *= f);
             self.nodes.iter_mut().for_each(|n| n.mass *= f);
             self.total *= f;
-        }
-        if t > self.t_ref {
-            self.t_ref = t;
+            self.t_base = t;
         }
     }
 
@@ -172,7 +194,7 @@ impl UserTree {
     pub(crate) fn push(&mut self, trie: &Trie, event: Event, leaves: &[u32]) {
         self.advance_to(event.timestamp);
         let bw = self.params.behaviour_weights[event.behaviour as usize];
-        let c = bw * decay(self.params.decay_lambda, self.t_ref - event.timestamp);
+        let c = bw * decay(self.params.decay_lambda, self.t_base - event.timestamp);
         let e = self.events.len() as u32;
         self.events.push(event);
         self.contrib.push(c);
