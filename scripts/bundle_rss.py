@@ -27,17 +27,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-CHILD = r"""
-import json, sys
-import numpy as np
 
-def rollup():
+def rollup(pid: str = "self") -> dict[str, int]:
+    """``/proc/<pid>/smaps_rollup`` as {field: kB} (the one parser, children import it)."""
     out = {}
-    for line in open("/proc/self/smaps_rollup"):
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[2] == "kB":
             out[parts[0].rstrip(":")] = int(parts[1])
     return out
+
+
+CHILD = r"""
+import json, sys
+import numpy as np
+
+sys.path.insert(0, sys.argv[3])
+from bundle_rss import rollup
 
 import airrec
 before = rollup()
@@ -61,18 +67,13 @@ KEYS = ("Rss", "Pss", "Pss_Anon", "Pss_File", "Anonymous", "Shared_Clean", "Priv
 def measure(bundle: Path, n: int) -> dict[str, Any]:
     """Start ``n`` children on ``bundle``; returns their figures in MiB."""
     children = [
-        subprocess.Popen([sys.executable, "-c", CHILD, str(bundle), str(k)],
+        subprocess.Popen([sys.executable, "-c", CHILD, str(bundle), str(k), str(Path(__file__).parent)],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for k in range(n)
     ]
     # Children report in turn; PSS is read below once all of them hold the bundle.
     first = [json.loads(c.stdout.readline()) for c in children]  # type: ignore[union-attr]
-    pss_all = []
-    for c in children:
-        smaps = Path(f"/proc/{c.pid}/smaps_rollup").read_text().splitlines()
-        fields = {p[0].rstrip(":"): int(p[1]) for p in (s.split() for s in smaps)
-                  if len(p) == 3 and p[2] == "kB"}
-        pss_all.append(fields)
+    pss_all = [rollup(str(c.pid)) for c in children]
     for c in children:
         c.communicate("\n")
     mib = 1024.0

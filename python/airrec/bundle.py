@@ -691,15 +691,12 @@ def _unit_rows(name: str, values: npt.ArrayLike, dim: int | None) -> F32:
     return np.ascontiguousarray(array / norms, dtype=np.float32)
 
 
-def _encode_phrases(phrases: Sequence[str], n_nodes: int) -> tuple[I64, U8]:
+def _check_phrases(phrases: Sequence[str], n_nodes: int) -> list[str]:
     if isinstance(phrases, str) or len(phrases) != n_nodes:
         raise InputError(f"trie_phrases must be a sequence of {n_nodes} strings (one per node)")
     if not all(isinstance(p, str) for p in phrases):
         raise InputTypeError("trie_phrases must hold str")
-    encoded = [p.encode("utf-8") for p in phrases]
-    offsets = np.zeros(n_nodes + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    return offsets, np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+    return list(phrases)
 
 
 def _domains(domain_names: Sequence[str], item_domain: npt.ArrayLike, n_items: int) -> U8:
@@ -756,6 +753,8 @@ class _Prepared:
     arrays: dict[str, npt.NDArray[Any]]
     config: dict[str, Any]
     domains: list[str]
+    #: One phrase per trie node; the engine's writer encodes them (UTF-8 offsets + bytes).
+    phrases: list[str]
 
 
 def _prepare(
@@ -772,7 +771,7 @@ def _prepare(
     if parent.size == 0:
         raise InputError("the trie needs at least one node")
     depth = trie_depths(parent)
-    phrase_offsets, phrase_bytes = _encode_phrases(trie_phrases, parent.size)
+    phrases = _check_phrases(trie_phrases, parent.size)
     nodes = _unit_rows("node_vectors", node_vectors, None)
     if nodes.shape[0] != parent.size:
         raise InputError(f"node_vectors has {nodes.shape[0]} rows for {parent.size} trie nodes")
@@ -795,14 +794,13 @@ def _prepare(
     )
     arrays: dict[str, npt.NDArray[Any]] = {
         "trie_parent": parent.astype(np.int32), "trie_depth": depth,
-        "trie_phrase_offsets": phrase_offsets, "trie_phrase_bytes": phrase_bytes,
         "item_path_offsets": offsets, "item_path_leaves": leaves.astype(np.int32),
         "node_vectors": nodes, "item_vectors": items, "item_domain": domains,
         **comp.arrays(),
     }
     return _Prepared(
         dims=dims, arrays=arrays, config=engine_config,
-        domains=list(domain_names),
+        domains=list(domain_names), phrases=phrases,
     )
 
 
@@ -866,13 +864,10 @@ def _write_files(
     """Write every file into ``root`` (an empty directory), the manifest last, through the
     engine's writer (which also folds the weights and builds the indexes)."""
     arrays = prepared.arrays
-    phrases = bytes(arrays["trie_phrase_bytes"])
-    offsets = arrays["trie_phrase_offsets"]
     _airrec.write_bundle(
         str(root),
         trie_parent=np.ascontiguousarray(arrays["trie_parent"], dtype=np.int32),
-        trie_phrases=[phrases[offsets[n]:offsets[n + 1]].decode("utf-8")
-                      for n in range(prepared.dims.n_nodes)],
+        trie_phrases=prepared.phrases,
         item_path_offsets=np.ascontiguousarray(arrays["item_path_offsets"], dtype=np.int64),
         item_path_leaves=np.ascontiguousarray(arrays["item_path_leaves"], dtype=np.int32),
         node_vectors=np.ascontiguousarray(arrays["node_vectors"], dtype=np.float32),
@@ -1019,7 +1014,7 @@ def replace_composition(
     }
     prepared = _Prepared(
         dims=dims, arrays={**arrays, **composition.arrays()}, config=new_config,
-        domains=list(source.domains),
+        domains=list(source.domains), phrases=[source.phrase(n) for n in range(dims.n_nodes)],
     )
     settings = _index_settings(manifest["index"])
     with _staged(out, overwrite) as tmp:

@@ -59,12 +59,12 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _add_training_arguments(p: argparse.ArgumentParser) -> None:
+    from airrec.models.suite import ALL_MODELS, MODEL_NAMES
     from airrec.pipeline import DEFAULT_MODELS, DEFAULT_SMOLLM2_INTENTS
 
+    extra = [m for m in MODEL_NAMES if m not in ALL_MODELS]
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
-                   help="comma-separated from popularity, gru4rec, sasrec-target, sasrec-mixed, air, "
-                   "air-no-weights, air-no-target, air-random, air-smollm2 (these are 'all'), "
-                   "air-backbone, sasrec-intents, air-item-intents "
+                   help=f"comma-separated from {', '.join(ALL_MODELS)} (these are 'all'), {', '.join(extra)} "
                    f"(default: {','.join(DEFAULT_MODELS)})")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S",
                    help="training seeds; several give mean ± std (default: 0)")

@@ -169,8 +169,9 @@ def test_same_seed_same_model(cyclic: Dataset, engine: Engine, tmp_path: Path) -
     assert np.array_equal(a.scorer.score(hist, cand), b.scorer.score(hist, cand))
 
 
-@pytest.mark.parametrize("switches", [{"use_weights": False}, {"target_aware": False}, {"item_intents": True}])
-def test_ablations_train_and_score(cyclic: Dataset, engine: Engine, tmp_path: Path, switches: dict[str, bool]) -> None:
+@pytest.mark.parametrize("switches", [{"use_weights": False}, {"target_aware": False}, {"item_intents": True},
+                                      {"backbone": "gru4rec"}])
+def test_ablations_train_and_score(cyclic: Dataset, engine: Engine, tmp_path: Path, switches: dict[str, object]) -> None:
     cfg = dataclasses.replace(AIR_FAST, epochs=1, negatives_cache=tmp_path)
     r = train_air(cyclic, engine, cfg, BACKBONE, variant=AIRVariant(**switches))
     hist = Histories.from_arrays(cyclic.test.offsets, cyclic.test.items)
@@ -179,6 +180,43 @@ def test_ablations_train_and_score(cyclic: Dataset, engine: Engine, tmp_path: Pa
     assert scores.shape == cand.shape and np.isfinite(scores).all()
     if not switches.get("use_weights", True):
         assert float(r.scorer.model.composition.weight_bias.abs().max()) == 0.0
+    if switches.get("backbone") == "gru4rec":
+        from airrec.models.gru4rec import GRU4Rec
+
+        assert isinstance(r.scorer.model.backbone, GRU4Rec)
+
+
+def test_air_backbone_is_checked(cyclic: Dataset, engine: Engine, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(AIR_FAST, epochs=1, negatives_cache=tmp_path)
+    with pytest.raises(InputError, match="choose sasrec-mixed or gru4rec"):
+        train_air(cyclic, engine, cfg, BACKBONE, variant=AIRVariant(backbone="lstm"))
+    with pytest.raises(InputError, match="need the sasrec-mixed backbone"):
+        train_air(cyclic, engine, cfg, BACKBONE, variant=AIRVariant(backbone="gru4rec", item_intents=True))
+
+
+def test_slot_cache_reuses_the_engines_slots_and_changes_nothing(trained: object, cyclic: Dataset) -> None:
+    """Valid is scored every epoch from cached slots: same scores as without the cache, the
+    engine asked once per distinct chunk, the budget respected."""
+    scorer = trained.scorer  # type: ignore[attr-defined]
+    hist = Histories.from_arrays(cyclic.test.offsets, cyclic.test.items)
+    cand = np.tile(np.arange(12, dtype=np.int64), (len(cyclic.test), 1))
+    scorer.cache_slots(0.0)
+    plain = scorer.score(hist, cand)
+    scorer.cache_slots(64.0)
+    first = scorer.score(hist, cand)
+    stored = dict(scorer._slots.entries)
+    assert stored and scorer._slots.used <= 64 * 2**20
+    again = scorer.score(hist, cand)
+    assert scorer._slots.entries.keys() == stored.keys(), "a second pass must only hit the cache"
+    np.testing.assert_array_equal(first, plain)
+    np.testing.assert_array_equal(again, plain)
+    other = scorer.score(hist, cand[:, ::-1].copy())  # other candidates: other keys
+    assert len(scorer._slots.entries) == 2 * len(stored)
+    np.testing.assert_array_equal(other, plain[:, ::-1])
+    scorer.cache_slots(1e-6)  # a budget smaller than one entry stores nothing
+    np.testing.assert_array_equal(scorer.score(hist, cand), plain)
+    assert not scorer._slots.entries
+    scorer.cache_slots(0.0)
 
 
 def test_checkpoint_round_trip(trained: object, cyclic: Dataset, engine: Engine, tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ engine's parameters (``compose_*``, ``score_*``) and is exported into a bundle w
 to torch's to float rounding (the parity test holds them to 1e-5).
 
 Backbone and AIR part are trained together, from scratch (see :mod:`airrec.models.air_train`):
-the backbone is the SASRec-mixed baseline's network with the same hyper-parameters and seed, so
-the SASRec (mixed) row is this model without intents.
+the backbone is the SASRec-mixed baseline's network (or, with ``AIRVariant.backbone =
+"gru4rec"``, GRU4Rec's) with the same hyper-parameters and seed, so that baseline's row is this
+model without intents.
 
 Ablation switches (:class:`AIRVariant`):
 
@@ -65,6 +66,9 @@ class AIRVariant:
     #: The backbone's item embeddings also get learned embeddings of the item's intent nodes.
     item_intents: bool = False
     pooled_width: int = 32
+    #: The sequential network under the intents: ``sasrec-mixed`` (the paper's) or ``gru4rec``
+    #: (the strongest baseline on Food–Kitchen), each trained exactly as its baseline row.
+    backbone: str = "sasrec-mixed"
 
     @property
     def engine_overrides(self) -> dict[str, float]:

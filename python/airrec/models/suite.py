@@ -21,6 +21,7 @@ Model names (``--models``):
 ``air-random``             ablation: random intents (another item's LLM answer; own bundle)
 ``air-smollm2``            ablation: SmolLM2-135M intents instead of Qwen 0.5B (own bundle)
 ``air-item-intents``       lever: AIR with item-side intents in its backbone too (not in ``all``)
+``air-gru4rec``            lever: AIR over a GRU4Rec backbone (against ``gru4rec``; not in ``all``)
 =========================  ===============================================================
 
 ``air`` is exported: its trained composition and score head replace the bundle's
@@ -61,6 +62,7 @@ MODEL_NAMES: dict[str, str] = {
     "air-smollm2": "AIR with SmolLM2 intents",
     "sasrec-intents": "SASRec (mixed) + item intents",
     "air-item-intents": "AIR + item intents",
+    "air-gru4rec": "AIR (GRU4Rec + Qwen intents)",
 }
 #: AIR models: (bundle key, variant switches).
 AIR_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -70,16 +72,17 @@ AIR_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "air-random": ("random", {}),
     "air-smollm2": ("smollm2", {}),
     "air-item-intents": ("main", {"item_intents": True}),
+    "air-gru4rec": ("main", {"backbone": "gru4rec"}),
 }
 BASELINES = ("gru4rec", "sasrec-target", "sasrec-mixed")
 #: What ``--models all`` means.
 ALL_MODELS: tuple[str, ...] = tuple(
-    m for m in MODEL_NAMES if m not in ("air-backbone", "sasrec-intents", "air-item-intents")
+    m for m in MODEL_NAMES if m not in ("air-backbone", "sasrec-intents", "air-item-intents", "air-gru4rec")
 )
 #: Full ranking (``full_ranking=True``) skips the ablations: scoring a whole domain through the
 #: engine costs minutes per model, and the ablations are compared on the sampled protocol.
 ABLATION_NAMES = frozenset(
-    MODEL_NAMES[m] for m in [*AIR_VARIANTS, "air-backbone"] if m not in ("air", "air-item-intents")
+    MODEL_NAMES[m] for m in [*AIR_VARIANTS, "air-backbone"] if m not in ("air", "air-item-intents", "air-gru4rec")
 )
 
 

@@ -110,10 +110,14 @@ pub struct CandidateView<'a> {
     pub c: f32,
 }
 
-fn fold_rows(rows: &[f32], d: usize, row_len: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Array<f32> {
+/// Scratch space of one worker thread for the row functions (reused across its rows, so
+/// folding or verifying a catalogue allocates once per thread, not once per row).
+type Scratch = Vec<f32>;
+
+fn fold_rows(rows: &[f32], d: usize, row_len: usize, f: impl Fn(&[f32], &mut [f32], &mut Scratch) + Sync) -> Array<f32> {
     let n = rows.len() / d;
     let mut out = vec![0.0f32; n * row_len];
-    out.par_chunks_mut(row_len).zip(rows.par_chunks(d)).for_each(|(o, x)| f(x, o));
+    out.par_chunks_mut(row_len).zip(rows.par_chunks(d)).for_each_init(Scratch::new, |t, (o, x)| f(x, o, t));
     Array::from_vec(out, vec![n, row_len])
 }
 
@@ -130,16 +134,16 @@ fn first_mismatch(
     used: usize,
     rows: &[f32],
     d: usize,
-    f: impl Fn(&[f32], &mut [f32]) + Sync,
+    f: impl Fn(&[f32], &mut [f32], &mut Scratch) + Sync,
 ) -> Option<FoldMismatch> {
     stored
         .par_chunks(width)
         .zip(rows.par_chunks(d))
         .enumerate()
         .map_init(
-            || vec![0.0f32; width],
-            |buf, (i, (s, x))| {
-                f(x, buf);
+            || (vec![0.0f32; width], Scratch::new()),
+            |(buf, scratch), (i, (s, x))| {
+                f(x, buf, scratch);
                 let scale = 1.0 + buf[..used].iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 let bad = s[..used].iter().zip(&buf[..used]).position(|(a, b)| {
                     let diff = (a - b).abs();
@@ -177,9 +181,9 @@ impl Composer {
     /// calls this, the loader only checks it): a composer whose folded arrays are owned.
     pub fn fold(weights: ComposeWeights, node_vectors: &[f32], item_vectors: &[f32], dim: usize, n_heads: usize) -> Self {
         let c = Composer::new(weights, Folded::empty(), dim, n_heads);
-        let item_kv = fold_rows(item_vectors, dim, 2 * c.attn_dim, |x, o| c.fill_kv_row(x, o));
-        let node_kv = fold_rows(node_vectors, dim, 2 * c.attn_dim, |x, o| c.fill_kv_row(x, o));
-        let item_rows = fold_rows(item_vectors, dim, c.row_stride(), |x, o| c.fill_candidate_row(x, o));
+        let item_kv = fold_rows(item_vectors, dim, 2 * c.attn_dim, |x, o, t| c.fill_kv_row_with(x, o, t));
+        let node_kv = fold_rows(node_vectors, dim, 2 * c.attn_dim, |x, o, t| c.fill_kv_row_with(x, o, t));
+        let item_rows = fold_rows(item_vectors, dim, c.row_stride(), |x, o, t| c.fill_candidate_row_with(x, o, t));
         c.with_folded(Folded { item_rows, item_kv, node_kv })
     }
 
@@ -206,11 +210,11 @@ impl Composer {
     pub fn verify_folded(&self, node_vectors: &[f32], item_vectors: &[f32]) -> std::result::Result<(), (&'static str, FoldMismatch)> {
         let (d, kv) = (self.dim, 2 * self.attn_dim);
         let f = &self.folded;
-        let rows = first_mismatch(&f.item_rows, self.row_stride(), self.candidate_row_len(), item_vectors, d, |x, o| {
-            self.fill_candidate_row(x, o)
+        let rows = first_mismatch(&f.item_rows, self.row_stride(), self.candidate_row_len(), item_vectors, d, |x, o, t| {
+            self.fill_candidate_row_with(x, o, t)
         });
-        let item_kv = || first_mismatch(&f.item_kv, kv, kv, item_vectors, d, |x, o| self.fill_kv_row(x, o));
-        let node_kv = || first_mismatch(&f.node_kv, kv, kv, node_vectors, d, |x, o| self.fill_kv_row(x, o));
+        let item_kv = || first_mismatch(&f.item_kv, kv, kv, item_vectors, d, |x, o, t| self.fill_kv_row_with(x, o, t));
+        let node_kv = || first_mismatch(&f.node_kv, kv, kv, node_vectors, d, |x, o, t| self.fill_kv_row_with(x, o, t));
         let found = rows.map(|m| (FOLDED_ARRAYS[0], m)).or_else(|| item_kv().map(|m| (FOLDED_ARRAYS[1], m)));
         match found.or_else(|| node_kv().map(|m| (FOLDED_ARRAYS[2], m))) {
             Some(e) => Err(e),
@@ -226,13 +230,19 @@ impl Composer {
 
     /// The folded `[k | v]` row (head-interleaved) of a node or item vector `x`.
     pub fn fill_kv_row(&self, x: &[f32], o: &mut [f32]) {
+        self.fill_kv_row_with(x, o, &mut Scratch::new());
+    }
+
+    /// [`Composer::fill_kv_row`] with caller-owned scratch space.
+    fn fill_kv_row_with(&self, x: &[f32], o: &mut [f32], scratch: &mut Scratch) {
         let a = self.attn_dim;
-        let mut t = vec![0.0f32; a];
+        scratch.resize(a, 0.0);
+        let t = &mut scratch[..a];
         let (k, v) = o[..2 * a].split_at_mut(a);
-        matmul_rows(x, self.dim, &self.weights.wk, a, 1.0, &mut t);
-        interleave(&t, self.n_heads, k);
-        matmul_rows(x, self.dim, &self.weights.wv, a, 1.0, &mut t);
-        interleave(&t, self.n_heads, v);
+        matmul_rows(x, self.dim, &self.weights.wk, a, 1.0, t);
+        interleave(t, self.n_heads, k);
+        matmul_rows(x, self.dim, &self.weights.wv, a, 1.0, t);
+        interleave(t, self.n_heads, v);
     }
 
     /// Length of a candidate row: `x`, `q`, `r`, type logits, `c`.
@@ -243,19 +253,30 @@ impl Composer {
     /// Computes a candidate row for retrieval vector `x` (items outside the bundle use this
     /// directly; bundle items have theirs precomputed).
     pub fn fill_candidate_row(&self, x: &[f32], row: &mut [f32]) {
+        self.fill_candidate_row_with(x, row, &mut Scratch::new());
+    }
+
+    /// [`Composer::fill_candidate_row`] with caller-owned scratch space.
+    fn fill_candidate_row_with(&self, x: &[f32], row: &mut [f32], scratch: &mut Scratch) {
         let (d, a, h, dk) = (self.dim, self.attn_dim, self.n_heads, self.head_dim);
         let w = &self.weights;
         let (xs, rest) = row.split_at_mut(d);
         xs.copy_from_slice(x);
         let (q, rest) = rest.split_at_mut(a);
-        let mut q_heads = vec![0.0f32; a];
-        matmul_rows(x, d, &w.wq, a, self.scale, &mut q_heads);
-        interleave(&q_heads, h, q);
+        scratch.resize(2 * a + d, 0.0);
+        let (q_heads, tail) = scratch.split_at_mut(a);
+        let (g, r_heads) = tail.split_at_mut(d);
+        matmul_rows(x, d, &w.wq, a, self.scale, q_heads);
+        interleave(q_heads, h, q);
         let (r, rest) = rest.split_at_mut(a);
         // g = w_out + w_inter ⊙ x; r = wo g; c = g · bo + b
-        let g: Vec<f32> = (0..d).map(|i| w.score_w_out[i] + w.score_w_inter[i] * x[i]).collect();
-        let r_heads: Vec<f32> = (0..a).map(|j| dot_f32(&w.wo[j * d..(j + 1) * d], &g)).collect();
-        interleave(&r_heads, h, r);
+        for (i, gi) in g.iter_mut().enumerate() {
+            *gi = w.score_w_out[i] + w.score_w_inter[i] * x[i];
+        }
+        for (j, rj) in r_heads.iter_mut().enumerate() {
+            *rj = dot_f32(&w.wo[j * d..(j + 1) * d], g);
+        }
+        interleave(r_heads, h, r);
         let (tl, rest) = rest.split_at_mut(self.n_types * h);
         for t in 0..self.n_types {
             let tk = &w.type_key[t * a..(t + 1) * a];
@@ -263,7 +284,7 @@ impl Composer {
                 tl[t * h + hh] = dot_f32(&q_heads[hh * dk..(hh + 1) * dk], &tk[hh * dk..(hh + 1) * dk]);
             }
         }
-        rest[0] = dot_f32(&g, &w.bo) + w.score_bias[0];
+        rest[0] = dot_f32(g, &w.bo) + w.score_bias[0];
     }
 
     /// A view of a candidate row (from `item_rows` or a caller's buffer).
