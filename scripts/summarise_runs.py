@@ -22,6 +22,7 @@ from airrec.models.suite import MODEL_NAMES
 PAIRS = (
     ("air", "sasrec-mixed"), ("air-item-intents", "sasrec-mixed"), ("sasrec-intents", "sasrec-mixed"),
     ("air-item-intents", "air"), ("air", "gru4rec"), ("air-item-intents", "gru4rec"),
+    ("air-gru4rec", "gru4rec"), ("air-gru4rec", "sasrec-mixed"),
 )
 METRICS = ("HR@10", "NDCG@10")
 
