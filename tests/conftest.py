@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,14 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tmp_path_factory.mktemp("small") / "bundle",
         n_nodes=300, n_items=120, dim=16, n_heads=2, depth=3, paths_per_item=2, seed=1,
     )
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[Any]:
+    """One local Ray cluster (2 CPUs) shared by the Ray tests of a session; ``ray`` itself."""
+    pytest.importorskip("ray")
+    from airrec._ray import connect
+
+    ray = connect("local", num_cpus=2)
+    yield ray
+    ray.shutdown()

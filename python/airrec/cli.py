@@ -260,6 +260,35 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_features(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ft = sub.add_parser(
+        "features",
+        help="AIR scores and intent vectors of (user, candidate) pairs, as Parquet",
+        description="Reads histories (user, item[, behaviour, timestamp]) and candidates (user, "
+        "candidate) Parquet, runs the engine on every pair (locally, or in Ray actors with --ray) "
+        "and writes part-*.parquet files of (user, candidate, score, intent) into --out.",
+    )
+    ft.add_argument("--bundle", required=True, help="bundle directory")
+    ft.add_argument("--histories", required=True, help="events Parquet file or directory")
+    ft.add_argument("--candidates", required=True, help="candidate pairs Parquet file or directory")
+    ft.add_argument("--out", required=True, help="output directory (written atomically)")
+    ft.add_argument("--ray", default=None, metavar="ADDRESS", help="'local' or a Ray cluster address")
+    ft.add_argument("--actors", type=int, default=None, help="Ray actors (default: one per cluster CPU)")
+    ft.add_argument("--batch-users", type=int, default=256, help="users per engine batch (default 256)")
+    ft.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    ft.set_defaults(handler=_run_features)
+
+
+def _run_features(args: argparse.Namespace) -> int:
+    from airrec.features import compute_features
+
+    r = compute_features(args.bundle, args.histories, args.candidates, args.out, ray_address=args.ray,
+                         actors=args.actors, batch_users=args.batch_users, overwrite=args.overwrite)
+    print(json.dumps({"out": str(r.out_dir), "users": r.users, "rows": r.rows, "dim": r.dim,
+                      "seconds": round(r.seconds, 3), "rows_per_s": round(r.rows_per_s, 1), "runner": r.runner}))
+    return 0
+
+
 def _add_explain(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ex = sub.add_parser("explain", help="explain a candidate's score for a history of item ids")
     ex.add_argument("bundle", help="bundle directory")
@@ -401,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_baselines(sub)
     _add_serve(sub)
     _add_info(sub)
+    _add_features(sub)
     _add_explain(sub)
     _add_bench(sub)
     return parser

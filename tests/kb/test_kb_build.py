@@ -160,7 +160,7 @@ def test_synthetic_intents_scale(tmp_path: Path, hash_embedder: HashEmbedder) ->
 
 def test_cli(tmp_path: Path, fk40_dataset: Dataset, fk40_intents: Path,
              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("airrec.kb.cli.make_embedder", lambda spec: HashEmbedder())
+    monkeypatch.setattr("airrec.kb.cli.make_embedder", lambda spec, **ray: HashEmbedder())
     config = tmp_path / "build.toml"
     config.write_text('[build]\ndim = 8\nmerge_threshold = 0.97\n\n[engine]\nbeam_width = 2\n')
     root = tmp_path / "fk40"
@@ -207,3 +207,28 @@ def test_build_with_minilm_end_to_end(tmp_path: Path, fk40_dataset: Dataset, fk4
     # coffee items outrank pasta, hot sauce and knives for a coffee drinker
     coffee_mean = scores[[4, 5]].mean()
     assert coffee_mean > scores[[15, 16, 18, 19, 33, 34]].max()
+
+
+@pytest.mark.embedder
+@pytest.mark.ray
+def test_ray_embeddings_build_the_same_bundle(tmp_path: Path, fk40_dataset: Dataset, fk40_intents: Path,
+                                              minilm: object, ray_local: object) -> None:
+    """MiniLM in two Ray actors (Ray Data map_batches) gives the local vectors, so the
+    bundle is the same to float tolerance; both share the embedding cache's key."""
+    from airrec.kb import SentenceTransformerEmbedder
+    from airrec.kb.cli import make_embedder
+    from airrec.kb.ray_embed import RayEmbedder
+
+    ray_embedder = make_embedder("minilm", ray="local", actors=2)
+    assert isinstance(ray_embedder, RayEmbedder) and ray_embedder.fingerprint == minilm.fingerprint  # type: ignore[attr-defined]
+    texts = [f"item {i}: stainless steel pan number {i}" for i in range(300)]
+    np.testing.assert_allclose(ray_embedder.embed(texts), SentenceTransformerEmbedder().embed(texts), atol=2e-6)
+    local = build_bundle(fk40_dataset, fk40_intents, tmp_path / "local", embedder=minilm, dim=16,  # type: ignore[arg-type]
+                         merge_threshold=0.9)
+    remote = build_bundle(fk40_dataset, fk40_intents, tmp_path / "ray", embedder=ray_embedder, dim=16,
+                          merge_threshold=0.9)
+    assert remote.embedded == local.embedded and remote.nodes_per_level == local.nodes_per_level
+    a, b = load_arrays(local.out_dir), load_arrays(remote.out_dir)
+    np.testing.assert_array_equal(a.trie_parent, b.trie_parent)
+    np.testing.assert_allclose(a.node_vectors, b.node_vectors, atol=1e-4)
+    np.testing.assert_allclose(a.item_vectors, b.item_vectors, atol=1e-4)

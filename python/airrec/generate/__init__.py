@@ -17,6 +17,7 @@ from airrec.generate.models import PRESETS, ResolvedModel, model_cache_dir, reso
 from airrec.generate.parse import ParsedIntents, clean_phrase, parse_intents
 from airrec.generate.prompts import DEFAULT_PROMPT, Example, PromptTemplate, load_prompt
 from airrec.generate.quality import QualityTally, quality_of
+from airrec.generate.ray_runner import generate_intents_ray
 from airrec.generate.runner import (
     GenerationSummary,
     IntentGenerator,
@@ -43,6 +44,7 @@ __all__ = [
     "cache_key",
     "export_intents",
     "generate_intents",
+    "generate_intents_ray",
     "load_prompt",
     "merge_caches",
     "model_cache_dir",

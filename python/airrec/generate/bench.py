@@ -206,6 +206,24 @@ def _pipeline(
     return outcomes, seconds, cpu, settings
 
 
+def _ray_runner(address: str, pairs: list[tuple[int, str]], behaviour: str, resolved: Any, prompt: PromptTemplate,
+                actors: int, n_parallel: int, seed: int) -> dict[str, Any]:
+    """The Ray runner on ``pairs`` into a throw-away cache: its summary figures."""
+    import tempfile
+
+    from airrec._ray import connect
+    from airrec.generate.ray_runner import generate_intents_ray
+
+    connect(address)  # outside the clock: a cluster is started once, not per run
+    with tempfile.TemporaryDirectory() as tmp:
+        s = generate_intents_ray(pairs, Path(tmp) / "ray.sqlite", address=address, actors=actors, model=resolved,
+                                 prompt=prompt, behaviours=[behaviour], batch_size=n_parallel, seed=seed)
+    return {"actors": actors, "items": s.ok + s.failed, "failed": s.failed, "seconds": round(s.seconds, 3),
+            "items_per_s": round((s.ok + s.failed) / s.seconds, 4) if s.seconds > 0 else 0.0,
+            "tokens_per_item": round((s.tokens_in + s.tokens_out) / max(1, s.ok + s.failed), 2),
+            "timing_includes_model_load": True}
+
+
 def bench_generate(
     model: str,
     n_items: int,
@@ -220,6 +238,7 @@ def bench_generate(
     n_examples: int = 8,
     allow_install: bool = False,
     workers: int | None = None,
+    ray: str | None = None,
 ) -> dict[str, Any]:
     """Time the naive loop and the pipeline on the same ``n_items`` Food–Kitchen items (or
     ``dataset``'s) and write ``{model, n_items, naive, pipeline, speedup, examples}`` JSON.
@@ -227,7 +246,9 @@ def bench_generate(
     ``workers`` defaults to one single-thread worker process per core (the pipeline's best
     setting here); ``n_threads`` (default 1) is the thread count of the naive loop and of
     each pipeline worker. Scripts calling this with ``workers > 1`` need an
-    ``if __name__ == "__main__":`` guard (spawned workers)."""
+    ``if __name__ == "__main__":`` guard (spawned workers). ``ray`` (``"local"`` or a cluster
+    address) also times the Ray runner on the same items (``n_workers`` actors, a fresh cache;
+    the clock covers the actors' model loads, not the cluster start)."""
     if dataset is None:
         from airrec.data import load_food_kitchen
 
@@ -272,6 +293,13 @@ def bench_generate(
         }
         for u in units[:n_examples]
     ]
+    ray_figures = None
+    if ray is not None:
+        ray_figures = _ray_runner(ray, pairs, behaviour, resolved, prompt, n_workers, n_parallel, seed)
+        ray_figures["vs_local_pipeline"] = (
+            round(ray_figures["items_per_s"] / pipe["items_per_s"], 3) if pipe["items_per_s"] else None
+        )
+        log.info("ray: %s", ray_figures)
     report: dict[str, Any] = {
         "model": resolved.name,
         "model_sha256": resolved.sha256,
@@ -290,6 +318,7 @@ def bench_generate(
             if pipe["items_per_cpu_s"] and naive["items_per_cpu_s"] else None
         ),
         "ceiling": ceiling,
+        **({"ray": ray_figures} if ray_figures is not None else {}),
         "examples": examples,
     }
     write_atomic(out_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from airrec.errors import AirrecError, InputError
+from airrec.errors import AirrecError, ConfigError, InputError
 from airrec.generate.prompts import DEFAULT_PROMPT, PROMPTS, PromptTemplate, load_prompt
 
 __all__ = [
@@ -72,6 +72,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         "for (extend a committed artifact shard by shard instead of replacing it)",
     )
     parser.add_argument("--shard", default=None, help="i/n: only this shard of the work")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS",
+                        help="run on Ray: 'local' (an in-process cluster) or a cluster address; "
+                        "one model per actor, --workers actors (default: one per cluster CPU)")
     parser.add_argument("--merge", nargs="*", default=None,
                         help="merge these shard caches into --cache and exit")
     parser.add_argument("--attempts", type=int, default=3, help="tries per item before 'failed'")
@@ -85,6 +88,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("--items", type=int, default=40, help="number of items")
     parser.add_argument("--out", required=True, help="JSON file for the figures")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS",
+                        help="also time the Ray runner ('local' or a cluster address) on the same items")
 
 
 def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,6 +151,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from airrec.generate.cache import merge_caches
     from airrec.generate.export import export_intents
     from airrec.generate.models import resolve_model
+    from airrec.generate.ray_runner import generate_intents_ray
     from airrec.generate.runner import generate_intents
 
     try:
@@ -156,12 +162,21 @@ def run_generate(args: argparse.Namespace) -> int:
         dataset = load_food_kitchen(args.data_home)
         prompt = _prompt(args.prompt)
         model = resolve_model(args.model, allow_install=args.allow_install)
-        summary = generate_intents(
-            dataset, args.cache, model=model, prompt=prompt, items=_items(dataset, args),
-            shard=args.shard, progress=not args.no_progress, n_threads=args.threads,
-            n_parallel=args.parallel, seed=args.seed, max_attempts=args.attempts,
-            workers=args.workers or os.cpu_count() or 1,
-        )
+        if args.ray is not None:
+            if args.shard is not None:
+                raise ConfigError("--shard splits work between machines by hand; --ray does it for you")
+            summary = generate_intents_ray(
+                dataset, args.cache, address=args.ray, actors=args.workers, model=model, prompt=prompt,
+                items=_items(dataset, args), batch_size=args.parallel, seed=args.seed,
+                max_attempts=args.attempts,
+            )
+        else:
+            summary = generate_intents(
+                dataset, args.cache, model=model, prompt=prompt, items=_items(dataset, args),
+                shard=args.shard, progress=not args.no_progress, n_threads=args.threads,
+                n_parallel=args.parallel, seed=args.seed, max_attempts=args.attempts,
+                workers=args.workers or os.cpu_count() or 1,
+            )
         print(summary.line())
         print("quality: " + json.dumps(summary.quality))
         if args.report:
@@ -196,7 +211,7 @@ def run_bench(args: argparse.Namespace) -> int:
         report = bench_generate(
             args.model, args.items, args.out, data_home=args.data_home, n_threads=args.threads,
             n_parallel=args.parallel, prompt=_prompt(args.prompt), seed=args.seed,
-            allow_install=args.allow_install, workers=args.workers,
+            allow_install=args.allow_install, workers=args.workers, ray=args.ray,
         )
     except AirrecError as exc:
         print(f"error: {exc}", file=sys.stderr)

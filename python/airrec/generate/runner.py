@@ -28,6 +28,7 @@ from airrec.generate.workers import generate_in_workers
 __all__ = [
     "GenerationSummary",
     "IntentGenerator",
+    "cache_row",
     "Outcome",
     "Unit",
     "generate_intents",
@@ -178,6 +179,15 @@ def generate_intents(
     return summary
 
 
+def cache_row(out: Outcome, sha: str, prompt_key: str) -> CacheRow:
+    """The cache row of one finished unit (every runner stores outcomes through this)."""
+    u = out.unit
+    return CacheRow(
+        u.key, sha, prompt_key, u.behaviour, text_hash(u.text), u.item_id, out.paths, out.status,
+        out.attempts, out.error, out.raw, out.tokens_in, out.tokens_out, out.seconds,
+    )
+
+
 def _run(
     outcomes: Iterable[Outcome],
     sha: str,
@@ -207,15 +217,8 @@ def _run(
             summary.retries += max(0, out.attempts - 1)
             summary.tokens_in += out.tokens_in
             summary.tokens_out += out.tokens_out
-            u = out.unit
-            tally.add(u.text, out.paths, out.status, out.error)
-            pending.append(
-                CacheRow(
-                    u.key, sha, pkey, u.behaviour, text_hash(u.text), u.item_id, out.paths,
-                    out.status, out.attempts, out.error, out.raw, out.tokens_in, out.tokens_out,
-                    out.seconds,
-                )
-            )
+            tally.add(out.unit.text, out.paths, out.status, out.error)
+            pending.append(cache_row(out, sha, pkey))
             if len(pending) >= commit_every:
                 flush()
                 bar.set_postfix(ok=summary.ok, failed=summary.failed, refresh=False)

@@ -15,9 +15,11 @@ docs/online-path.md §6), then explicit flags.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from airrec.errors import AirrecError, ConfigError
 from airrec.kb.build import BuildReport, build_bundle
 from airrec.kb.embed import Embedder, LlamaCppEmbedder, SentenceTransformerEmbedder
 
-__all__ = ["BUILD_KEYS", "add_build_arguments", "default_cache_dir", "make_embedder", "run_build"]
+__all__ = ["BUILD_KEYS", "add_build_arguments", "default_cache_dir", "embedder_factory", "make_embedder", "run_build"]
 
 #: Keys of the ``[build]`` table and their types.
 BUILD_KEYS: dict[str, tuple[type, ...]] = {
@@ -42,16 +44,28 @@ def default_cache_dir() -> Path:
     return Path(os.path.expandvars(os.path.expanduser(root))) / "embeddings"
 
 
-def make_embedder(spec: str) -> Embedder:
-    """``minilm`` (all-MiniLM-L6-v2 from its package), ``st:DIR`` (a sentence-transformers
+def embedder_factory(spec: str) -> Callable[[], Embedder]:
+    """A picklable callable that builds the embedder of ``spec`` (Ray actors build their own):
+    ``minilm`` (all-MiniLM-L6-v2 from its package), ``st:DIR`` (a sentence-transformers
     directory) or ``gguf:PATH`` (llama.cpp)."""
     if spec == "minilm":
-        return SentenceTransformerEmbedder()
+        return SentenceTransformerEmbedder
     if spec.startswith("st:"):
-        return SentenceTransformerEmbedder(spec[3:])
+        return functools.partial(SentenceTransformerEmbedder, spec[3:])
     if spec.startswith("gguf:"):
-        return LlamaCppEmbedder(spec[5:])
+        return functools.partial(LlamaCppEmbedder, spec[5:])
     raise ConfigError(f"unknown embedder {spec!r}: use minilm, st:DIR or gguf:PATH")
+
+
+def make_embedder(spec: str, *, ray: str | None = None, actors: int | None = None) -> Embedder:
+    """The embedder of ``spec`` (see :func:`embedder_factory`); with ``ray`` (an address or
+    ``local``) its work runs in Ray actors (:class:`airrec.kb.ray_embed.RayEmbedder`)."""
+    factory = embedder_factory(spec)
+    if ray is None:
+        return factory()
+    from airrec.kb.ray_embed import RayEmbedder
+
+    return RayEmbedder(factory, address=ray, actors=actors)
 
 
 _OFF = -2.0
@@ -89,6 +103,9 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     parser.add_argument("--report", type=Path, help="also write the build report (JSON) here")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="embed on Ray: 'local' (an in-process cluster) or a cluster address")
+    parser.add_argument("--ray-actors", type=int, metavar="N", help="embedding actors (default: one per CPU)")
 
 
 def _read_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -144,7 +161,8 @@ def run_build(args: argparse.Namespace) -> int:
                                    else default_cache_dir())
     dataset = _load_dataset(args)
     report: BuildReport = build_bundle(
-        dataset, args.intents, args.out, embedder=make_embedder(settings["embedder"]),
+        dataset, args.intents, args.out,
+        embedder=make_embedder(settings["embedder"], ray=args.ray, actors=args.ray_actors),
         dim=settings["dim"], merge_threshold=settings["merge_threshold"],
         merge_plurals=settings["merge_plurals"], config=engine or None,
         n_heads=settings["n_heads"], attn_dim=settings["attn_dim"], seed=settings["seed"],

@@ -346,7 +346,8 @@ def embed_texts(
     """Embed ``texts`` through ``cache``: returns (vectors ``[n, dim]``, number embedded now).
 
     Duplicate texts are embedded once. Misses are embedded and stored ``chunk_size`` texts at
-    a time, so an interrupted run resumes where it stopped.
+    a time (an embedder's own ``chunk_size`` attribute wins: a Ray embedder wants larger
+    chunks), so an interrupted run resumes where it stopped.
     """
     _check_batch(batch_size)
     keys = [EmbeddingCache.key(t) for t in texts]
@@ -356,6 +357,7 @@ def embed_texts(
     fingerprint = embedder.fingerprint
     found = cache.get(fingerprint, list(unique)) if cache is not None else {}
     missing = [k for k in unique if k not in found]
+    chunk_size = int(getattr(embedder, "chunk_size", 0) or chunk_size)
     with _bar(len(missing), desc, progress) as bar:
         for start in range(0, len(missing), chunk_size):
             chunk = missing[start : start + chunk_size]
