@@ -43,6 +43,21 @@ def test_request_numpy_reference(benchmark: BenchmarkFixture, workload: Workload
     assert benchmark.pedantic(run, rounds=10, iterations=1).shape == (200,)
 
 
+def test_request_torch_peer(benchmark: BenchmarkFixture, workload: Workload) -> None:
+    """The same request in vectorised PyTorch (1 thread): what a user would write instead."""
+    from airrec.bench.torch_peer import TorchPeer
+
+    benchmark.group = "request (tree + 200 candidates)"
+    users = _cycle()
+    peer = TorchPeer(workload.engine.path, threads=1)
+
+    def run() -> np.ndarray:
+        u = next(users)
+        return peer.scores(workload.events(u), workload.candidates[u])
+
+    assert benchmark.pedantic(run, rounds=20, iterations=1).shape == (200,)
+
+
 def test_scoring_prebuilt_tree(benchmark: BenchmarkFixture, workload: Workload) -> None:
     benchmark.group = "parts"
     trees = workload.trees

@@ -50,6 +50,9 @@ def test_bench_online_quick_writes_figures(tmp_path: Path) -> None:
     assert figures["batch"]["threads_1_requests_per_s"] > 0
     # Same run, same users: the engine and the reference agree.
     assert figures["max_abs_score_diff_rust_vs_numpy"] < 1e-4
+    # The vectorised torch peer, checked equal to the engine before it is timed.
+    assert figures["torch"]["p50_us"] > 0 and figures["speedup_vs_torch_p50"] > 0
+    assert figures["torch"]["max_abs_score_diff_vs_rust"] < 1e-4
 
 
 def test_serve_and_bench_load_are_in_the_one_parser_tree(

@@ -320,6 +320,10 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     online.add_argument("--users", type=int, default=1000, help="requests timed for Rust (default 1000)")
     online.add_argument("--numpy-users", type=int, default=40, help="requests timed for NumPy (default 40)")
     online.add_argument("--batch-users", type=int, default=2000, help="users per batch call (default 2000)")
+    online.add_argument("--torch-users", type=int, default=200,
+                        help="requests timed for the vectorised torch peer (default 200; 0 skips it)")
+    online.add_argument("--instructions", action="store_true",
+                        help="also count the engine's instructions per request under valgrind (slow)")
     online.add_argument("--events", type=int, default=50, help="events per user (default 50)")
     online.add_argument("--candidates", type=int, default=200, help="candidates per request (default 200)")
     online.add_argument("--dim", type=int, default=64)
@@ -388,12 +392,14 @@ def _run_bench_online(args: argparse.Namespace) -> int:
 
     if args.quick:
         shape = Shape(events_per_user=args.events, candidates=50, dim=32, heads=4, n_nodes=3000, n_items=2000)
-        result = run_online_bench(args.out, shape=shape, users=50, numpy_users=5, batch_users=100)
+        result = run_online_bench(args.out, shape=shape, users=50, numpy_users=5, batch_users=100,
+                                  torch_users=min(args.torch_users, 20), instructions=args.instructions)
     else:
         shape = Shape(events_per_user=args.events, candidates=args.candidates, dim=args.dim,
                       heads=args.heads, n_nodes=args.nodes, n_items=args.items)
         result = run_online_bench(args.out, shape=shape, users=args.users, numpy_users=args.numpy_users,
-                                  batch_users=args.batch_users)
+                                  batch_users=args.batch_users, torch_users=args.torch_users,
+                                  instructions=args.instructions)
     print(summary(result))
     print(f"figures written to {args.out}")
     return 0

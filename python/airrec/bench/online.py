@@ -104,8 +104,15 @@ def run_online_bench(
     batch_users: int = 2000,
     seed: int = 0,
     bundle_dir: Path | None = None,
+    torch_users: int = 200,
+    instructions: bool = False,
 ) -> dict[str, Any]:
-    """Measures the online path and writes the figures to `out` (JSON) if given."""
+    """Measures the online path and writes the figures to `out` (JSON) if given.
+
+    ``torch_users`` requests also go through the vectorised torch peer
+    (:class:`airrec.bench.torch_peer.TorchPeer`, 1 thread, checked equal first; 0 skips it);
+    ``instructions`` adds the engine's instructions per request under callgrind
+    (:func:`instructions_per_request`), a figure that machine load does not move."""
     bundle = synthetic_bundle(shape, seed, bundle_dir)
     t0 = time.perf_counter()
     engine = Engine.load(bundle)
@@ -131,6 +138,17 @@ def run_online_bench(
         for u in range(min(numpy_users, 10))
     )
 
+    torch_figures = None
+    if torch_users > 0:
+        from airrec.bench.torch_peer import TorchPeer
+
+        peer = TorchPeer(bundle, threads=1)
+        # Same users, same candidates: the peer must give the engine's scores before it is timed.
+        torch_diff = max(float(np.abs(engine.score(events(u), cands[u]) - peer.scores(events(u), cands[u])).max())
+                         for u in range(min(torch_users, 20)))
+        torch_times = _time_each(torch_users, lambda u: peer.scores(events(u), cands[u]), warmup=3)
+        torch_figures = {**_percentiles(torch_times), "threads": 1, "max_abs_score_diff_vs_rust": torch_diff}
+
     hist = Histories.from_arrays(h.offsets[: batch_users + 1], h.items[: h.offsets[batch_users]])
     batch_cands = cands[:batch_users]
     n_cores = os.cpu_count() or 1
@@ -153,6 +171,9 @@ def run_online_bench(
         "rust_build_tree": _percentiles(rust_tree),
         "numpy": npy,
         "speedup_vs_numpy_p50": npy["p50_us"] / r["p50_us"],
+        **({"torch": torch_figures, "speedup_vs_torch_p50": torch_figures["p50_us"] / r["p50_us"]}
+           if torch_figures is not None else {}),
+        **({"instructions": instructions_per_request(bundle, shape, seed)} if instructions else {}),
         "batch": batch,
         "max_abs_score_diff_rust_vs_numpy": max_diff,
         "bundle_load_s": load_s,
@@ -164,12 +185,64 @@ def run_online_bench(
     return result
 
 
+_CALLGRIND_CHILD = r"""
+import sys
+import numpy as np
+from airrec.engine import Engine
+from airrec.synthetic import make_candidates, make_synthetic_histories
+bundle, n, events, n_items, n_cands, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+engine = Engine.load(bundle, verify_checksums=False)
+h = make_synthetic_histories(max(n, 1) + 5, events, n_items, seed=seed + 1)
+cands = make_candidates(max(n, 1) + 5, n_cands, n_items, seed=seed + 2)
+ev = [h.items[h.offsets[u]:h.offsets[u + 1]] for u in range(max(n, 1) + 5)]
+for u in range(5):  # warm: page faults, pools, lazy statics are not per-request costs
+    engine.score(ev[u], cands[u])
+for u in range(5, 5 + n):
+    engine.score(ev[u], cands[u])
+"""
+
+
+def _callgrind_total(args: list[str]) -> int:
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c",
+                        _CALLGRIND_CHILD, *args], check=True, capture_output=True,
+                       env={**os.environ, "RAYON_NUM_THREADS": "1"})
+        for line in out.read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("callgrind wrote no totals")
+
+
+def instructions_per_request(bundle: Path, shape: Shape, seed: int = 0, n: int = 40) -> dict[str, Any]:
+    """Instructions the engine executes per request (tree from the events + every candidate
+    scored), from callgrind: the whole process with ``n`` requests minus the same process with
+    none, divided by ``n``. Needs ``valgrind`` on PATH (``None`` figures without it)."""
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        return {"per_request": None, "why": "valgrind is not installed"}
+    common = [str(shape.events_per_user), str(shape.n_items), str(shape.candidates), str(seed)]
+    with_n = _callgrind_total([str(bundle), str(n), *common])
+    without = _callgrind_total([str(bundle), "0", *common])
+    return {"per_request": (with_n - without) / n, "requests": n, "tool": "valgrind --tool=callgrind",
+            "method": "process with n requests minus the same process with none, / n"}
+
+
 def summary(result: dict[str, Any]) -> str:
     r, n, b = result["rust"], result["numpy"], result["batch"]
     return (
         f"rust   p50 {r['p50_us']:8.1f} us  p99 {r['p99_us']:8.1f} us  ({r['n']} requests)\n"
         f"numpy  p50 {n['p50_us']:8.1f} us  p99 {n['p99_us']:8.1f} us  ({n['n']} requests)\n"
         f"speedup vs numpy (p50): {result['speedup_vs_numpy_p50']:.0f}x\n"
-        f"batch: {b['threads_1_requests_per_s']:.0f} req/s on 1 thread, "
+        + (f"torch  p50 {result['torch']['p50_us']:8.1f} us  (vectorised peer, 1 thread): "
+           f"engine {result['speedup_vs_torch_p50']:.1f}x faster\n" if "torch" in result else "")
+        + (f"instructions per request: {result['instructions']['per_request']:,.0f}\n"
+           if result.get("instructions", {}).get("per_request") else "")
+        + f"batch: {b['threads_1_requests_per_s']:.0f} req/s on 1 thread, "
         f"{b['threads_all_requests_per_s']:.0f} req/s on {b['cores']} ({b['scaling']:.2f}x)"
     )
