@@ -70,18 +70,30 @@ class RandomScorer:
         return scores
 
 
+def engine_label(meta: dict[str, Any]) -> str:
+    """A results label for a bundle's score head, from what its manifest says it is."""
+    comp = meta.get("composition") if isinstance(meta, dict) else None
+    if isinstance(comp, dict) and comp.get("trained"):
+        model = comp.get("model", "AIR")
+        seed = f", seed {comp['seed']}" if "seed" in comp else ""
+        return f"{model} intent channel alone (trained composition{seed}, no backbone)"
+    return "AIR zero-shot (untrained score head)"
+
+
 class EngineScorer:
     """The Rust engine's built-in score head (``Engine.score_batch``) as a scorer.
 
     With an untrained bundle this is a *zero-shot* baseline: the candidate-conditioned intent
-    vector's similarity to the candidate, with the composition at its initial weights. Label it
-    so (the default name says it) until trained weights exist.
+    vector's similarity to the candidate, with the composition at its initial weights. The
+    default label says which it is, from the bundle's provenance (``meta.composition``, which
+    training's export writes): zero-shot, or the trained composition's intent channel alone
+    (without the backbone it was trained beside).
     """
 
     def __init__(self, engine: Engine, *, name: str | None = None, n_threads: int | None = None) -> None:
         self.engine = engine
         self.n_threads = n_threads
-        self.name = name or "AIR zero-shot (untrained score head)"
+        self.name = name or engine_label(engine.meta)
 
     def check_dataset(self, dataset: Dataset) -> None:
         """Refuse a bundle built for another item set (ids would silently mean other items)."""
