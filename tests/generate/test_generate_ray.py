@@ -109,3 +109,38 @@ def test_bench_generate_times_the_ray_runner(items: list, smollm2: str, ray_loca
     figures = _ray_runner("local", items[:4], "purchase", resolve_model(smollm2), DEFAULT_PROMPT, 2, 4, 0)
     assert figures["items"] == 4 and figures["actors"] == 2
     assert figures["items_per_s"] > 0 and figures["tokens_per_item"] > 0
+
+
+def test_kill_9_of_an_actor_loses_and_duplicates_nothing(tmp_path: Path, items: list, smollm2: str,
+                                                         ray_local: object) -> None:
+    """SIGKILL one generation actor mid-run: Ray Data retries its batch on a new actor (or,
+    should it give up, a rerun finishes); either way every item ends in the cache exactly once."""
+    import threading
+
+    cache = tmp_path / "cache.sqlite"
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["summary"] = generate_intents_ray(items, cache, model=smollm2, actors=2, batch_size=2)
+        except Exception as e:
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 240
+    while _committed(cache) < 2 and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    found = subprocess.run(["pgrep", "-f", "MapBatches\\(GenerationActor\\)"], capture_output=True, text=True)
+    pids = [int(p) for p in found.stdout.split()]
+    assert pids, "no generation actor to kill"
+    os.kill(pids[0], signal.SIGKILL)
+    thread.join(timeout=600)
+    assert not thread.is_alive()
+    if "error" in outcome:  # the run gave up: the rerun merges the shards and finishes
+        generate_intents_ray(items, cache, model=smollm2, actors=2, batch_size=2)
+    rows = _rows(cache)
+    assert len(rows) == len(items)
+    with sqlite3.connect(cache) as db:
+        assert db.execute("SELECT COUNT(*), COUNT(DISTINCT item_id) FROM intents").fetchone() == (len(items), len(items))
+    assert not list(shard_dir_of(cache).glob("*.sqlite"))
