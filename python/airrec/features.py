@@ -242,7 +242,7 @@ def compute_features(
     started = time.perf_counter()
     engine = Engine.load(bundle)  # validates the bundle once, on the driver
     grouped = group_requests(histories, candidates, engine.n_items)
-    rows = int(sum(len(c) for c in grouped.column("candidates").to_pylist())) if grouped.num_rows else 0
+    rows = int(grouped.column("candidates").combine_chunks().offsets[-1].as_py()) if grouped.num_rows else 0
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
