@@ -269,9 +269,10 @@ def _features_on_ray(bundle: str | os.PathLike[str], grouped: Any, out: Path, ad
     from airrec._ray import connect
 
     ray = connect(address)
-    n = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
     # One block per batch, so every actor gets work (one block would feed one actor).
-    ds = ray.data.from_arrow([grouped.slice(lo, batch_users) for lo in range(0, max(grouped.num_rows, 1), batch_users)])
+    blocks = [grouped.slice(lo, batch_users) for lo in range(0, max(grouped.num_rows, 1), batch_users)]
+    n = min(actors or max(1, int(ray.cluster_resources().get("CPU", 1))), len(blocks))
+    ds = ray.data.from_arrow(blocks)
     # The bundle path must be readable on every node (a shared file system or the same path).
     features = ds.map_batches(
         FeatureWorker, fn_constructor_args=(str(Path(bundle).absolute()), 1), batch_size=batch_users,

@@ -149,12 +149,14 @@ def generate_intents_ray(
     log.info("%d units, %d already cached, %d to generate on Ray", len(units), summary.cached, len(todo))
     if todo:
         ray = connect(str(address), num_cpus=num_cpus)
-        n = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        blocks = max(1, -(-len(todo) // batch_size))
+        # No more actors than batches: an idle actor would only load the model.
+        n = min(actors or max(1, int(ray.cluster_resources().get("CPU", 1))), blocks)
         summary.settings = {"runner": "ray", "address": str(address), "actors": n, "batch_size": batch_size,
                             "model": resolved.name, "prompt": prompt.key}
         options = {"n_parallel": batch_size, **generator_options}
         ds = ray.data.from_items([{"key": u.key, "item_id": u.item_id, "behaviour": u.behaviour, "text": u.text}
-                                  for u in todo], override_num_blocks=max(1, -(-len(todo) // batch_size)))
+                                  for u in todo], override_num_blocks=blocks)
         # A preset name resolves on each node (its llm-* package); anything else by path.
         spec = model if isinstance(model, str) and model in PRESETS else str(resolved.path)
         results = ds.map_batches(

@@ -70,8 +70,8 @@ class RayEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         ray = connect(self.address)
-        n = self.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         blocks = max(1, -(-len(texts) // self.rows_per_batch))
+        n = min(self.actors or max(1, int(ray.cluster_resources().get("CPU", 1))), blocks)
         ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)], override_num_blocks=blocks)
         out = ds.map_batches(EmbedActor, fn_constructor_args=(self.factory, batch_size), batch_size=self.rows_per_batch,
                              batch_format="numpy", concurrency=n, num_cpus=1)
