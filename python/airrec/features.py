@@ -149,8 +149,10 @@ class FeatureWorker:
     of those users as a ``pyarrow.Table``. Ray's ``map_batches`` builds one per actor.
     """
 
-    def __init__(self, bundle: str | os.PathLike[str], n_threads: int | None = None) -> None:
-        self.engine = Engine.load(bundle)
+    def __init__(self, bundle: str | os.PathLike[str] | Engine, n_threads: int | None = None) -> None:
+        # An engine already loaded (the local runner's, validated once on the driver) is used
+        # as is; a path (each Ray actor's) is loaded here.
+        self.engine = bundle if isinstance(bundle, Engine) else Engine.load(bundle)
         self.n_threads = n_threads
 
     #: Padded (user, candidate) cells per engine call: a batch is cut into runs of users whose
@@ -248,7 +250,7 @@ def compute_features(
     try:
         if ray_address is None:
             runner = "local"
-            worker = FeatureWorker(bundle)
+            worker = FeatureWorker(engine)
             for k, lo in enumerate(range(0, max(grouped.num_rows, 1), batch_users)):
                 part = worker(grouped.slice(lo, batch_users))
                 pq.write_table(part, tmp / f"part-{k:05d}.parquet")
