@@ -169,11 +169,7 @@ def generate_intents_ray(
                 batch["text"], batch["paths"], batch["status"], batch["attempts"], batch["error"],
                 batch["tokens_in"], batch["tokens_out"],
             ):
-                summary.ok += status == "ok"
-                summary.failed += status == "failed"
-                summary.retries += max(0, int(attempts) - 1)
-                summary.tokens_in += int(t_in)
-                summary.tokens_out += int(t_out)
+                summary.count(str(status), int(attempts), int(t_in), int(t_out))
                 tally.add(str(text), json.loads(str(paths)), str(status), str(error))
         summary.quality = tally.report()
         _merge_shards(cache_path)

@@ -56,6 +56,14 @@ class GenerationSummary:
     #: this call (cached ones excluded).
     quality: dict[str, Any] = field(default_factory=dict)
 
+    def count(self, status: str, attempts: int, tokens_in: int, tokens_out: int) -> None:
+        """Add one finished unit (every runner counts its outcomes through this)."""
+        self.ok += status == "ok"
+        self.failed += status == "failed"
+        self.retries += max(0, attempts - 1)
+        self.tokens_in += tokens_in
+        self.tokens_out += tokens_out
+
     @property
     def items_per_s(self) -> float:
         done = self.ok + self.failed
@@ -212,11 +220,7 @@ def _run(
 
     try:
         for out in outcomes:
-            summary.ok += out.status == "ok"
-            summary.failed += out.status == "failed"
-            summary.retries += max(0, out.attempts - 1)
-            summary.tokens_in += out.tokens_in
-            summary.tokens_out += out.tokens_out
+            summary.count(out.status, out.attempts, out.tokens_in, out.tokens_out)
             tally.add(out.unit.text, out.paths, out.status, out.error)
             pending.append(cache_row(out, sha, pkey))
             if len(pending) >= commit_every:
