@@ -359,7 +359,6 @@ fn exp_slice(v: &mut [f32]) {
 /// (null slot last) in `scratch.attention`.
 // The per-head loops index several arrays by the same head `h` (logits, type logits, biases,
 // masses); index form mirrors docs/online-path.md §4 and compiles to the same code.
-#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 pub fn attend<K: Simd>(
     kern: K,
@@ -369,7 +368,32 @@ pub fn attend<K: Simd>(
     scratch: &mut ComposeScratch,
     u: Option<&mut [f32]>,
 ) -> f32 {
-    let (h_n, a) = (c.n_heads, c.attn_dim);
+    // The common head counts get a body where the per-head loops have a constant trip count
+    // (unrolled, fewer bounds checks): at the reference shape (4 heads, ~8 slots) composing a
+    // candidate went from ~6.1k to ~5.0k instructions (callgrind, examples/profile_request.rs).
+    // Same arithmetic, in the same order, as the general body.
+    match c.n_heads {
+        1 => attend_heads::<K, 1>(kern, c, cand, slots, scratch, u),
+        2 => attend_heads::<K, 2>(kern, c, cand, slots, scratch, u),
+        4 => attend_heads::<K, 4>(kern, c, cand, slots, scratch, u),
+        8 => attend_heads::<K, 8>(kern, c, cand, slots, scratch, u),
+        _ => attend_heads::<K, 0>(kern, c, cand, slots, scratch, u),
+    }
+}
+
+/// [`attend`] with `H` heads (`H = 0`: the composer's count, known only at run time).
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn attend_heads<K: Simd, const H: usize>(
+    kern: K,
+    c: &Composer,
+    cand: &CandidateView<'_>,
+    slots: &[Slot<'_>],
+    scratch: &mut ComposeScratch,
+    u: Option<&mut [f32]>,
+) -> f32 {
+    let h_n = if H == 0 { c.n_heads } else { H };
+    let a = c.attn_dim;
     let n_types = c.n_types;
     let null_ty = n_types - 1;
     let s_n = slots.len() + 1;

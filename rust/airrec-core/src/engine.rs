@@ -326,14 +326,13 @@ impl Engine {
 
     /// Prepares `s` for walking `tree` (per-request, before any candidate).
     pub(crate) fn prepare_view(&self, tree: &UserTree, s: &mut Scratch) {
-        s.view.prepare(tree, &self.config, self.dim(), |n| self.bundle.node_vector(n));
+        s.view.prepare(tree, &self.config, self.dim(), |n| self.bundle.node_vector(n), |i| self.bundle.item_vector(i));
     }
 
     /// Walks the tree for one candidate (results in `s.walk`).
     #[inline(always)]
     pub(crate) fn walk_for<K: Simd>(&self, kern: K, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch) {
-        let b = &*self.bundle;
-        walk(kern, tree, &s.view, &self.config, cand.x, |i| b.item_vector(i), &mut s.walk);
+        walk(kern, tree, &s.view, &self.config, cand.x, &mut s.walk);
     }
 
     /// Composes the walked candidate; returns its score and writes its intent vector into `u`
@@ -369,7 +368,7 @@ impl Engine {
     fn request_impl<K: Simd>(&self, kern: K, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
         let d = self.dim();
         let c = &self.bundle.composer;
-        s.view.prepare(tree, &self.config, d, |n| self.bundle.node_vector(n));
+        s.view.prepare(tree, &self.config, d, |n| self.bundle.node_vector(n), |i| self.bundle.item_vector(i));
         let mut buf = std::mem::take(&mut s.row);
         let mut slots = Vec::new();
         let n = cands.len(d);
@@ -515,12 +514,8 @@ impl Engine {
                 e.walk_for(kern, tree, &cand, &mut s);
                 let mut u = vec![0.0f32; e.dim()];
                 let score = e.compose(kern, tree, &cand, &mut s, &mut Vec::new(), Some(&mut u));
-                let evidence_similarity = s
-                    .walk
-                    .evidence
-                    .iter()
-                    .map(|&(ev, _)| kern.dot_f64(e.bundle.item_vector(tree.events()[ev as usize].item), cand.x))
-                    .collect();
+                // The similarities the walk selected the evidence with, not recomputed.
+                let evidence_similarity = s.walk.evidence.iter().map(|&(ev, _)| s.walk.evidence_similarity(ev)).collect();
                 Walked { s, score, u, evidence_similarity }
             }
         }

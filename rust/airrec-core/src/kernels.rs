@@ -20,22 +20,14 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// Dot product of two f32 vectors accumulated in f64: decisions (walk, pruning) use it so that
-/// the Rust engine and the NumPy reference agree except on exact ties.
+/// `out[k] = rows[idx[k]] · x` for row-major `rows` `[n, d]`: a matrix-vector product over a
+/// gathered subset of rows (the evidence events a candidate's chains reach).
 #[inline(always)]
-pub fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f64; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] as f64 * y[l] as f64;
-        }
+pub fn gather_gemv_f64(rows: &[f64], d: usize, idx: &[u32], x: &[f64], out: &mut [f64]) {
+    for (o, &r) in out.iter_mut().zip(idx) {
+        let r = r as usize;
+        *o = dot_f64_f64(&rows[r * d..(r + 1) * d], x);
     }
-    let tail: f64 = ta.iter().zip(tb).map(|(x, y)| *x as f64 * *y as f64).sum();
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
 /// Dot product of two f64 vectors (eight independent lanes).
@@ -151,7 +143,7 @@ mod sealed {
 /// the trait is sealed so no other type can claim that. Results agree to float rounding.
 pub trait Simd: Copy + sealed::Sealed {
     fn gemv_f64(self, rows: &[f64], d: usize, x: &[f64], out: &mut [f64]);
-    fn dot_f64(self, a: &[f32], b: &[f32]) -> f64;
+    fn gather_gemv_f64(self, rows: &[f64], d: usize, idx: &[u32], x: &[f64], out: &mut [f64]);
     fn head_dots(self, q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]);
     fn head_axpy(self, w: &[f32], x: &[f32], y: &mut [f32]);
     fn axpy(self, alpha: f32, x: &[f32], y: &mut [f32]);
@@ -169,8 +161,8 @@ impl Simd for Portable {
         gemv_f64(rows, d, x, out)
     }
     #[inline(always)]
-    fn dot_f64(self, a: &[f32], b: &[f32]) -> f64 {
-        dot_f64(a, b)
+    fn gather_gemv_f64(self, rows: &[f64], d: usize, idx: &[u32], x: &[f64], out: &mut [f64]) {
+        gather_gemv_f64(rows, d, idx, x, out)
     }
     #[inline(always)]
     fn head_dots(self, q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]) {
@@ -230,68 +222,84 @@ mod avx2 {
         _mm_cvtsd_f64(_mm_add_sd(s, h))
     }
 
+    /// Dot products of four `d`-long f64 rows with `x`, each with its own accumulator.
+    /// Beyond the module contract: every `p[k]` and `xp` is valid for `d` reads (the callers
+    /// check the slice lengths and row indices before forming the pointers).
+    #[inline(always)]
+    unsafe fn dots4(p: [*const f64; 4], xp: *const f64, d: usize) -> [f64; 4] {
+        let full = d / 4 * 4;
+        let (mut a0, mut a1, mut a2, mut a3) = (_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd());
+        let mut j = 0;
+        while j < full {
+            let xv = _mm256_loadu_pd(xp.add(j));
+            a0 = _mm256_fmadd_pd(_mm256_loadu_pd(p[0].add(j)), xv, a0);
+            a1 = _mm256_fmadd_pd(_mm256_loadu_pd(p[1].add(j)), xv, a1);
+            a2 = _mm256_fmadd_pd(_mm256_loadu_pd(p[2].add(j)), xv, a2);
+            a3 = _mm256_fmadd_pd(_mm256_loadu_pd(p[3].add(j)), xv, a3);
+            j += 4;
+        }
+        let mut t = [hsum_pd(a0), hsum_pd(a1), hsum_pd(a2), hsum_pd(a3)];
+        for jj in full..d {
+            for (tk, pk) in t.iter_mut().zip(p) {
+                *tk += *pk.add(jj) * *xp.add(jj);
+            }
+        }
+        t
+    }
+
+    /// One row's dot product with `x`: the arithmetic of one lane of [`dots4`]; `p` and `xp`
+    /// are valid for `d` reads, as there.
+    #[inline(always)]
+    unsafe fn dot1(p: *const f64, xp: *const f64, d: usize) -> f64 {
+        let full = d / 4 * 4;
+        let mut a = _mm256_setzero_pd();
+        let mut j = 0;
+        while j < full {
+            a = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(j)), _mm256_loadu_pd(xp.add(j)), a);
+            j += 4;
+        }
+        let mut t = hsum_pd(a);
+        for jj in full..d {
+            t += *p.add(jj) * *xp.add(jj);
+        }
+        t
+    }
+
     #[inline(always)]
     unsafe fn gemv_f64(rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
         let n = out.len();
         assert!(rows.len() >= n * d && x.len() >= d);
-        let full = d / 4 * 4;
-        let xp = x.as_ptr();
+        let (p, xp) = (rows.as_ptr(), x.as_ptr());
         let mut r = 0;
         while r + 4 <= n {
-            let p = rows.as_ptr().add(r * d);
-            let (mut a0, mut a1, mut a2, mut a3) = (_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd());
-            let mut j = 0;
-            while j < full {
-                let xv = _mm256_loadu_pd(xp.add(j));
-                a0 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(j)), xv, a0);
-                a1 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(d + j)), xv, a1);
-                a2 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(2 * d + j)), xv, a2);
-                a3 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(3 * d + j)), xv, a3);
-                j += 4;
-            }
-            let mut t = [hsum_pd(a0), hsum_pd(a1), hsum_pd(a2), hsum_pd(a3)];
-            for jj in full..d {
-                for (k, tk) in t.iter_mut().enumerate() {
-                    *tk += *p.add(k * d + jj) * *xp.add(jj);
-                }
-            }
+            let t = dots4([p.add(r * d), p.add((r + 1) * d), p.add((r + 2) * d), p.add((r + 3) * d)], xp, d);
             out[r..r + 4].copy_from_slice(&t);
             r += 4;
         }
         while r < n {
-            let p = rows.as_ptr().add(r * d);
-            let mut a = _mm256_setzero_pd();
-            let mut j = 0;
-            while j < full {
-                a = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(j)), _mm256_loadu_pd(xp.add(j)), a);
-                j += 4;
-            }
-            let mut t = hsum_pd(a);
-            for jj in full..d {
-                t += *p.add(jj) * *xp.add(jj);
-            }
-            out[r] = t;
+            out[r] = dot1(p.add(r * d), xp, d);
             r += 1;
         }
     }
 
+    /// Four gathered rows at a time: per row the same arithmetic as `gemv_f64`.
     #[inline(always)]
-    unsafe fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
-        let n = a.len().min(b.len());
-        let full = n / 4 * 4;
-        let mut acc = _mm256_setzero_pd();
-        let mut j = 0;
-        while j < full {
-            let x = _mm256_cvtps_pd(_mm_loadu_ps(a.as_ptr().add(j)));
-            let y = _mm256_cvtps_pd(_mm_loadu_ps(b.as_ptr().add(j)));
-            acc = _mm256_fmadd_pd(x, y, acc);
-            j += 4;
+    unsafe fn gather_gemv_f64(rows: &[f64], d: usize, idx: &[u32], x: &[f64], out: &mut [f64]) {
+        let n = out.len().min(idx.len());
+        let n_rows = rows.len() / d.max(1);
+        assert!(x.len() >= d && idx[..n].iter().all(|&r| (r as usize) < n_rows));
+        let xp = x.as_ptr();
+        let row = |k: usize| rows.as_ptr().add(idx[k] as usize * d);
+        let mut r = 0;
+        while r + 4 <= n {
+            let t = dots4([row(r), row(r + 1), row(r + 2), row(r + 3)], xp, d);
+            out[r..r + 4].copy_from_slice(&t);
+            r += 4;
         }
-        let mut t = hsum_pd(acc);
-        for k in full..n {
-            t += a[k] as f64 * b[k] as f64;
+        while r < n {
+            out[r] = dot1(row(r), xp, d);
+            r += 1;
         }
-        t
     }
 
     #[inline(always)]
@@ -369,9 +377,9 @@ mod avx2 {
             unsafe { gemv_f64(rows, d, x, out) }
         }
         #[inline(always)]
-        fn dot_f64(self, a: &[f32], b: &[f32]) -> f64 {
+        fn gather_gemv_f64(self, rows: &[f64], d: usize, idx: &[u32], x: &[f64], out: &mut [f64]) {
             // SAFETY: as above.
-            unsafe { dot_f64(a, b) }
+            unsafe { gather_gemv_f64(rows, d, idx, x, out) }
         }
         #[inline(always)]
         fn head_dots(self, q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]) {
@@ -448,7 +456,6 @@ mod tests {
             for n in [1, 3, 7, 8, 9, 17, 31, 33, 64, 65] {
                 let (x, y) = (&a.0[off..off + n], &b.0[off..off + n]);
                 assert_ne!(x.as_ptr() as usize % 32, 0);
-                assert!(close(kern.dot_f64(x, y), Portable.dot_f64(x, y)), "dot_f64 off {off} n {n}");
                 let mut got = y.to_vec();
                 let mut want = y.to_vec();
                 kern.axpy(0.5, x, &mut got);
@@ -475,6 +482,12 @@ mod tests {
             kern.gemv_f64(&rows[off..], 13, &x[off..], &mut got);
             Portable.gemv_f64(&rows[off..], 13, &x[off..], &mut want);
             assert!(got.iter().zip(&want).all(|(g, w)| close(*g, *w)), "gemv off {off}");
+            // Gathered rows, out of order and repeated, 5 of them (one block of 4 and a tail).
+            let idx = [6u32, 0, 3, 3, 5];
+            let (mut got, mut want) = (vec![0.0; 5], vec![0.0; 5]);
+            kern.gather_gemv_f64(&rows[off..], 13, &idx, &x[off..], &mut got);
+            Portable.gather_gemv_f64(&rows[off..], 13, &idx, &x[off..], &mut want);
+            assert!(got.iter().zip(&want).all(|(g, w)| close(*g, *w)), "gather_gemv off {off}");
         }
     }
 
@@ -493,7 +506,8 @@ mod tests {
         let a: Vec<f32> = (0..19).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..19).map(|i| (i as f32 * 0.91).cos()).collect();
         let naive: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-        assert!((dot_f64(&a, &b) - naive).abs() < 1e-12);
+        let (a64, b64): (Vec<f64>, Vec<f64>) = (a.iter().map(|&v| v as f64).collect(), b.iter().map(|&v| v as f64).collect());
+        assert!((dot_f64_f64(&a64, &b64) - naive).abs() < 1e-12);
         assert!((dot_f32(&a, &b) as f64 - naive).abs() < 1e-5);
     }
 

@@ -50,12 +50,26 @@ pub struct TreeView {
     child_vecs: Vec<f64>,
     child_start: Vec<u32>,
     root_vecs: Vec<f64>,
+    /// Item vectors of the tree's events in f64, row `e` for event `e`: evidence similarities
+    /// then read them without converting the same vectors again for every candidate.
+    event_vecs: Vec<f64>,
     dim: usize,
 }
 
 impl TreeView {
-    pub fn prepare<'a>(&mut self, tree: &UserTree, cfg: &EngineConfig, dim: usize, node_vector: impl Fn(u32) -> &'a [f32]) {
+    pub fn prepare<'a>(
+        &mut self,
+        tree: &UserTree,
+        cfg: &EngineConfig,
+        dim: usize,
+        node_vector: impl Fn(u32) -> &'a [f32],
+        item_vector: impl Fn(u32) -> &'a [f32],
+    ) {
         self.dim = dim;
+        self.event_vecs.clear();
+        for e in tree.events() {
+            self.event_vecs.extend(item_vector(e.item).iter().map(|&v| v as f64));
+        }
         let nodes = tree.nodes();
         let push = |out: &mut Vec<f64>, i: u32| out.extend(node_vector(nodes[i as usize].node).iter().map(|&v| v as f64));
         self.root_vecs.clear();
@@ -95,6 +109,7 @@ pub struct WalkScratch {
     x64: Vec<f64>,
     root_sims: Vec<f64>,
     child_sims: Vec<f64>,
+    evidence_sims: Vec<f64>,
     /// Selected chains `(score, arena index)`, best first.
     selected: Vec<(f64, u32)>,
     /// Chain nodes in slot order (chain by chain, root to leaf, each once), local indices.
@@ -107,6 +122,14 @@ impl WalkScratch {
     /// Similarity of local node `i` to the candidate, if the walk computed it.
     pub fn node_similarity(&self, i: u32) -> f64 {
         self.node_sim[i as usize]
+    }
+
+    /// Similarity of event `e` to the candidate, if it was an evidence candidate of the walk.
+    pub fn evidence_similarity(&self, e: u32) -> f64 {
+        match self.candidate_events.binary_search(&e) {
+            Ok(k) => self.evidence_sims[k],
+            Err(_) => f64::NAN,
+        }
     }
 
     /// Number of selected chains.
@@ -178,6 +201,30 @@ fn keep_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<(f64, u32)>, k: usi
     list.truncate(kept);
 }
 
+/// Inserts `item` into `list`, the sorted best (at most `k`) entries, in the order of
+/// [`keep_top`]; the worst is dropped when full. The caller has already skipped items that are
+/// strictly worse than a full list's worst, so this runs only for likely entrants.
+#[inline(always)]
+fn insert_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<(f64, u32)>, item: (f64, u32), k: usize) {
+    let before = |a: &(f64, u32), b: &(f64, u32)| match b.0.total_cmp(&a.0) {
+        Ordering::Equal => tie_order(tree, s, a.1, b.1) == Ordering::Less,
+        o => o == Ordering::Less,
+    };
+    if list.len() == k {
+        if !before(&item, &list[k - 1]) {
+            return;
+        }
+        list.pop();
+    }
+    let mut pos = list.len();
+    list.push(item);
+    while pos > 0 && before(&item, &list[pos - 1]) {
+        list[pos] = list[pos - 1];
+        pos -= 1;
+    }
+    list[pos] = item;
+}
+
 /// Node score `sim + walk_alpha * ln(w̃)` from a precomputed similarity.
 #[inline(always)]
 fn record(view: &TreeView, s: &mut WalkScratch, i: u32, sim: f64) -> f64 {
@@ -188,15 +235,7 @@ fn record(view: &TreeView, s: &mut WalkScratch, i: u32, sim: f64) -> f64 {
 /// Walks `tree` for a candidate with retrieval vector `x`; fills the selected chains,
 /// `chain_nodes` and `evidence` of `s`.
 #[inline(always)]
-pub fn walk<'a, K: Simd>(
-    kern: K,
-    tree: &UserTree,
-    view: &TreeView,
-    cfg: &EngineConfig,
-    x: &[f32],
-    item_vector: impl Fn(u32) -> &'a [f32],
-    s: &mut WalkScratch,
-) {
+pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConfig, x: &[f32], s: &mut WalkScratch) {
     let nodes = tree.nodes();
     let d = view.dim;
     s.x64.clear();
@@ -233,13 +272,21 @@ pub fn walk<'a, K: Simd>(
                 for (k, &ch) in children.iter().enumerate() {
                     let v = record(view, s, ch, s.child_sims[k]);
                     let link = Link::new(chain.sum + v, ch, ci, chain.len + 1);
-                    next.push((link.score(), s.arena.len() as u32));
+                    // The beam is kept sorted as children arrive: a child strictly below a full
+                    // beam's worst cannot enter, and is never stored (most children, on wide
+                    // levels). The kept set is the same as sorting all children: the order
+                    // (score, then `tie_order`) is total, so the top-k does not depend on
+                    // arrival order.
+                    if next.len() == cfg.beam_width && link.score().total_cmp(&next[cfg.beam_width - 1].0) == Ordering::Less {
+                        continue;
+                    }
+                    let idx = s.arena.len() as u32;
                     s.arena.push(link);
+                    insert_top(tree, s, &mut next, (link.score(), idx), cfg.beam_width);
                 }
             }
         }
         std::mem::swap(&mut frontier, &mut next);
-        keep_top(tree, s, &mut frontier, cfg.beam_width);
     }
     s.frontier = frontier;
     s.next = next;
@@ -269,14 +316,15 @@ pub fn walk<'a, K: Simd>(
     }
     s.candidate_events.sort_unstable();
     s.candidate_events.dedup();
+    if let Some(max_age) = cfg.evidence_max_age {
+        s.candidate_events.retain(|&e| tree.event_age(e) <= max_age);
+    }
+    // One gathered matrix-vector product over the kept events (the same arithmetic per row
+    // as `dot_f64` of the f32 vectors: converting to f64 is exact).
+    s.evidence_sims.resize(s.candidate_events.len(), 0.0);
+    kern.gather_gemv_f64(&view.event_vecs, d, &s.candidate_events, &s.x64, &mut s.evidence_sims);
     s.evidence.clear();
-    for &e in &s.candidate_events {
-        if let Some(max_age) = cfg.evidence_max_age {
-            if tree.event_age(e) > max_age {
-                continue;
-            }
-        }
-        let sim = kern.dot_f64(item_vector(tree.events()[e as usize].item), x);
+    for (&e, &sim) in s.candidate_events.iter().zip(&s.evidence_sims) {
         s.evidence.push((e, view.event_ln_w[e as usize] + cfg.evidence_alpha * sim));
     }
     s.evidence.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -1,0 +1,56 @@
+//! One request shape, repeated, for instruction counts and line-level profiles under callgrind
+//! (the Criterion bench measures time; this measures work, which machine load does not move).
+//!
+//! ```text
+//! cargo run --release -p airrec-core --example profile_request -- write BUNDLE_DIR   # once
+//! CARGO_PROFILE_RELEASE_DEBUG=true cargo build --release -p airrec-core --example profile_request
+//! valgrind --tool=callgrind target/release/examples/profile_request BUNDLE_DIR 40 [EVENTS CANDIDATES]
+//! ```
+//!
+//! The run warms up on five requests (page faults, lazy statics) and then scores `n`: the
+//! instructions of `n` requests are the total of a run with `n` minus that of a run with 0.
+
+use airrec_core::testing::{synthetic_candidates, synthetic_histories, SyntheticSpec};
+use airrec_core::{Candidates, Engine, LoadOptions, Scratch};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("write") {
+        let dir = args.get(1).expect("write BUNDLE_DIR");
+        SyntheticSpec::default().write(std::path::Path::new(dir)).expect("write the synthetic bundle");
+        return;
+    }
+    let (path, n) = (&args[0], args[1].parse::<usize>().expect("n requests"));
+    let events = args.get(2).map_or(50, |s| s.parse().expect("events"));
+    let n_cands = args.get(3).map_or(200, |s| s.parse().expect("candidates"));
+    let options = LoadOptions { verify_checksums: false, ..LoadOptions::default() };
+    let engine = Engine::load(path, &options, None).expect("load the bundle");
+    let n_items = engine.bundle().n_items();
+    let users = n + 5;
+    let h = synthetic_histories(users, events, n_items, engine.config().n_behaviours(), 1);
+    let cands = synthetic_candidates(users, n_cands, n_items, 2);
+    let mut scratch = Scratch::default();
+    let mut out = vec![0.0f32; n_cands];
+    let mut checksum = 0.0f32;
+    if std::env::var_os("AIRREC_PROFILE_STATS").is_some() {
+        // The work per request: tree size, roots, and what the walk selects per candidate.
+        let (items, behaviours, ts) = h.user(0);
+        let tree = engine.build_tree(items, behaviours, ts).expect("tree");
+        let ctx = engine.contexts(&tree, Candidates::Items(&cands[..n_cands])).expect("contexts");
+        let slots: usize = ctx.iter().map(|c| c.chains.iter().map(Vec::len).sum::<usize>() + c.evidence.len()).sum();
+        let roots = tree.nodes().iter().filter(|n| n.parent.is_none()).count();
+        eprintln!(
+            "nodes {} roots {roots} events {} mean slots/candidate {:.1}",
+            tree.nodes().len(),
+            tree.n_events(),
+            slots as f64 / n_cands as f64
+        );
+    }
+    for u in 0..users {
+        let (items, behaviours, ts) = h.user(u);
+        let tree = engine.build_tree(items, behaviours, ts).expect("tree");
+        engine.scores_into(&tree, Candidates::Items(&cands[u * n_cands..(u + 1) * n_cands]), &mut out, &mut scratch).expect("scores");
+        checksum += out.iter().sum::<f32>();
+    }
+    println!("{checksum}");
+}
