@@ -98,11 +98,15 @@ class AIRTrainResult:
     best_epoch: int
     best_valid_hr10: float
     epochs: list[EpochLog] = field(default_factory=list)
+    #: The backbone's settings (dim, dropout, lr, max_len, its negatives), for the log.
+    backbone_config: TrainConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         cfg = config_dict(self.config)
+        backbone = None if self.backbone_config is None else config_dict(self.backbone_config)
         return {
             "kind": "air", "name": self.scorer.name, "variant": asdict(self.scorer.model.variant), "config": cfg,
+            "backbone_config": backbone,
             "best_epoch": self.best_epoch, "best_valid_hr10": self.best_valid_hr10,
             "epochs": [{**asdict(e), "valid_hr10": None if e.valid_hr10 != e.valid_hr10 else e.valid_hr10}
                        for e in self.epochs],
@@ -319,7 +323,7 @@ def train_air(
             break
     selection.restore()
     scorer.cache_slots(0.0)  # the valid lines' slots are done with; test lines are scored once
-    return AIRTrainResult(scorer, config, selection.best_epoch, selection.best_hr, selection.logs)
+    return AIRTrainResult(scorer, config, selection.best_epoch, selection.best_hr, selection.logs, bcfg)
 
 
 def save_air_checkpoint(result: AIRTrainResult, backbone_config: TrainConfig, path: str | Path) -> Path:

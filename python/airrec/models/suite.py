@@ -44,7 +44,10 @@ import numpy as np
 from airrec.data.dataset import Dataset
 from airrec.errors import InputError
 
-__all__ = ["AIR_VARIANTS", "ALL_MODELS", "MODEL_NAMES", "SuiteOptions", "SuiteReport", "check_export_parity", "run_suite"]
+__all__ = [
+    "AIR_VARIANTS", "ALL_MODELS", "MODEL_NAMES", "SuiteOptions", "SuiteReport", "check_export_parity", "check_hyper",
+    "effective_hyper", "hyper_tag", "run_suite",
+]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,10 @@ class SuiteOptions:
     plots: bool = True
     progress: bool = True
     export: bool = True
+    #: Per model, :class:`~airrec.models.train.TrainConfig` fields that replace the defaults
+    #: (the tuning's choice, :mod:`airrec.models.tune`); AIR models apply them to their backbone.
+    #: A run with overrides is saved under its own name, never mistaken for a default run.
+    hyper: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -172,12 +179,49 @@ def _export(result: Any, bundle: Path, out: Path, seed: int, variant_overrides: 
     return path
 
 
+def hyper_tag(hyper: Mapping[str, Any]) -> str:
+    """A short, stable name for a set of hyper-parameter overrides (empty for the defaults)."""
+    import hashlib
+
+    if not hyper:
+        return ""
+    text = json.dumps({k: hyper[k] for k in sorted(hyper)}, sort_keys=True)
+    return "@" + hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def effective_hyper(hyper: Mapping[str, Any]) -> dict[str, Any]:
+    """The overrides that differ from TrainConfig's defaults (a trial at the defaults is the
+    default run and reuses it)."""
+    from airrec.models.train import TrainConfig
+
+    defaults = TrainConfig()
+    return {k: v for k, v in sorted(hyper.items()) if getattr(defaults, k) != v}
+
+
+def check_hyper(hyper: Mapping[str, Mapping[str, Any]]) -> None:
+    """Unknown models or TrainConfig fields are refused (a typo would otherwise train defaults)."""
+    from dataclasses import fields
+
+    from airrec.models.train import TrainConfig
+
+    allowed = {f.name for f in fields(TrainConfig)} - {"seed", "negatives_cache", "checkpoint", "progress", "device",
+                                                       "eval_negatives", "eval_seed", "threads", "epochs"}
+    for model, values in hyper.items():
+        if model not in MODEL_NAMES:
+            raise InputError(f"hyper-parameters for unknown model {model!r}")
+        bad = sorted(set(values) - allowed)
+        if bad:
+            raise InputError(f"{model}: {bad} are not tunable TrainConfig fields ({', '.join(sorted(allowed))})")
+
+
 def _run_file(out: Path, model: str, seed: int) -> Path:
     return out / "runs" / f"{model}.seed{seed}.json"
 
 
 def _load_run(out: Path, model: str, seed: int) -> tuple[list[Any], dict[str, Any] | None] | None:
-    """A finished run's results and training log, or None when it has not finished."""
+    """A finished run's results and training log, or None when it has not finished.
+
+    ``model`` is the run's name: the model plus :func:`hyper_tag` of its overrides."""
     from airrec.evaluate.store import load_result
 
     path = _run_file(out, model, seed)
@@ -220,6 +264,7 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
     from airrec.models.train import TrainConfig, train_model
 
     models = parse_models(opts.models)
+    check_hyper(opts.hyper)
     for m in models:
         if m in ("air-backbone", "sasrec-intents") and "main" not in opts.bundles:
             raise InputError(f"{m} needs the 'main' bundle (its item vectors or intents)")
@@ -246,9 +291,9 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
     def run_one(m: str, seed: int) -> tuple[list[EvalResult], dict[str, Any] | None]:
         if m == "popularity":
             return evaluate_all(PopularityScorer(dataset), MODEL_NAMES[m], seed), None
-        base_cfg = TrainConfig(epochs=opts.epochs, seed=seed, eval_seed=opts.negatives_seed, negatives_cache=cache,
-                               eval_negatives=opts.negatives,
-                               progress=opts.progress)
+        base_cfg = TrainConfig(**{**dict(opts.hyper.get(m, {})), "epochs": opts.epochs, "seed": seed,
+                                  "eval_seed": opts.negatives_seed, "negatives_cache": cache,
+                                  "eval_negatives": opts.negatives, "progress": opts.progress})
         if m in BASELINES or m in ("air-backbone", "sasrec-intents"):
             text = nodes = None
             if m == "air-backbone" and AIRVariant().backbone_text:
@@ -283,10 +328,11 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
                     continue
             elif seed not in opts.seeds:
                 continue
-            done = _load_run(out, m, run_seed)
+            run_name = m + hyper_tag(effective_hyper(opts.hyper.get(m, {})))
+            done = _load_run(out, run_name, run_seed)
             if done is None:
                 done = run_one(m, run_seed)
-                _save_run(out, m, run_seed, done[0], done[1])
+                _save_run(out, run_name, run_seed, done[0], done[1])
             else:
                 log.info("%s seed %d: reusing the saved run in %s", m, run_seed, out / "runs")
             results += done[0]
