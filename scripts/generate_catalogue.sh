@@ -54,6 +54,6 @@ print(len(load_food_kitchen(os.environ.get("AIRREC_DATA_HOME")).items.texts))')}
 for ((lo = FIRST; lo < LAST; lo += SIZE)); do
     hi=$((lo + SIZE < LAST ? lo + SIZE : LAST))
     step "shard $lo:$hi"
-    "$PY" -m airrec generate "${COMMON[@]}" --items "$lo:$hi" --missing-from "$ARTIFACT" \
+    "$PY" -m airrec generate "${COMMON[@]}" --item-range "$lo:$hi" --missing-from "$ARTIFACT" \
         --report "$REPORTS/shard-$lo-$hi.json"
 done

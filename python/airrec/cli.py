@@ -47,8 +47,10 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "seed, evaluates them with popularity on the 999-negative protocol and exports the trained "
         "AIR composition into a bundle. Every stage is cached under --work-dir.",
     )
-    run.add_argument("--data-home", help="data directory (default: $AIRREC_DATA_HOME or ~/.cache/airrec/data)")
-    run.add_argument("--work-dir", help="where stages keep their outputs (default ~/.cache/airrec/runs/food-kitchen)")
+    from airrec.data.source import add_dataset_arguments
+
+    add_dataset_arguments(run)
+    run.add_argument("--work-dir", help="where stages keep their outputs (default ~/.cache/airrec/runs/<dataset>)")
     run.add_argument("--intents", action="append", help="intents file(s) to start from (default: the committed artifact)")
     run.add_argument("--model", default="qwen2.5-coder-0.5b", help="LLM for missing intents (default qwen2.5-coder-0.5b)")
     run.add_argument("--max-generate", type=int, default=200, help="generate at most this many missing items (default 200; the rest use cold start)")
@@ -56,6 +58,50 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _add_training_arguments(run)
     run.add_argument("--no-download", action="store_true", help="fail instead of downloading missing data")
     run.set_defaults(handler=_run_pipeline)
+
+
+def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from airrec.models.tune import TUNING_GRID
+
+    tune = sub.add_parser(
+        "tune",
+        help="equal-budget hyper-parameter search on valid for every model (the run pipeline's data)",
+        description="Trains every model of --models at the same --trials settings (trial 0: the "
+        "defaults; the others drawn from the grid " + "; ".join(f"{k} {list(v)}" for k, v in TUNING_GRID.items())
+        + ") with the first seed, selects on valid HR@10 and writes <work>/tuning/tuning.{json,md}. "
+        "Resumable: finished trials are kept. Train the final seeds with `airrec run --hyper <that json>`.",
+    )
+    from airrec.data.source import add_dataset_arguments
+
+    add_dataset_arguments(tune)
+    tune.add_argument("--work-dir", help="the run pipeline's work dir (default ~/.cache/airrec/runs/<dataset>)")
+    tune.add_argument("--intents", action="append", help="intents file(s) (default: the committed artifact)")
+    tune.add_argument("--models", default="sasrec-mixed,gru4rec,air,air-gru4rec",
+                      help="comma-separated models (default: sasrec-mixed,gru4rec,air,air-gru4rec)")
+    tune.add_argument("--trials", type=int, default=3, help="settings per model, the defaults included (default 3)")
+    tune.add_argument("--grid-seed", type=int, default=0, help="seed of the drawn grid points (default 0)")
+    tune.add_argument("--seed", type=int, default=0, help="training seed of every trial (default 0)")
+    tune.add_argument("--epochs", type=int, default=30, help="maximum epochs per trial (early stopping on valid)")
+    tune.add_argument("--max-generate", type=int, default=200, help="as for `airrec run`")
+    tune.add_argument("--no-download", action="store_true", help="fail instead of downloading missing data")
+    tune.set_defaults(handler=_run_tune)
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from airrec.data.source import source_from_args
+    from airrec.pipeline import RunOptions, default_work_dir, tune_pipeline
+
+    source = source_from_args(args)
+    opts = RunOptions(
+        source=source, work_dir=Path(args.work_dir) if args.work_dir else default_work_dir(source.label),
+        intents=None if args.intents is None else [Path(p) for p in args.intents], max_generate=args.max_generate,
+        seeds=[args.seed], models=[m.strip() for m in args.models.split(",") if m.strip()], epochs=args.epochs,
+        download=not args.no_download,
+    )
+    path = tune_pipeline(opts, args.trials, args.grid_seed)
+    print(path.with_suffix(".md").read_text(encoding="utf-8"))
+    print(f"tuning: {path}")
+    return 0
 
 
 def _add_training_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,15 +122,19 @@ def _add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smollm2-intents", type=Path, default=DEFAULT_SMOLLM2_INTENTS,
                    help=f"intents for the air-smollm2 ablation (default: {DEFAULT_SMOLLM2_INTENTS})")
     p.add_argument("--full-ranking", action="store_true", help="also rank against the whole target domain")
+    p.add_argument("--hyper", type=Path, metavar="TUNING_JSON",
+                   help="train with the settings `airrec tune` chose per model (its tuning.json)")
     p.add_argument("--no-plots", action="store_true")
 
 
 def _run_pipeline(args: argparse.Namespace) -> int:
+    from airrec.data.source import source_from_args
     from airrec.pipeline import RunOptions, default_work_dir, run_pipeline
 
+    source = source_from_args(args)
     opts = RunOptions(
-        data_home=args.data_home,
-        work_dir=Path(args.work_dir) if args.work_dir else default_work_dir(),
+        source=source,
+        work_dir=Path(args.work_dir) if args.work_dir else default_work_dir(source.label),
         intents=None if args.intents is None else [Path(p) for p in args.intents],
         model=args.model,
         max_generate=args.max_generate,
@@ -98,6 +148,7 @@ def _run_pipeline(args: argparse.Namespace) -> int:
         full_ranking=args.full_ranking,
         download=not args.no_download,
         plots=not args.no_plots,
+        hyper=args.hyper,
     )
     report = run_pipeline(opts)
     print(f"intents: {report.intents}")
@@ -116,7 +167,9 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "test negatives, writes results.json / results.md / plots and training.json to --out, and "
         "exports AIR's trained composition into <out>/bundles/air.seed<S> (parity-checked).",
     )
-    tr.add_argument("--data-home", help="data directory (default: $AIRREC_DATA_HOME or ~/.cache/airrec/data)")
+    from airrec.data.source import add_dataset_arguments
+
+    add_dataset_arguments(tr)
     tr.add_argument("--bundle", type=Path, required=True, help="the intents bundle (airrec build / airrec run)")
     tr.add_argument("--random-bundle", type=Path, help="bundle built from shuffled intents (for air-random)")
     tr.add_argument("--smollm2-bundle", type=Path, help="bundle built from SmolLM2 intents (for air-smollm2)")
@@ -126,8 +179,9 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from airrec.data import load_food_kitchen
+    from airrec.data.source import source_from_args
     from airrec.models.suite import ALL_MODELS, SuiteOptions, parse_models, run_suite
+    from airrec.models.tune import chosen_hyper
 
     models = list(ALL_MODELS) if args.models.strip() == "all" else parse_models(args.models)
     bundles = {"main": args.bundle}
@@ -135,10 +189,11 @@ def _run_train(args: argparse.Namespace) -> int:
         bundles["random"] = args.random_bundle
     if args.smollm2_bundle:
         bundles["smollm2"] = args.smollm2_bundle
-    report = run_suite(load_food_kitchen(args.data_home), SuiteOptions(
+    hyper = chosen_hyper(args.hyper) if args.hyper is not None else {}
+    report = run_suite(source_from_args(args).load(), SuiteOptions(
         models=models, seeds=args.seeds, ablation_seeds=args.ablation_seeds, bundles=bundles, out_dir=args.out,
         negatives_seed=args.negatives_seed,
-        full_ranking=args.full_ranking, epochs=args.epochs, plots=not args.no_plots,
+        full_ranking=args.full_ranking, epochs=args.epochs, plots=not args.no_plots, hyper=hyper,
     ))
     print(report.markdown.read_text(encoding="utf-8"))
     print("wrote " + ", ".join(str(p) for p in [report.results, report.markdown, report.training, *report.plots, *report.exported]))
@@ -428,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    _add_tune(sub)
     _add_data(sub)
     _add_generate(sub)
     _add_build(sub)

@@ -1,8 +1,10 @@
-"""`airrec run`: the whole Food–Kitchen pipeline, end to end, each stage cached on disk.
+"""`airrec run`: the whole pipeline, end to end, each stage cached on disk.
 
-1. **data**: the LLMCDSR Food–Kitchen split from the data directory (downloaded, checksummed,
-   when absent);
-2. **intents**: the committed intents artifact(s), plus LLM generation for the items of
+1. **data**: the :class:`~airrec.data.source.DataSource` — by default the LLMCDSR Food–Kitchen
+   split from the data directory (downloaded, checksummed, when absent), or the user's own
+   tables (``--interactions/--items``, ``--recbole``);
+2. **intents**: the committed intents artifact(s) (Food–Kitchen's, only for Food–Kitchen; or
+   ``--intents``), plus LLM generation for the items of
    valid/test histories that are still missing (bounded by ``max_generate``; items left without
    intents fall back to cold start: their nearest intent leaves);
 3. **bundle**: intent trie + MiniLM embeddings + usearch indexes (rebuilt only when its inputs
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from airrec._files import sha256_file, write_json_atomic
+from airrec.data.source import DataSource
 
 log = logging.getLogger("airrec.run")
 
@@ -37,18 +40,25 @@ DEFAULT_SMOLLM2_INTENTS = Path("benches/data/intents-food-kitchen-smollm2-135m.j
 DEFAULT_MODELS: tuple[str, ...] = ("popularity", "sasrec-mixed", "air")
 
 
-def default_work_dir() -> Path:
+def default_work_dir(name: str = "food-kitchen") -> Path:
+    """``$AIRREC_CACHE_DIR/runs/<name>`` (default ``~/.cache/airrec/runs/<name>``)."""
     root = os.environ.get("AIRREC_CACHE_DIR") or os.path.join("~", ".cache", "airrec")
-    return Path(os.path.expanduser(root)) / "runs" / "food-kitchen"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return Path(os.path.expanduser(root)) / "runs" / safe
+
+
+def _food_kitchen() -> DataSource:
+    return DataSource(dataset="food-kitchen")
 
 
 @dataclass
 class RunOptions:
     """Settings of one pipeline run; every field has a default that works out of the box."""
 
-    data_home: str | None = None
+    #: The dataset (default: Food–Kitchen under the data home).
+    source: DataSource = field(default_factory=_food_kitchen)
     work_dir: Path = field(default_factory=default_work_dir)
-    #: Intents files to start from; ``None``: the committed artifact (when present).
+    #: Intents files to start from; ``None``: the committed artifact (Food–Kitchen only).
     intents: Sequence[Path] | None = None
     model: str = "qwen2.5-coder-0.5b"
     max_generate: int = 200
@@ -67,6 +77,8 @@ class RunOptions:
     full_ranking: bool = False
     download: bool = True
     plots: bool = True
+    #: A ``tuning.json`` (:mod:`airrec.models.tune`) whose chosen settings replace the defaults.
+    hyper: Path | None = None
 
 
 @dataclass
@@ -80,7 +92,9 @@ class RunReport:
 def _seed_files(opts: RunOptions) -> list[Path]:
     if opts.intents is not None:
         return [Path(p) for p in opts.intents]
-    return [DEFAULT_INTENTS] if DEFAULT_INTENTS.exists() else []
+    # The committed artifact describes Food–Kitchen's items: on other data its ids would name
+    # other items, so there the run starts from no intents (and generates them).
+    return [DEFAULT_INTENTS] if opts.source.is_food_kitchen and DEFAULT_INTENTS.exists() else []
 
 
 def prepare_intents(dataset: Any, opts: RunOptions) -> tuple[Path, dict[str, int]]:
@@ -135,7 +149,7 @@ def build(dataset: Any, intents: Path, opts: RunOptions, name: str = "bundle") -
 
     # The format version is an input: a bundle cached by an older airrec is rebuilt, not refused.
     inputs = {"intents_sha256": sha256_file(intents), "dim": opts.dim, "embedder": "minilm",
-              "dataset": dataset.name, "format_version": FORMAT_VERSION}
+              "dataset": dataset.name, "data_sha256": dataset.fingerprint(), "format_version": FORMAT_VERSION}
     stamp = opts.work_dir / f"{name}.inputs.json"
     if (out / "manifest.json").exists() and stamp.exists() and json.loads(stamp.read_text()) == inputs:
         log.info("bundle: up to date (%s)", out)
@@ -167,16 +181,12 @@ def ablation_bundles(dataset: Any, intents: Path, opts: RunOptions, models: Sequ
     return out
 
 
-def run_pipeline(opts: RunOptions) -> RunReport:
-    """Runs every stage; see the module docstring."""
-    from airrec.data import load_food_kitchen
-    from airrec.models.suite import ALL_MODELS, SuiteOptions, parse_models, run_suite
-
-    models = list(ALL_MODELS) if list(opts.models) == ["all"] else parse_models(opts.models)
+def prepare(opts: RunOptions, models: Sequence[str]) -> tuple[Any, dict[str, Path], dict[str, int], dict[str, float]]:
+    """Stages 1-3: the dataset, the bundles ``models`` need, intent counts, stage seconds."""
     opts.work_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    dataset = load_food_kitchen(opts.data_home, download=opts.download)
+    dataset = opts.source.load(download=opts.download)
     seconds["data"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -188,13 +198,45 @@ def run_pipeline(opts: RunOptions) -> RunReport:
     bundle = build(dataset, intents, opts)
     bundles = {"main": bundle, **ablation_bundles(dataset, intents, opts, models)}
     seconds["bundle"] = time.perf_counter() - t
+    return dataset, bundles, counts, seconds
+
+
+def _models(opts: RunOptions) -> list[str]:
+    from airrec.models.suite import ALL_MODELS, parse_models
+
+    return list(ALL_MODELS) if list(opts.models) == ["all"] else parse_models(opts.models)
+
+
+def run_pipeline(opts: RunOptions) -> RunReport:
+    """Runs every stage; see the module docstring."""
+    from airrec.models.suite import SuiteOptions, run_suite
+    from airrec.models.tune import chosen_hyper
+
+    models = _models(opts)
+    hyper = chosen_hyper(opts.hyper) if opts.hyper is not None else {}
+    dataset, bundles, counts, seconds = prepare(opts, models)
 
     t = time.perf_counter()
     report = run_suite(dataset, SuiteOptions(
         models=models, seeds=opts.seeds, ablation_seeds=opts.ablation_seeds, bundles=bundles, out_dir=opts.work_dir / "results",
         negatives=opts.negatives, negatives_seed=opts.negatives_seed, full_ranking=opts.full_ranking,
-        epochs=opts.epochs, plots=opts.plots,
+        epochs=opts.epochs, plots=opts.plots, hyper=hyper,
     ))
     seconds["train_evaluate"] = time.perf_counter() - t
     print(report.markdown.read_text(encoding="utf-8"))
-    return RunReport(intents=counts, bundle=bundle, results=report.results, seconds=seconds)
+    return RunReport(intents=counts, bundle=bundles["main"], results=report.results, seconds=seconds)
+
+
+def tune_pipeline(opts: RunOptions, trials: int, grid_seed: int = 0) -> Path:
+    """The equal-budget search (:func:`airrec.models.tune.run_tuning`) of ``opts.models`` on
+    the pipeline's data and bundle, in ``<work>/tuning``; trial 0 reuses ``<work>/results``'
+    default runs of the first seed. Returns ``tuning.json``."""
+    from airrec.models.tune import TuningOptions, run_tuning
+
+    models = _models(opts)
+    dataset, bundles, _, _ = prepare(opts, models)
+    return run_tuning(dataset, TuningOptions(
+        models=models, trials=trials, grid_seed=grid_seed, seed=opts.seeds[0], bundles=bundles,
+        out_dir=opts.work_dir / "tuning", reuse_dir=opts.work_dir / "results", negatives=opts.negatives,
+        negatives_seed=opts.negatives_seed, epochs=opts.epochs,
+    ))

@@ -131,9 +131,26 @@ def test_evaluate_negatives_bad_files(tiny: Dataset, tmp_path: Path) -> None:
         save_negatives(tmp_path / "x.npz", neg[:2], tiny, "test", seed=0)
 
 
+def test_datasets_sharing_a_name_get_their_own_negatives(tiny: Dataset, tmp_path: Path) -> None:
+    # Two tables both called interactions.csv give two datasets named "interactions": each gets
+    # its own cached file (keyed by the data's fingerprint) instead of refusing the other's.
+    other = make_dataset(
+        5, 7, train=[[0, 5, 0], [0, 6], [1, 5, 7]], valid=([[0, 5], [6]], [1, 7]),
+        test=([[5, 6, 1], [0], [0, 1, 2, 5], [7]], [2, 3, 8, 10]),
+    )
+    import dataclasses
+
+    other = dataclasses.replace(other, name=tiny.name)
+    a = get_negatives(tiny, "test", 3, 1, tmp_path)
+    b = get_negatives(other, "test", 3, 1, tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    check_negatives(a, tiny, "test")
+    check_negatives(b, other, "test")
+
+
 def test_evaluate_get_negatives_caches(tiny: Dataset, tmp_path: Path) -> None:
     first = get_negatives(tiny, "test", 3, 1, tmp_path)
-    path = negatives_path(tmp_path, "tiny", "test", 3, 1)
-    assert path.is_file()
+    path = negatives_path(tmp_path, "tiny", "test", 3, 1, dataset_fingerprint(tiny, "test"))
+    assert path.is_file() and path.name.startswith("tiny.") and ".test.neg3.seed1.npz" in path.name
     assert np.array_equal(get_negatives(tiny, "test", 3, 1, tmp_path), first)
     assert np.array_equal(get_negatives(tiny, "test", 3, 1), first)  # no cache: same draw

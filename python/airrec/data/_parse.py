@@ -44,6 +44,23 @@ def parse_label(value: object, what: str) -> str:
     return text
 
 
+#: Values of the interactions table's optional ``split`` column (see :func:`parse_split`).
+SPLIT_LABELS = ("train", "valid", "test", "history")
+_SPLIT_ALIASES = {"validation": "valid", "val": "valid", "context": "history"}
+
+
+def parse_split(value: object) -> int:
+    """A ``split`` cell as an index into :data:`SPLIT_LABELS` (case-insensitive; ``validation``
+    and ``val`` mean ``valid``, ``context`` means ``history``)."""
+    if value is None:
+        raise ValueError("missing split")
+    text = str(value).strip().lower()
+    text = _SPLIT_ALIASES.get(text, text)
+    if text not in SPLIT_LABELS:
+        raise ValueError(f"split {value!r} is not one of {', '.join(SPLIT_LABELS)}")
+    return SPLIT_LABELS.index(text)
+
+
 def _utc_seconds(moment: dt.datetime) -> float:
     """Seconds since the epoch; naive datetimes are taken as UTC (not the machine's zone)."""
     if moment.tzinfo is None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from airrec.data.dataset import MAX_DOMAINS, Dataset, ItemTable
-from airrec.data.split import LeaveOneOut, leave_one_out
+from airrec.data.split import LeaveOneOut, leave_one_out, premade_split
 from airrec.errors import DataError
 
 __all__ = ["EventRows", "ItemRows", "assemble"]
@@ -56,6 +56,8 @@ class EventRows(_Rows):
     domains: list[str] | None = None
     behaviours: list[str] | None = None
     timestamps: list[float] | None = None
+    #: Per row an index into :data:`airrec.data._parse.SPLIT_LABELS` (a pre-made split).
+    splits: list[int] | None = None
 
 
 @dataclass
@@ -159,6 +161,10 @@ def assemble(
     if any(timed) and not all(timed):
         without = next(rows.path for rows in events if rows.timestamps is None)
         raise DataError(f"{without}: has no timestamp column while the other files do")
+    labelled = [rows.splits is not None for rows in events]
+    if any(labelled) and not all(labelled):
+        without = next(rows.path for rows in events if rows.splits is None)
+        raise DataError(f"{without}: has no split column while the other files do")
 
     # Hints are only needed (and only built) when some file has no domain column.
     needs_hints = any(e.domains is None for e in events) or any(t.domains is None for t in items)
@@ -187,6 +193,7 @@ def assemble(
     event_users: list[int] = []
     event_behaviours: list[int] = []
     event_times: list[float] = []
+    event_splits: list[int] = []
     for log in events:
         domain_ids = domain_vocab.encode(_domain_column(log, hints, default_domain), log)
         add_key, add_user = keys.setdefault, users.setdefault
@@ -196,6 +203,8 @@ def assemble(
         event_behaviours.extend(behaviour_vocab.encode(behaviour_names, log))
         if log.timestamps is not None:
             event_times.extend(log.timestamps)
+        if log.splits is not None:
+            event_splits.extend(log.splits)
 
     domain_names = domain_vocab.names()
     if len(domain_names) > MAX_DOMAINS:
@@ -226,9 +235,16 @@ def assemble(
         starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
         counts = np.diff(np.r_[starts, sorted_users.size])
         time_arr = (row_order - np.repeat(starts, counts)).astype(np.float64)
-    train, valid, test = leave_one_out(
-        user_arr[sort], item_arr[sort], behaviour_arr[sort], time_arr, split
-    )
+    if all(labelled):
+        user_names = list(users)
+        train, valid, test = premade_split(
+            user_arr[sort], item_arr[sort], behaviour_arr[sort], time_arr,
+            np.array(event_splits, dtype=np.int64)[sort], user_names=user_names,
+        )
+    else:
+        train, valid, test = leave_one_out(
+            user_arr[sort], item_arr[sort], behaviour_arr[sort], time_arr, split
+        )
     return Dataset(
         name=name,
         items=item_table,

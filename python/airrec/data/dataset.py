@@ -291,6 +291,27 @@ class Dataset:
             f"train={len(self.train)}, valid={len(self.valid)}, test={len(self.test)} lines)"
         )
 
+    def fingerprint(self) -> str:
+        """sha256 over the data (not the name): every split's arrays, the items' domains, texts
+        and external ids, the domain and behaviour names. Caches key on it, so two datasets
+        that share a name never share a cached bundle, and an edited file invalidates them."""
+        import hashlib
+
+        h = hashlib.sha256(b"airrec-dataset:1")
+        for s in (self.train, self.valid, self.test):
+            for arr in (s.offsets, s.items, s.behaviours, s.timestamps, s.targets, s.target_behaviours,
+                        s.target_timestamps):
+                if arr is None:
+                    h.update(b"none")
+                    continue
+                a = np.ascontiguousarray(arr)
+                h.update(f"{a.dtype.str}:{a.shape}".encode())
+                h.update(a.tobytes())
+        h.update(np.ascontiguousarray(self.items.domains).tobytes())
+        for column in (self.items.texts, self.items.external_ids, self.domain_names, self.behaviour_names):
+            h.update("\x1f".join(column).encode("utf-8", "surrogatepass") + b"\x1e")
+        return h.hexdigest()
+
     @property
     def n_items(self) -> int:
         return len(self.items)

@@ -8,18 +8,21 @@ targets, and train on the rest. A held-out line's history is *everything before 
 when serving that request. Users too short to give ``min_train`` training events plus the
 held-out ones keep all their events in train and get no valid/test lines, rather than being
 evaluated on an empty history.
+
+Tables that come split (a ``split`` column) use :func:`premade_split` instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from airrec.data.dataset import FloatArray, IntArray, Split
-from airrec.errors import ConfigError
+from airrec.errors import ConfigError, DataError
 
-__all__ = ["LeaveOneOut", "leave_one_out"]
+__all__ = ["LeaveOneOut", "leave_one_out", "premade_split"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,16 @@ def _prefix_lines(
     )
 
 
+def _user_runs(users: IntArray, who: str) -> tuple[IntArray, IntArray]:
+    """First event index and event count of each user's run (events sorted by user)."""
+    n = users.size
+    if n and np.any(np.diff(users) < 0):
+        raise ValueError(f"{who} needs events sorted by user")
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if n else np.zeros(0, np.int64)
+    starts = starts.astype(np.int64)
+    return starts, np.diff(np.r_[starts, n]).astype(np.int64)
+
+
 def leave_one_out(
     users: IntArray,
     items: IntArray,
@@ -87,11 +100,7 @@ def leave_one_out(
     (ties in the source's order): readers do that once with a stable sort.
     """
     n = users.size
-    if n and np.any(np.diff(users) < 0):
-        raise ValueError("leave_one_out needs events sorted by user")
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if n else np.zeros(0, np.int64)
-    starts = starts.astype(np.int64)
-    counts = np.diff(np.r_[starts, n]).astype(np.int64)
+    starts, counts = _user_runs(users, "leave_one_out")
     line_users = users[starts]
     held = config.valid + config.test
     eligible = counts >= config.min_train + held
@@ -125,3 +134,50 @@ def leave_one_out(
         )
 
     return train, held_out("valid", 0, config.valid), held_out("test", config.valid, config.test)
+
+
+def premade_split(
+    users: IntArray,
+    items: IntArray,
+    behaviours: IntArray,
+    timestamps: FloatArray,
+    labels: IntArray,
+    *,
+    user_names: Sequence[str] | None = None,
+) -> tuple[Split, Split, Split]:
+    """Split events by their ``split`` label (0 train, 1 valid, 2 test, 3 history).
+
+    Train holds each user's ``train`` events (users without any have no train line). Every
+    ``valid``/``test`` event is one line's target, and its history is all of the user's earlier
+    events whatever their label; ``history`` events are only ever history. Arrays are sorted by
+    user, then time, as for :func:`leave_one_out`. A target with no earlier event is an error
+    (its history would be empty).
+    """
+    n = users.size
+    starts, counts = _user_runs(users, "premade_split")
+    user_start = np.repeat(starts, counts)
+
+    is_train = labels == 0
+    train_users = users[starts]
+    n_train = np.add.reduceat(is_train.astype(np.int64), starts) if n else np.zeros(0, np.int64)
+    keep = n_train > 0
+    offsets = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
+    np.cumsum(n_train[keep], out=offsets[1:])
+    train = Split(
+        name="train", offsets=offsets, items=items[is_train], behaviours=behaviours[is_train],
+        timestamps=timestamps[is_train], users=train_users[keep],
+        sources=np.zeros(int(keep.sum()), dtype=np.uint8), source_names=("train",),
+    )
+
+    def held_out(name: str, label: int) -> Split:
+        ends = np.flatnonzero(labels == label).astype(np.int64)
+        s = user_start[ends]
+        empty = ends == s
+        if np.any(empty):
+            u = int(users[ends[np.argmax(empty)]])
+            who = repr(user_names[u]) if user_names is not None else str(u)
+            raise DataError(f"user {who}: a {name} row has no earlier event of its user (its history would be "
+                            "empty); give it history rows or drop it")
+        return _prefix_lines(name, s, ends, users[ends], items, behaviours, timestamps)
+
+    return train, held_out("valid", 1), held_out("test", 2)

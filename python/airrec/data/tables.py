@@ -13,6 +13,11 @@ Parquet or CSV), so it asks for as little as possible:
   user's rows is their time order.
 * The split is leave-one-out by time per user (:class:`~airrec.data.split.LeaveOneOut`):
   last event → test target, second last → valid target, the rest → train; configurable.
+  An optional ``split`` column gives a pre-made split instead
+  (:func:`~airrec.data.split.premade_split`): ``train`` rows are training events, each
+  ``valid``/``test`` row is a target whose history is every earlier event of its user, and
+  ``history`` rows are context only (in later lines' histories, never trained on, never a
+  target) — the layout of published splits whose test users are not training users.
 * Id and domain rules are those of :mod:`airrec.data.assemble` (an item is a (domain, item)
   pair; a missing domain is inferred from the items table).
 
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from airrec.data._parse import parse_id, parse_label, parse_timestamp
+from airrec.data._parse import parse_id, parse_label, parse_split, parse_timestamp
 from airrec.data.assemble import EventRows, ItemRows, assemble
 from airrec.data.dataset import Dataset
 from airrec.data.split import LeaveOneOut
@@ -232,6 +237,7 @@ def _event_rows(table: _Table) -> EventRows:
             else None
         ),
         timestamps=table.convert("timestamp", parse_timestamp) if has("timestamp") else None,
+        splits=table.convert("split", parse_split) if has("split") else None,
     )
 
 

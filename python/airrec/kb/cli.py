@@ -84,12 +84,9 @@ def _dim(text: str) -> int:
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``airrec build`` flags to ``parser``."""
-    src = parser.add_argument_group("dataset (one of)")
-    src.add_argument("--dataset", choices=["food-kitchen"], help="a known dataset under the data home")
-    src.add_argument("--interactions", type=Path, help="interactions table (CSV/Parquet)")
-    src.add_argument("--items", type=Path, help="items table for --interactions")
-    src.add_argument("--recbole", type=Path, help="RecBole dataset directory or .inter file")
-    parser.add_argument("--data-home", type=Path, help="data directory (default $AIRREC_DATA_HOME)")
+    from airrec.data.source import add_dataset_arguments
+
+    add_dataset_arguments(parser, default=None)
     parser.add_argument("--intents", type=Path, required=True, help="intents JSONL(.gz) file")
     parser.add_argument("--out", type=Path, required=True, help="bundle directory to write")
     parser.add_argument("--embedder", help="minilm (default), st:DIR or gguf:PATH")
@@ -130,16 +127,9 @@ def _read_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _load_dataset(args: argparse.Namespace) -> Any:
-    from airrec import data
+    from airrec.data.source import source_from_args
 
-    chosen = [n for n in ("dataset", "interactions", "recbole") if getattr(args, n) is not None]
-    if len(chosen) != 1:
-        raise ConfigError("give exactly one of --dataset, --interactions, --recbole")
-    if args.dataset == "food-kitchen":
-        return data.load_food_kitchen(args.data_home, progress=not args.quiet)
-    if args.interactions is not None:
-        return data.read_tables(args.interactions, args.items)
-    return data.read_recbole(args.recbole)
+    return source_from_args(args).load(progress=not args.quiet)
 
 
 def run_build(args: argparse.Namespace) -> int:

@@ -37,9 +37,9 @@ _KINDS = ("sasrec-mixed", "sasrec-target", "gru4rec")  # = train.MODEL_KINDS, wi
 
 def add_baselines_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``airrec baselines`` flags to ``parser``."""
-    parser.add_argument("--dataset", default="food-kitchen", choices=["food-kitchen"],
-                        help="dataset under the data home (default: food-kitchen)")
-    parser.add_argument("--data-home", help="data directory (default: $AIRREC_DATA_HOME or ~/.cache/airrec/data)")
+    from airrec.data.source import add_dataset_arguments
+
+    add_dataset_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("results/baselines"),
                         help="output directory (default: results/baselines)")
     parser.add_argument("--models", default="sasrec-mixed,sasrec-target,gru4rec",
@@ -117,13 +117,11 @@ def train_and_evaluate(
 
 def run_baselines(args: argparse.Namespace) -> int:
     """Run ``airrec baselines``; prints the markdown tables and the paths written. Returns 0."""
-    from airrec.data import load_food_kitchen
+    from airrec.data.source import source_from_args
     from airrec.evaluate.report import write_report
 
     kinds = parse_models(args.models)
-    if args.dataset != "food-kitchen":  # pragma: no cover - argparse choices
-        raise InputError(f"unknown dataset {args.dataset!r}")
-    dataset = load_food_kitchen(args.data_home)
+    dataset = source_from_args(args).load()
     started = time.perf_counter()
     configs = [_config(args, k) for k in kinds]
     results, trained = train_and_evaluate(dataset, kinds, configs)
