@@ -9,6 +9,9 @@
 //!
 //! The run warms up on five requests (page faults, lazy statics) and then scores `n`: the
 //! instructions of `n` requests are the total of a run with `n` minus that of a run with 0.
+//! It prints one JSON line: a checksum of the scores (equal across engine changes that must
+//! not change results) and the median / p90 wall time per request. `scripts/engine_scaling.py`
+//! runs it over shapes and writes `benches/results/engine-scaling.json`.
 
 use airrec_core::testing::{synthetic_candidates, synthetic_histories, SyntheticSpec};
 use airrec_core::{Candidates, Engine, LoadOptions, Scratch};
@@ -46,11 +49,20 @@ fn main() {
             slots as f64 / n_cands as f64
         );
     }
+    let mut times = Vec::with_capacity(n);
     for u in 0..users {
+        let started = std::time::Instant::now();
         let (items, behaviours, ts) = h.user(u);
         let tree = engine.build_tree(items, behaviours, ts).expect("tree");
-        engine.scores_into(&tree, Candidates::Items(&cands[u * n_cands..(u + 1) * n_cands]), &mut out, &mut scratch).expect("scores");
+        engine
+            .scores_into(&tree, Candidates::Items(&cands[u * n_cands..(u + 1) * n_cands]), &mut out, &mut scratch)
+            .expect("scores");
+        if u >= 5 {
+            times.push(started.elapsed().as_secs_f64() * 1e6);
+        }
         checksum += out.iter().sum::<f32>();
     }
-    println!("{checksum}");
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    println!("{{\"checksum\": {checksum}, \"requests\": {n}, \"p50_us\": {:.1}, \"p90_us\": {:.1}}}", at(0.5), at(0.9));
 }
