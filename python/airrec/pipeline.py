@@ -106,11 +106,13 @@ def prepare_intents(dataset: Any, opts: RunOptions) -> tuple[Path, dict[str, int
     import numpy as np
 
     from airrec.generate import export_intents, generate_intents
-    from airrec.kb.intents import read_intents, write_intents
+    from airrec.kb.intents import check_item_identity, read_intents, write_intents
 
     known: dict[tuple[int, int], list[list[str]]] = {}
     for path in _seed_files(opts):
-        known.update(read_intents(path).paths_by_key())
+        seed = read_intents(path)
+        check_item_identity(seed, dataset)  # intents made for other data are refused, not attached
+        known.update(seed.paths_by_key())
         log.info("intents: %d (item, behaviour) pairs from %s", len(known), path)
     needed = np.union1d(dataset.items_in("test"), dataset.items_in("valid"))
     missing = [int(i) for i in needed if (int(i), 0) not in known]
@@ -126,7 +128,7 @@ def prepare_intents(dataset: Any, opts: RunOptions) -> tuple[Path, dict[str, int
         generated = sum(1 for key in new if key not in known)
         known.update(new)
     merged = opts.work_dir / "intents.jsonl.gz"
-    write_intents(merged, ((item, b, paths) for (item, b), paths in sorted(known.items())))
+    write_intents(merged, ((item, b, paths) for (item, b), paths in sorted(known.items())), identity=dataset)
     covered = sum(1 for i in needed if (int(i), 0) in known)
     counts = {
         "pairs": len(known),

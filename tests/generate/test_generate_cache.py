@@ -90,7 +90,9 @@ def test_not_a_cache(tmp_path: Path) -> None:
 
 def fake_dataset(items: list) -> SimpleNamespace:
     texts = [""] * 100 + [t for _, t in items]
-    return SimpleNamespace(items=SimpleNamespace(texts=texts), behaviour_names=("purchase",))
+    ext = tuple(f"sku-{i}" for i in range(len(texts)))
+    return SimpleNamespace(name="fake", items=SimpleNamespace(texts=texts, external_ids=ext),
+                           behaviour_names=("purchase",))
 
 
 def test_export_import_round_trip(tmp_path: Path, items: list) -> None:
@@ -105,7 +107,8 @@ def test_export_import_round_trip(tmp_path: Path, items: list) -> None:
     assert out.read_bytes() == first  # deterministic bytes
     lines = gzip.decompress(first).decode().splitlines()
     row = json.loads(lines[0])
-    assert set(row) == {"item", "behaviour", "paths"} and row["item"] == 100
+    assert set(row) == {"item", "behaviour", "paths", "ext", "text"} and row["item"] == 100
+    assert row["ext"] == "sku-100" and len(row["text"]) == 16  # which item it was, not its title
     assert items[0][1] not in gzip.decompress(first).decode()  # no titles
     got = read_intents(out).paths_by_key()
     assert len(got) == 20 and got[(100, 0)] == [["food", "thing 100"]]

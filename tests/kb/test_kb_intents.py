@@ -62,6 +62,8 @@ def test_gzip_round_trip(tmp_path: Path) -> None:
      "4 paths, at most 3"),
     ('{"item": 1, "behaviour": 0, "paths": [["a", "  "]]}', "empty phrase"),
     ('{"item": 1, "behaviour": 0, "paths": [], "why": "x"}', "unknown keys ['why']"),
+    ('{"item": 1, "behaviour": 0, "paths": [], "ext": 7}', "'ext' must be a non-empty string"),
+    ('{"item": 1, "behaviour": 0, "paths": [], "text": ""}', "'text' must be a non-empty string"),
 ])
 def test_malformed_line_names_file_and_line(tmp_path: Path, line: str, message: str) -> None:
     f = _write(tmp_path / "bad.jsonl", [json.dumps(GOOD), json.dumps(GOOD), line])
@@ -103,3 +105,36 @@ def test_shuffle_intents_keeps_answers_but_breaks_the_item_link(tmp_path: Path) 
     assert sum(shuffled[i] == original[i] for i in original) < 10  # mostly another item's
     assert [r.paths for r in a.records] == [r.paths for r in b.records]  # seeded
     assert [r.paths for r in a.records] != [r.paths for r in c.records]
+
+
+def test_lines_say_which_item_they_were_and_other_data_is_refused(tmp_path: Path) -> None:
+    """Ids are dense positions: intents written for one dataset carry each item's external id
+    and text key, and another dataset (or an edited text) refuses them instead of attaching
+    them to whatever item has the id there."""
+    import dataclasses
+
+    from fk40 import write_dataset
+
+    from airrec.data import ItemTable
+    from airrec.kb.intents import check_item_identity, item_text_key
+
+    ds = write_dataset(tmp_path / "fk40")
+    path = write_intents(tmp_path / "i.jsonl.gz", [(0, 0, [["a", "b"]]), (5, 0, [["c", "d"]])], identity=ds)
+    back = read_intents(path)
+    assert [(r.ext, r.text) for r in back.records] == [
+        (ds.items.external_ids[i], item_text_key(ds.items.texts[i])) for i in (0, 5)]
+    assert check_item_identity(back, ds) == 2
+
+    ids = list(ds.items.external_ids)
+    ids[5] = "someone-else"
+    other = dataclasses.replace(ds, items=ItemTable(ds.items.domains, ds.items.texts, tuple(ids)))
+    with pytest.raises(DataError, match=r"i.jsonl.gz:2: item 5 is .* in the intents file but 'someone-else'"):
+        check_item_identity(back, other)
+    texts = list(ds.items.texts)
+    texts[0] = texts[0] + " (new edition)"
+    edited = dataclasses.replace(ds, items=ItemTable(ds.items.domains, tuple(texts), ds.items.external_ids))
+    with pytest.raises(DataError, match="text differs"):
+        check_item_identity(back, edited)
+    # Files without the keys (written before them) are read and used unchecked.
+    plain = read_intents(write_intents(tmp_path / "p.jsonl", [(5, 0, [["c", "d"]])]))
+    assert check_item_identity(plain, other) == 0

@@ -2,7 +2,9 @@
 
 The format and its one reader/writer live in :mod:`airrec.kb.intents`. Item ids are the
 dataset's global ids and behaviours index ``Dataset.behaviour_names``. No titles are written
-(the file is committed; titles are third-party data). Lines are sorted by (item, behaviour),
+(the file is committed; titles are third-party data): each line carries the item's external id
+and a hash prefix of its text instead, so the knowledge base can tell intents of other data
+apart (:mod:`airrec.kb.intents`). Lines are sorted by (item, behaviour),
 so the same cache gives the same bytes. Failed units are not written.
 """
 
@@ -80,5 +82,5 @@ def export_intents(
             reparsed = parse_intents(format_paths(paths), texts[item]).paths
             if reparsed:
                 rows[(item, b)] = reparsed
-    write_intents(out_path, ((item, b, rows[(item, b)]) for item, b in sorted(rows)))
+    write_intents(out_path, ((item, b, rows[(item, b)]) for item, b in sorted(rows)), identity=dataset)
     return len(rows)

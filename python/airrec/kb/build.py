@@ -114,6 +114,8 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
 
 
 def _check_ids(intents: Intents, dataset: Dataset) -> None:
+    from airrec.kb.intents import check_item_identity
+
     for record in intents.records:
         if record.item >= dataset.n_items:
             raise DataError(f"{intents.where(record)}: item {record.item} is outside the "
@@ -122,6 +124,7 @@ def _check_ids(intents: Intents, dataset: Dataset) -> None:
             raise DataError(f"{intents.where(record)}: behaviour {record.behaviour} is outside "
                             f"the dataset's {dataset.n_behaviours} behaviours "
                             f"{list(dataset.behaviour_names)}")
+    check_item_identity(intents, dataset)
 
 
 def _item_texts(dataset: Dataset, fallback: Mapping[int, str]) -> tuple[list[str], int]:

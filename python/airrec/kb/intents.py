@@ -2,7 +2,14 @@
 
 One JSON object per line, one line per (item, behaviour) event kind::
 
-    {"item": 17, "behaviour": 0, "paths": [["pets", "pet supplies", "cat bed"], ...]}
+    {"item": 17, "behaviour": 0, "paths": [["pets", "pet supplies", "cat bed"], ...],
+     "ext": "B00X4WHP5E", "text": "9f2c51d0a8e4b7c3"}
+
+``item`` is the dataset's dense id; the optional ``ext`` (the item's id in the user's tables)
+and ``text`` (the first 16 hex digits of the sha256 of the item's text, :func:`item_text_key`)
+say *which* item that was, so the knowledge base can refuse intents made for another dataset
+or an edited catalogue instead of attaching them to whatever item now has that id. Files
+written before these keys existed (the committed Food–Kitchen artifact) are read unchecked.
 
 The file may be gzip-compressed (``.gz``). This module is the file's one owner: the
 generation stage writes it with :func:`write_intents` and reads it back (a committed artifact
@@ -32,7 +39,20 @@ import numpy as np
 from airrec._files import sha256_file, write_atomic
 from airrec.errors import DataError
 
-__all__ = ["IntentLimits", "IntentRecord", "Intents", "read_intents", "write_intents"]
+__all__ = [
+    "IntentLimits", "IntentRecord", "Intents", "check_item_identity", "item_text_key", "read_intents", "write_intents",
+]
+
+#: Hex digits of the item-text sha256 kept per line (64 bits: collisions are not a concern for
+#: telling one catalogue from another).
+TEXT_KEY_CHARS = 16
+
+
+def item_text_key(text: str) -> str:
+    """The ``text`` key of an intents line: a prefix of the sha256 of the item's text."""
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:TEXT_KEY_CHARS]
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,9 @@ class IntentRecord:
     behaviour: int
     paths: tuple[tuple[str, ...], ...]
     line: int
+    #: The item's external id and text key, when the file says which item it was.
+    ext: str | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,14 +153,19 @@ def _records(path: Path, lines: Iterable[str], limits: IntentLimits) -> Iterator
             raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(obj, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        unknown = sorted(set(obj) - {"item", "behaviour", "paths"})
+        unknown = sorted(set(obj) - {"item", "behaviour", "paths", "ext", "text"})
         if unknown:
-            raise DataError(f"{where}: unknown keys {unknown} (expected item, behaviour, paths)")
+            raise DataError(f"{where}: unknown keys {unknown} (expected item, behaviour, paths[, ext, text])")
+        for key in ("ext", "text"):
+            if key in obj and (not isinstance(obj[key], str) or not obj[key] or len(obj[key]) > 1000):
+                raise DataError(f"{where}: {key!r} must be a non-empty string")
         yield IntentRecord(
             item=_int_field(obj, "item", where),
             behaviour=_int_field(obj, "behaviour", where),
             paths=_paths_field(obj, where, limits),
             line=number,
+            ext=obj.get("ext"),
+            text=obj.get("text"),
         )
 
 
@@ -173,20 +201,47 @@ def read_intents(path: str | os.PathLike[str], *, limits: IntentLimits = IntentL
     )
 
 
+def check_item_identity(intents: Intents, dataset: Any) -> int:
+    """Refuse lines whose ``ext``/``text`` keys name another item than ``dataset``'s item of
+    that id (ids are dense positions: intents of other data would attach silently to whatever
+    item has the id now). Returns the number of lines checked (those carrying keys)."""
+    ext_ids, texts = dataset.items.external_ids, dataset.items.texts
+    checked = 0
+    for record in intents.records:
+        if record.ext is None and record.text is None:
+            continue
+        if record.item >= len(ext_ids):
+            raise DataError(f"{intents.where(record)}: item {record.item} is outside the dataset's [0, {len(ext_ids)})")
+        if record.ext is not None and record.ext != ext_ids[record.item]:
+            raise DataError(f"{intents.where(record)}: item {record.item} is {record.ext!r} in the intents file "
+                            f"but {ext_ids[record.item]!r} in dataset {dataset.name!r}: these intents were made "
+                            "for other data")
+        if record.text is not None and record.text != item_text_key(texts[record.item]):
+            raise DataError(f"{intents.where(record)}: item {record.item}'s text differs from the text its intents "
+                            f"were generated from (dataset {dataset.name!r}); regenerate them for the new text")
+        checked += 1
+    return checked
+
+
 def write_intents(
-    path: str | os.PathLike[str], rows: Iterable[tuple[int, int, Iterable[Iterable[str]]]]
+    path: str | os.PathLike[str], rows: Iterable[tuple[int, int, Iterable[Iterable[str]]]],
+    *, identity: Any = None,
 ) -> Path:
     """Write ``(item, behaviour, paths)`` rows in the intents format (gzip for ``.gz``),
     atomically and in the order given. The gzip header carries no name or timestamp, so the
-    same rows give the same bytes (diffs of a committed file show real changes only)."""
+    same rows give the same bytes (diffs of a committed file show real changes only).
+
+    ``identity`` (a :class:`~airrec.data.Dataset`) adds each item's ``ext`` and ``text`` keys."""
     file = Path(path)
-    lines = [
-        json.dumps(
-            {"item": int(i), "behaviour": int(b), "paths": [list(p) for p in paths]},
-            ensure_ascii=False, separators=(", ", ": "),
-        )
-        for i, b, paths in rows
-    ]
+
+    def line(i: int, b: int, paths: Iterable[Iterable[str]]) -> dict[str, Any]:
+        obj: dict[str, Any] = {"item": int(i), "behaviour": int(b), "paths": [list(p) for p in paths]}
+        if identity is not None:
+            obj["ext"] = identity.items.external_ids[int(i)]
+            obj["text"] = item_text_key(identity.items.texts[int(i)])
+        return obj
+
+    lines = [json.dumps(line(i, b, paths), ensure_ascii=False, separators=(", ", ": ")) for i, b, paths in rows]
     data = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
     write_atomic(file, gzip.compress(data, mtime=0) if file.suffix == ".gz" else data)
     return file
