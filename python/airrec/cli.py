@@ -180,6 +180,8 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     tr.add_argument("--random-bundle", type=Path, help="bundle built from shuffled intents (for air-random)")
     tr.add_argument("--smollm2-bundle", type=Path, help="bundle built from SmolLM2 intents (for air-smollm2)")
     tr.add_argument("--out", type=Path, default=Path("results/train"), help="output directory (default results/train)")
+    tr.add_argument("--intents-label", default="LLM",
+                    help="what made the bundle's intents, for the AIR labels (e.g. Qwen, SmolLM2; default LLM)")
     _add_training_arguments(tr)
     tr.set_defaults(handler=_run_train)
 
@@ -201,6 +203,7 @@ def _run_train(args: argparse.Namespace) -> int:
         negatives=args.negatives,
         negatives_seed=args.negatives_seed,
         full_ranking=args.full_ranking, epochs=args.epochs, plots=not args.no_plots, hyper=hyper,
+        intents_label=args.intents_label,
     ))
     print(report.markdown.read_text(encoding="utf-8"))
     print("wrote " + ", ".join(str(p) for p in [report.results, report.markdown, report.training, *report.plots, *report.exported]))

@@ -203,6 +203,18 @@ def prepare(opts: RunOptions, models: Sequence[str]) -> tuple[Any, dict[str, Pat
     return dataset, bundles, counts, seconds
 
 
+def intents_label(opts: RunOptions) -> str:
+    """What made the run's intents, for the results labels: the committed Food–Kitchen
+    artifact is Qwen2.5-Coder-0.5B's; without seed files every intent comes from ``model``;
+    given files are of unknown origin ("LLM")."""
+    if opts.intents is None and opts.source.is_food_kitchen:
+        return "Qwen"
+    if not _seed_files(opts):
+        name = Path(opts.model).name.lower()
+        return "Qwen" if name.startswith("qwen") else "SmolLM2" if name.startswith("smollm2") else "LLM"
+    return "LLM"
+
+
 def _models(opts: RunOptions) -> list[str]:
     from airrec.models.suite import ALL_MODELS, parse_models
 
@@ -222,7 +234,7 @@ def run_pipeline(opts: RunOptions) -> RunReport:
     report = run_suite(dataset, SuiteOptions(
         models=models, seeds=opts.seeds, ablation_seeds=opts.ablation_seeds, bundles=bundles, out_dir=opts.work_dir / "results",
         negatives=opts.negatives, negatives_seed=opts.negatives_seed, full_ranking=opts.full_ranking,
-        epochs=opts.epochs, plots=opts.plots, hyper=hyper,
+        epochs=opts.epochs, plots=opts.plots, hyper=hyper, intents_label=intents_label(opts),
     ))
     seconds["train_evaluate"] = time.perf_counter() - t
     print(report.markdown.read_text(encoding="utf-8"))
@@ -240,5 +252,5 @@ def tune_pipeline(opts: RunOptions, trials: int, grid_seed: int = 0) -> Path:
     return run_tuning(dataset, TuningOptions(
         models=models, trials=trials, grid_seed=grid_seed, seed=opts.seeds[0], bundles=bundles,
         out_dir=opts.work_dir / "tuning", reuse_dir=opts.work_dir / "results", negatives=opts.negatives,
-        negatives_seed=opts.negatives_seed, epochs=opts.epochs,
+        negatives_seed=opts.negatives_seed, epochs=opts.epochs, intents_label=intents_label(opts),
     ))

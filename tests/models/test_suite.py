@@ -84,3 +84,19 @@ def test_ablations_run_on_their_own_seeds(cyclic: Dataset, bundle: Path, tmp_pat
     run_suite(cyclic, opts)
     runs = sorted(p.name for p in (tmp_path / "out" / "runs").glob("*.json"))
     assert runs == ["air-no-weights.seed1.json", "sasrec-mixed.seed0.json"]
+
+
+def test_labels_name_the_intents_source_and_saved_runs_follow(cyclic: Dataset, bundle: Path, tmp_path: Path) -> None:
+    from airrec.models.suite import model_label
+
+    assert model_label("air") == "AIR (SASRec-mixed + Qwen intents)"
+    assert model_label("air-gru4rec", "SmolLM2") == "AIR (GRU4Rec + SmolLM2 intents)"
+    assert model_label("sasrec-mixed", "SmolLM2") == "SASRec (mixed)"
+    opts = SuiteOptions(models=("air",), seeds=(0,), bundles={"main": bundle}, out_dir=tmp_path / "out", negatives=20,
+                        negatives_cache=tmp_path / "neg", epochs=1, plots=False, progress=False, export=False,
+                        intents_label="SmolLM2")
+    rows = json.loads(run_suite(cyclic, opts).results.read_text())["results"]
+    assert set(rows) == {"AIR (SASRec-mixed + SmolLM2 intents)"}
+    # The same saved run, reported for another intents label, is relabelled, not split in two.
+    again = run_suite(cyclic, SuiteOptions(**{**opts.__dict__, "intents_label": "LLM"}))
+    assert set(json.loads(again.results.read_text())["results"]) == {"AIR (SASRec-mixed + LLM intents)"}

@@ -31,6 +31,7 @@ checkpoint, and the export is checked for parity (engine vs torch on valid lines
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -46,7 +47,7 @@ from airrec.errors import InputError
 
 __all__ = [
     "AIR_VARIANTS", "ALL_MODELS", "MODEL_NAMES", "SuiteOptions", "SuiteReport", "check_export_parity", "check_hyper",
-    "effective_hyper", "hyper_tag", "run_suite",
+    "effective_hyper", "hyper_tag", "model_label", "run_suite",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,22 @@ MODEL_NAMES: dict[str, str] = {
     "air-item-intents": "AIR + item intents",
     "air-gru4rec": "AIR (GRU4Rec + Qwen intents)",
 }
+#: Labels of the AIR models that use the main bundle's intents, by what made those intents.
+_INTENT_LABELS = {
+    "air": "AIR (SASRec-mixed + {intents} intents)",
+    "air-item-intents": "AIR + item intents ({intents})",
+    "air-gru4rec": "AIR (GRU4Rec + {intents} intents)",
+}
+
+
+def model_label(model: str, intents: str = "Qwen") -> str:
+    """The results label of ``model`` when the main bundle's intents come from ``intents``
+    (``"Qwen"``: the committed Food–Kitchen artifact; :data:`MODEL_NAMES` has those labels)."""
+    if model in _INTENT_LABELS and intents != "Qwen":
+        return _INTENT_LABELS[model].format(intents=intents)
+    return MODEL_NAMES[model]
+
+
 #: AIR models: (bundle key, variant switches).
 AIR_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "air": ("main", {}),
@@ -112,6 +129,8 @@ class SuiteOptions:
     #: (the tuning's choice, :mod:`airrec.models.tune`); AIR models apply them to their backbone.
     #: A run with overrides is saved under its own name, never mistaken for a default run.
     hyper: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: What made the main bundle's intents, for the AIR labels (:func:`model_label`).
+    intents_label: str = "Qwen"
 
 
 @dataclass
@@ -288,9 +307,12 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
             runs.append(evaluate(scorer, dataset, "test", full_ranking=True, seed=seed, model=name))
         return runs
 
+    def label(m: str) -> str:
+        return model_label(m, opts.intents_label)
+
     def run_one(m: str, seed: int) -> tuple[list[EvalResult], dict[str, Any] | None]:
         if m == "popularity":
-            return evaluate_all(PopularityScorer(dataset), MODEL_NAMES[m], seed), None
+            return evaluate_all(PopularityScorer(dataset), label(m), seed), None
         base_cfg = TrainConfig(**{**dict(opts.hyper.get(m, {})), "epochs": opts.epochs, "seed": seed,
                                   "eval_seed": opts.negatives_seed, "negatives_cache": cache,
                                   "eval_negatives": opts.negatives, "progress": opts.progress})
@@ -301,21 +323,21 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
             if m == "sasrec-intents":
                 nodes = item_intent_nodes(load_arrays(opts.bundles["main"], verify=False))
             kind = m if m in BASELINES else "sasrec-mixed"
-            t = train_model(kind, dataset, base_cfg, item_text=text, item_nodes=nodes, name=MODEL_NAMES[m])
-            return evaluate_all(t.scorer, MODEL_NAMES[m], seed), {**t.to_dict(), "model": MODEL_NAMES[m], "seed": seed}
+            t = train_model(kind, dataset, base_cfg, item_text=text, item_nodes=nodes, name=label(m))
+            return evaluate_all(t.scorer, label(m), seed), {**t.to_dict(), "model": label(m), "seed": seed}
         key, switches = AIR_VARIANTS[m]
         if key not in engines:
             engines[key] = Engine.load(opts.bundles[key])
         variant = AIRVariant(**switches)
         acfg = AIRTrainConfig(epochs=opts.epochs, seed=seed, eval_seed=opts.negatives_seed,
                               eval_negatives=opts.negatives, negatives_cache=cache, progress=opts.progress)
-        r = train_air(dataset, engines[key], acfg, base_cfg, variant=variant, name=MODEL_NAMES[m])
-        log_entry = {**r.to_dict(), "model": MODEL_NAMES[m], "seed": seed}
+        r = train_air(dataset, engines[key], acfg, base_cfg, variant=variant, name=label(m))
+        log_entry = {**r.to_dict(), "model": label(m), "seed": seed}
         if m == "air" and opts.export:
             path = _export(r, opts.bundles[key], out, seed, variant.engine_overrides, base_cfg)
             log_entry["export"] = {"bundle": str(path), "parity": check_export_parity(r.scorer, path, dataset)}
             log.info("exported %s (parity %s)", path, log_entry["export"]["parity"])
-        return evaluate_all(r.scorer, MODEL_NAMES[m], seed), log_entry
+        return evaluate_all(r.scorer, label(m), seed), log_entry
 
     ablation_seeds = set(opts.seeds if opts.ablation_seeds is None else opts.ablation_seeds)
     for seed in list(dict.fromkeys([*opts.seeds, *sorted(ablation_seeds)])):
@@ -335,6 +357,9 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
                 _save_run(out, run_name, run_seed, done[0], done[1])
             else:
                 log.info("%s seed %d: reusing the saved run in %s", m, run_seed, out / "runs")
+                # A run saved under another label (the intents' source) is the same run.
+                done = ([dataclasses.replace(r, model=label(m)) for r in done[0]],
+                        None if done[1] is None else {**done[1], "model": label(m)})
             results += done[0]
             if done[1] is not None:
                 training.append(done[1])

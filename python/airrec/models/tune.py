@@ -74,6 +74,7 @@ class TuningOptions:
     negatives_cache: Path | None = None
     epochs: int = 30
     progress: bool = True
+    intents_label: str = "Qwen"  #: see :func:`airrec.models.suite.model_label`
 
 
 def _adopt_default_runs(opts: TuningOptions, models: Sequence[str]) -> None:
@@ -150,6 +151,7 @@ def run_tuning(dataset: Dataset, opts: TuningOptions) -> Path:
             models=models, seeds=(opts.seed,), bundles=opts.bundles, out_dir=out, negatives=opts.negatives,
             negatives_seed=opts.negatives_seed, negatives_cache=opts.negatives_cache, epochs=opts.epochs,
             plots=False, progress=opts.progress, export=False, hyper={m: setting for m in models},
+            intents_label=opts.intents_label,
         ))
         summary = _summary(opts, models, trials, k + 1)
         write_json_atomic(path, summary)
