@@ -341,3 +341,19 @@ def test_export_parses_cached_answers_again(tmp_path: Path, items: list) -> None
     out = tmp_path / "i.jsonl.gz"
     assert export_intents(tmp_path / "c.sqlite", ds, out) == 1
     assert read_intents(out).paths_by_key()[(100, 0)] == [["food", "fruits and berries"]]
+
+
+def test_a_toml_prompt_names_the_datasets_domains_and_brings_its_own_examples(tmp_path: Path) -> None:
+    from airrec.generate.prompts import DEFAULT_PROMPT, load_prompt
+
+    toml = tmp_path / "crafts.toml"
+    toml.write_text('version = "crafts-v1"\n'
+                    'system = "You name shopping intents for items of these shops: {domains}. Answer a > b > c."\n'
+                    '[[examples]]\nbehaviour = "purchase"\nitem = "Acrylic paint set, 24 colours"\n'
+                    'paths = ["arts and crafts > painting > acrylic paints"]\n')
+    prompt = load_prompt(toml)
+    named = prompt.for_domains(("Arts", "Office"))
+    assert "these shops: Arts, Office." in named.system and "{domains}" not in named.system
+    assert named.key != prompt.key  # another text, other cache entries
+    assert named.examples[0].paths == (("arts and crafts", "painting", "acrylic paints"),)
+    assert DEFAULT_PROMPT.for_domains(("Arts",)) is DEFAULT_PROMPT  # no placeholder: unchanged key

@@ -47,7 +47,8 @@ def _common(parser: argparse.ArgumentParser, *, data_home: bool = True) -> None:
     parser.add_argument(
         "--prompt", default=None,
         help="prompt template: a built-in version (air-intents-v2, the default; air-intents-v1) "
-        "or a .toml/.json file",
+        "or a .toml/.json file (its own few-shot examples; '{domains}' in its system text becomes "
+        "the dataset's domain names)",
     )
     parser.add_argument("--seed", type=int, default=0)
 
@@ -169,7 +170,7 @@ def run_generate(args: argparse.Namespace) -> int:
             log.info("merged %d files into %s: %d rows", len(args.merge), args.cache, n)
             return 0
         dataset = source_from_args(args).load()
-        prompt = _prompt(args.prompt)
+        prompt = _prompt(args.prompt).for_domains(dataset.domain_names)
         model = resolve_model(args.model, allow_install=args.allow_install)
         if args.ray is not None:
             if args.shard is not None:

@@ -129,6 +129,17 @@ class PromptTemplate:
         copies them anyway, and on a compute-bound CPU every prompt token costs time."""
         return _strip_specs(_clean_item(item)) if self.strip_specs else _clean_item(item)
 
+    def for_domains(self, names: Sequence[str]) -> PromptTemplate:
+        """The template with ``{domains}`` in its system text replaced by the dataset's domain
+        names (``"books, home"``): a prompt written once names each catalogue's own domains.
+        A template without the placeholder is returned as it is (the key, and so the cached
+        answers, change only when the text the model sees does)."""
+        if "{domains}" not in self.system:
+            return self
+        from dataclasses import replace
+
+        return replace(self, system=self.system.replace("{domains}", ", ".join(names)))
+
     @property
     def example_paths(self) -> list[tuple[str, ...]]:
         """Every path of the few-shot examples (what example-copy rates compare against)."""
