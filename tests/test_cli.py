@@ -78,3 +78,18 @@ def test_serve_and_bench_load_are_in_the_one_parser_tree(
     with pytest.raises(SystemExit) as e:
         main(["serve", "--admin-token-file", str(empty)])
     assert e.value.code == 2 and "is empty" in capsys.readouterr().err
+
+
+def test_bad_selections_fail_before_any_expensive_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inter = tmp_path / "interactions.csv"
+    inter.write_text("user,item\nu1,a\nu1,b\nu1,c\nu2,a\nu2,c\nu2,b\n")
+    base = ["--interactions", str(inter)]
+    # An unreadable item range is refused before a model is looked for (none is installed here).
+    assert main(["generate", *base, "--cache", str(tmp_path / "c.sqlite"), "--item-range", "5"]) == 2
+    assert "--item-range '5': expected LO:HI" in capsys.readouterr().err
+    # An empty tuning budget is refused before intents are generated or a bundle is built.
+    assert main(["tune", *base, "--trials", "0", "--work-dir", str(tmp_path / "w")]) == 2
+    assert "at least one trial" in capsys.readouterr().err
+    assert not (tmp_path / "w" / "intents-cache.sqlite").exists()
+    assert main(["train", *base, "--items", str(tmp_path / "missing.csv"), "--bundle", str(tmp_path)]) == 2
+    assert "missing.csv: file not found" in capsys.readouterr().err

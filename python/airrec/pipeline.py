@@ -120,10 +120,14 @@ def prepare_intents(dataset: Any, opts: RunOptions) -> tuple[Path, dict[str, int
     generated = 0
     if to_generate:
         log.info("intents: generating %d of %d missing items with %s", len(to_generate), len(missing), opts.model)
+        from airrec.generate import DEFAULT_PROMPT, resolve_model
+
         cache = opts.work_dir / "intents-cache.sqlite"
-        generate_intents(dataset, cache, model=opts.model, items=to_generate, allow_install=opts.allow_install)
+        model = resolve_model(opts.model, allow_install=opts.allow_install)
+        generate_intents(dataset, cache, model=model, items=to_generate)
         fresh = opts.work_dir / "generated.jsonl.gz"
-        export_intents(cache, dataset, fresh)
+        # This model's answers only: the work dir's cache may also hold another model's.
+        export_intents(cache, dataset, fresh, model_sha=model.sha256, prompt_key=DEFAULT_PROMPT.key)
         new = read_intents(fresh).paths_by_key()
         generated = sum(1 for key in new if key not in known)
         known.update(new)
@@ -245,9 +249,10 @@ def tune_pipeline(opts: RunOptions, trials: int, grid_seed: int = 0) -> Path:
     """The equal-budget search (:func:`airrec.models.tune.run_tuning`) of ``opts.models`` on
     the pipeline's data and bundle, in ``<work>/tuning``; trial 0 reuses ``<work>/results``'
     default runs of the first seed. Returns ``tuning.json``."""
-    from airrec.models.tune import TuningOptions, run_tuning
+    from airrec.models.tune import TuningOptions, run_tuning, trial_settings
 
     models = _models(opts)
+    trial_settings(trials, grid_seed)  # a bad budget fails before the data and bundle stages
     dataset, bundles, _, _ = prepare(opts, models)
     return run_tuning(dataset, TuningOptions(
         models=models, trials=trials, grid_seed=grid_seed, seed=opts.seeds[0], bundles=bundles,

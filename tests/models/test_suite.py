@@ -100,3 +100,18 @@ def test_labels_name_the_intents_source_and_saved_runs_follow(cyclic: Dataset, b
     # The same saved run, reported for another intents label, is relabelled, not split in two.
     again = run_suite(cyclic, SuiteOptions(**{**opts.__dict__, "intents_label": "LLM"}))
     assert set(json.loads(again.results.read_text())["results"]) == {"AIR (SASRec-mixed + LLM intents)"}
+
+
+def test_a_bundle_of_other_data_is_refused_before_any_training(cyclic: Dataset, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    other = make_synthetic_bundle(tmp_path / "other", n_nodes=50, n_items=cyclic.n_items + 7, dim=8, n_heads=2,
+                                  depth=2, paths_per_item=1, seed=1)
+    import airrec.models.train as train
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("trained before checking the bundle")
+
+    monkeypatch.setattr(train, "train_model", refuse)
+    with pytest.raises(InputError, match="built for other data"):
+        run_suite(cyclic, SuiteOptions(models=("sasrec-mixed", "air"), bundles={"main": other}, out_dir=tmp_path / "o",
+                                       negatives=20, negatives_cache=tmp_path / "neg", progress=False))

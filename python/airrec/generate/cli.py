@@ -171,18 +171,19 @@ def run_generate(args: argparse.Namespace) -> int:
             return 0
         dataset = source_from_args(args).load()
         prompt = _prompt(args.prompt).for_domains(dataset.domain_names)
+        items = _items(dataset, args)  # bad selections fail before the model is resolved
         model = resolve_model(args.model, allow_install=args.allow_install)
         if args.ray is not None:
             if args.shard is not None:
                 raise ConfigError("--shard splits work between machines by hand; --ray does it for you")
             summary = generate_intents_ray(
                 dataset, args.cache, address=args.ray, actors=args.workers, model=model, prompt=prompt,
-                items=_items(dataset, args), batch_size=args.parallel, seed=args.seed,
+                items=items, batch_size=args.parallel, seed=args.seed,
                 max_attempts=args.attempts,
             )
         else:
             summary = generate_intents(
-                dataset, args.cache, model=model, prompt=prompt, items=_items(dataset, args),
+                dataset, args.cache, model=model, prompt=prompt, items=items,
                 shard=args.shard, progress=not args.no_progress, n_threads=args.threads,
                 n_parallel=args.parallel, seed=args.seed, max_attempts=args.attempts,
                 workers=args.workers or os.cpu_count() or 1,

@@ -300,6 +300,13 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
     training: list[dict[str, Any]] = []
     exported: list[Path] = []
     engines: dict[str, Engine] = {}
+    # Every bundle an AIR model needs is loaded and matched to the dataset before anything is
+    # trained: a bundle of other data would otherwise fail only after the baselines' hours.
+    for key in dict.fromkeys(AIR_VARIANTS[m][0] for m in models if m in AIR_VARIANTS):
+        engines[key] = Engine.load(opts.bundles[key])
+        if engines[key].n_items != dataset.n_items:
+            raise InputError(f"the {key!r} bundle {opts.bundles[key]} has {engines[key].n_items} items, "
+                             f"dataset {dataset.name!r} {dataset.n_items}: it was built for other data")
 
     def evaluate_all(scorer: Scorer, name: str, seed: int) -> list[EvalResult]:
         runs = [evaluate(scorer, dataset, "test", test_neg, seed=seed, model=name)]
