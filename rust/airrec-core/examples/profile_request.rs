@@ -54,9 +54,7 @@ fn main() {
         let started = std::time::Instant::now();
         let (items, behaviours, ts) = h.user(u);
         let tree = engine.build_tree(items, behaviours, ts).expect("tree");
-        engine
-            .scores_into(&tree, Candidates::Items(&cands[u * n_cands..(u + 1) * n_cands]), &mut out, &mut scratch)
-            .expect("scores");
+        engine.scores_into(&tree, Candidates::Items(&cands[u * n_cands..(u + 1) * n_cands]), &mut out, &mut scratch).expect("scores");
         if u >= 5 {
             times.push(started.elapsed().as_secs_f64() * 1e6);
         }
