@@ -57,3 +57,23 @@ def test_glued_words_are_counted_whether_split_or_still_there() -> None:
     tally.add("Android Tablet", [["electronics", "android tablets"]])  # a real word
     tally.add("Andouille", [["food", "andouille sausage"]])  # the title's own word
     assert tally.report()["glued_word_rate"] == 0.5
+
+
+def test_warnings_name_the_rate_that_is_off_and_what_to_try() -> None:
+    from airrec.generate.quality import quality_warnings
+
+    # The arts-and-office trial of the own-data issue: examples pasted, `home` on half the paths.
+    bad = quality_of([("Craft glue", [["home", "furniture", "bookcases"]])] * 11
+                     + [(f"Item {i}", [["home", f"thing {i}"]]) for i in range(9)]
+                     + [(f"Pen {i}", [["office", f"pen {i}"]]) for i in range(10)],
+                     example_paths=[("home", "furniture", "bookcases")])
+    warnings = quality_warnings(bad)
+    assert any(w.startswith("example_copy_rate 36.7% is above 3% on 30 items") and "own domain" in w
+               for w in warnings)
+    assert any(w.startswith("top_first_phrase_share") and "'home'" in w for w in warnings)
+    # The default prompt's Food-Kitchen figures (docs/generate.md) give no warning.
+    good = {"items": 500, "failure_rate": 0.0, "example_copy_rate": 0.022, "example_prefix_copy_rate": 0.102,
+            "title_copy_rate": 0.177, "repetition_rate": 0.0, "glued_word_rate": 0.0,
+            "top_first_phrase": "food", "top_first_phrase_share": 0.176}
+    assert quality_warnings(good) == []
+    assert quality_warnings(quality_of([])) == []

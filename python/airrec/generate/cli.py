@@ -190,6 +190,10 @@ def run_generate(args: argparse.Namespace) -> int:
             )
         print(summary.line())
         print("quality: " + json.dumps(summary.quality))
+        from airrec.generate.quality import quality_warnings
+
+        for warning in quality_warnings(summary.quality):
+            log.warning("quality: %s", warning)
         if args.report:
             _write_report(args.report, summary)
         if args.export:
@@ -211,6 +215,9 @@ def _write_report(path: str, summary: Any) -> None:
     report = asdict(summary)
     report["items_per_s"] = round(summary.items_per_s, 4)
     report["tokens_per_s"] = round(summary.tokens_per_s, 2)
+    from airrec.generate.quality import quality_warnings
+
+    report["quality_warnings"] = quality_warnings(summary.quality)
     write_json_atomic(path, report)
 
 
