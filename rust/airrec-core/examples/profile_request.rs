@@ -11,7 +11,9 @@
 //! instructions of `n` requests are the total of a run with `n` minus that of a run with 0.
 //! It prints one JSON line: a checksum of the scores (equal across engine changes that must
 //! not change results) and the median / p90 wall time per request. `scripts/engine_scaling.py`
-//! runs it over shapes and writes `benches/results/engine-scaling.json`.
+//! runs it over shapes and writes `benches/results/engine-scaling.json`. With
+//! `AIRREC_PROFILE_STATS=1` it first prints the first user's tree size, roots and mean slots
+//! per candidate (what a request's work is made of).
 
 use airrec_core::testing::{synthetic_candidates, synthetic_histories, SyntheticSpec};
 use airrec_core::{Candidates, Engine, LoadOptions, Scratch};

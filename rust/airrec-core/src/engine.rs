@@ -368,7 +368,7 @@ impl Engine {
     fn request_impl<K: Simd>(&self, kern: K, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
         let d = self.dim();
         let c = &self.bundle.composer;
-        s.view.prepare(tree, &self.config, d, |n| self.bundle.node_vector(n), |i| self.bundle.item_vector(i));
+        self.prepare_view(tree, s);
         let mut buf = std::mem::take(&mut s.row);
         let mut slots = Vec::new();
         let n = cands.len(d);

@@ -172,15 +172,22 @@ fn tie_order(tree: &UserTree, s: &WalkScratch, a: u32, b: u32) -> Ordering {
     ga.cmp(gb)
 }
 
+/// The beam order of `(score, arena index)` entries: higher score first, exact ties by
+/// [`tie_order`] (a total order, so a top-k does not depend on the order entries arrive in).
+#[inline(always)]
+fn ranks_before(tree: &UserTree, s: &WalkScratch, a: &(f64, u32), b: &(f64, u32)) -> bool {
+    match b.0.total_cmp(&a.0) {
+        Ordering::Equal => tie_order(tree, s, a.1, b.1) == Ordering::Less,
+        o => o == Ordering::Less,
+    }
+}
+
 /// Keeps the best `k` of `list` (`(score, arena index)` pairs), sorted: higher score first,
 /// exact ties by [`tie_order`]. Beams are small, so this is one insertion pass that compares a
 /// candidate with the current worst kept entry before doing anything else.
 #[inline(always)]
 fn keep_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<(f64, u32)>, k: usize) {
-    let before = |a: &(f64, u32), b: &(f64, u32)| match b.0.total_cmp(&a.0) {
-        Ordering::Equal => tie_order(tree, s, a.1, b.1) == Ordering::Less,
-        o => o == Ordering::Less,
-    };
+    let before = |a: &(f64, u32), b: &(f64, u32)| ranks_before(tree, s, a, b);
     let mut kept = 0;
     for i in 0..list.len() {
         let item = list[i];
@@ -206,10 +213,7 @@ fn keep_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<(f64, u32)>, k: usi
 /// strictly worse than a full list's worst, so this runs only for likely entrants.
 #[inline(always)]
 fn insert_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<(f64, u32)>, item: (f64, u32), k: usize) {
-    let before = |a: &(f64, u32), b: &(f64, u32)| match b.0.total_cmp(&a.0) {
-        Ordering::Equal => tie_order(tree, s, a.1, b.1) == Ordering::Less,
-        o => o == Ordering::Less,
-    };
+    let before = |a: &(f64, u32), b: &(f64, u32)| ranks_before(tree, s, a, b);
     if list.len() == k {
         if !before(&item, &list[k - 1]) {
             return;
@@ -319,8 +323,9 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
     if let Some(max_age) = cfg.evidence_max_age {
         s.candidate_events.retain(|&e| tree.event_age(e) <= max_age);
     }
-    // One gathered matrix-vector product over the kept events (the same arithmetic per row
-    // as `dot_f64` of the f32 vectors: converting to f64 is exact).
+    // One gathered matrix-vector product over the kept events' f64 vectors (converted once per
+    // request in `TreeView::prepare`; the conversion is exact, so these are the f32 vectors'
+    // dot products accumulated in f64, as before).
     s.evidence_sims.resize(s.candidate_events.len(), 0.0);
     kern.gather_gemv_f64(&view.event_vecs, d, &s.candidate_events, &s.x64, &mut s.evidence_sims);
     s.evidence.clear();
