@@ -29,6 +29,17 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def sha256_text(text: str) -> str:
+    """Hex sha256 of a text's UTF-8 bytes (item texts: the generation cache, intents keys)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def safe_name(text: str) -> str:
+    """``text`` usable as one file or directory name: characters other than letters, digits
+    and ``-_.`` become ``_`` (dataset names in cache paths)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """A binary file that becomes ``path`` only when the block succeeds: the project's one way

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airrec._files import sha256_file, write_json_atomic
+from airrec._files import safe_name, sha256_file, write_json_atomic
 from airrec.data.source import DataSource
 
 log = logging.getLogger("airrec.run")
@@ -43,8 +43,7 @@ DEFAULT_MODELS: tuple[str, ...] = ("popularity", "sasrec-mixed", "air")
 def default_work_dir(name: str = "food-kitchen") -> Path:
     """``$AIRREC_CACHE_DIR/runs/<name>`` (default ``~/.cache/airrec/runs/<name>``)."""
     root = os.environ.get("AIRREC_CACHE_DIR") or os.path.join("~", ".cache", "airrec")
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return Path(os.path.expanduser(root)) / "runs" / safe
+    return Path(os.path.expanduser(root)) / "runs" / safe_name(name)
 
 
 def _food_kitchen() -> DataSource:

@@ -23,8 +23,9 @@ Conventions
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Union
+from typing import Any, Literal, NamedTuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -81,6 +82,18 @@ class History(NamedTuple):
     items: IntArray
     behaviours: IntArray
     timestamps: FloatArray
+
+
+def hash_arrays(digest: Any, arrays: Sequence[npt.ArrayLike | None]) -> None:
+    """Feed arrays into a hashlib ``digest``: each one's dtype and shape, then its bytes
+    (``None`` as ``b"none"``), so equal digests mean equal arrays, not only equal bytes."""
+    for arr in arrays:
+        if arr is None:
+            digest.update(b"none")
+            continue
+        a = np.ascontiguousarray(arr)
+        digest.update(f"{a.dtype.str}:{a.shape}".encode())
+        digest.update(a.tobytes())
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -299,14 +312,8 @@ class Dataset:
 
         h = hashlib.sha256(b"airrec-dataset:1")
         for s in (self.train, self.valid, self.test):
-            for arr in (s.offsets, s.items, s.behaviours, s.timestamps, s.targets, s.target_behaviours,
-                        s.target_timestamps):
-                if arr is None:
-                    h.update(b"none")
-                    continue
-                a = np.ascontiguousarray(arr)
-                h.update(f"{a.dtype.str}:{a.shape}".encode())
-                h.update(a.tobytes())
+            hash_arrays(h, (s.offsets, s.items, s.behaviours, s.timestamps, s.targets, s.target_behaviours,
+                            s.target_timestamps))
         h.update(np.ascontiguousarray(self.items.domains).tobytes())
         for column in (self.items.texts, self.items.external_ids, self.domain_names, self.behaviour_names):
             h.update("\x1f".join(column).encode("utf-8", "surrogatepass") + b"\x1e")

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from airrec._files import write_atomic
-from airrec.data.dataset import Dataset, Split, SplitRef
+from airrec._files import safe_name, write_atomic
+from airrec.data.dataset import Dataset, Split, SplitRef, hash_arrays
 from airrec.errors import DataError
 
 __all__ = [
@@ -72,15 +72,9 @@ def dataset_fingerprint(dataset: Dataset, split: SplitRef) -> str:
     s = _split_of(dataset, split)
     h = hashlib.sha256()
     h.update(f"airrec-negatives:{s.name}:{dataset.n_items}:{len(s)}".encode())
-    arrays = [
-        s.offsets, s.items, s.behaviours, s.timestamps,
-        s.targets, s.target_behaviours, s.target_timestamps, dataset.items.domains,
-    ]
-    for arr in arrays:
-        assert arr is not None  # _split_of checked the targets
-        a = np.ascontiguousarray(arr)
-        h.update(f"{a.dtype.str}:{a.shape}".encode())
-        h.update(a.tobytes())
+    # _split_of checked the targets, so no array is None here.
+    hash_arrays(h, [s.offsets, s.items, s.behaviours, s.timestamps,
+                    s.targets, s.target_behaviours, s.target_timestamps, dataset.items.domains])
     return h.hexdigest()
 
 
@@ -149,7 +143,7 @@ def negatives_path(
     :func:`get_negatives` passes) the name carries its first 12 hex digits, so two datasets that
     share a name (two files ``interactions.csv``) get two files instead of refusing each other.
     """
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset_name)
+    safe = safe_name(dataset_name)
     fp = f".{fingerprint[:12]}" if fingerprint else ""
     return Path(cache_dir) / f"{safe}{fp}.{split}.neg{int(n)}.seed{int(seed)}.npz"
 

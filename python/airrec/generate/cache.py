@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from airrec._files import sha256_text
 from airrec.errors import ConfigError, GenerationError
 
 __all__ = [
@@ -67,7 +68,7 @@ _COLUMNS = (
 
 def text_hash(text: str) -> str:
     """sha256 of the item text (UTF-8) — the cache never stores titles themselves."""
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256_text(text)
 
 
 def cache_key(model_sha: str, prompt_key: str, behaviour: str, item_text_hash: str) -> str:

@@ -36,7 +36,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from airrec._files import sha256_file, write_atomic
+from airrec._files import sha256_file, sha256_text, write_atomic
 from airrec.errors import DataError
 
 __all__ = [
@@ -49,10 +49,9 @@ TEXT_KEY_CHARS = 16
 
 
 def item_text_key(text: str) -> str:
-    """The ``text`` key of an intents line: a prefix of the sha256 of the item's text."""
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()[:TEXT_KEY_CHARS]
+    """The ``text`` key of an intents line: a prefix of the sha256 of the item's text (the hash
+    the generation cache keys its answers on)."""
+    return sha256_text(text)[:TEXT_KEY_CHARS]
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,7 @@ def hyper_tag(hyper: Mapping[str, Any]) -> str:
 
     if not hyper:
         return ""
-    text = json.dumps({k: hyper[k] for k in sorted(hyper)}, sort_keys=True)
+    text = json.dumps(dict(hyper), sort_keys=True)
     return "@" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -333,8 +333,6 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
             t = train_model(kind, dataset, base_cfg, item_text=text, item_nodes=nodes, name=label(m))
             return evaluate_all(t.scorer, label(m), seed), {**t.to_dict(), "model": label(m), "seed": seed}
         key, switches = AIR_VARIANTS[m]
-        if key not in engines:
-            engines[key] = Engine.load(opts.bundles[key])
         variant = AIRVariant(**switches)
         acfg = AIRTrainConfig(epochs=opts.epochs, seed=seed, eval_seed=opts.negatives_seed,
                               eval_negatives=opts.negatives, negatives_cache=cache, progress=opts.progress)

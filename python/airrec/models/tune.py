@@ -79,12 +79,14 @@ class TuningOptions:
 
 def _adopt_default_runs(opts: TuningOptions, models: Sequence[str]) -> None:
     """Copies the default runs of ``reuse_dir`` (trial 0, same seed) into the search."""
+    from airrec.models.suite import _run_file
+
     if opts.reuse_dir is None:
         return
     src, dst = Path(opts.reuse_dir) / "runs", Path(opts.out_dir) / "runs"
     dst.mkdir(parents=True, exist_ok=True)
     for m in models:
-        record = src / f"{m}.seed{opts.seed}.json"
+        record = _run_file(Path(opts.reuse_dir), m, opts.seed)
         if not record.exists() or (dst / record.name).exists():
             continue
         for name in json.loads(record.read_text(encoding="utf-8"))["results"]:
@@ -94,9 +96,9 @@ def _adopt_default_runs(opts: TuningOptions, models: Sequence[str]) -> None:
 
 
 def _trial_row(out: Path, model: str, seed: int, k: int, setting: Mapping[str, Any]) -> dict[str, Any]:
-    from airrec.models.suite import hyper_tag
+    from airrec.models.suite import _run_file, hyper_tag
 
-    record = json.loads((out / "runs" / f"{model}{hyper_tag(setting)}.seed{seed}.json").read_text(encoding="utf-8"))
+    record = json.loads(_run_file(out, model + hyper_tag(setting), seed).read_text(encoding="utf-8"))
     t = record["training"]
     epochs = t["epochs"]
     return {"trial": k, "setting": dict(setting), "best_valid_hr10": round(float(t["best_valid_hr10"]), 4),
