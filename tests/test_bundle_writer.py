@@ -135,7 +135,7 @@ def test_manifest_lists_every_file_with_its_sha256(tiny_bundle: Path) -> None:
 def test_manifest_header(tiny_bundle: Path) -> None:
     manifest = manifest_of(tiny_bundle)
     assert manifest["format"] == "airrec-bundle"
-    assert manifest["format_version"] == FORMAT_VERSION == 2
+    assert manifest["format_version"] == FORMAT_VERSION == 3
     assert manifest["created_by"].startswith("airrec ")
     assert set(manifest["config"]) == set(DEFAULT_CONFIG)
     assert manifest["index"] == {
@@ -366,7 +366,7 @@ def test_reader_detects_truncation_even_without_checksums(tiny_bundle: Path) -> 
         load_arrays(tiny_bundle, verify=False)
 
 
-@pytest.mark.parametrize("version", [1, 3])
+@pytest.mark.parametrize("version", [1, 2, 4])
 def test_reader_and_engine_refuse_another_format_version(tiny_bundle: Path, version: int) -> None:
     manifest = manifest_of(tiny_bundle)
     manifest["format_version"] = version

@@ -26,8 +26,17 @@ def test_info_and_explain(small_bundle: Path, capsys: pytest.CaptureFixture[str]
     assert main(["info", str(small_bundle)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["dims"]["n_items"] == 120 and info["config"]["beam_width"] >= 1
-    assert main(["explain", str(small_bundle), "--history", "1,2,3", "--candidate", "4"]) == 0
-    assert "candidate 4: score" in capsys.readouterr().out
+    assert main(["explain", str(small_bundle), "--history", "1,2,3", "--candidate", "4", "--internal-ids"]) == 0
+    by_id = capsys.readouterr().out
+    assert "candidate 4 (sku-000004): score" in by_id
+    ext = ["explain", str(small_bundle), "--history", "sku-000001, sku-000002,sku-000003", "--candidate", "sku-000004"]
+    assert main(ext) == 0
+    assert capsys.readouterr().out == by_id
+    # Unknown ids, and non-integers with --internal-ids, are typed errors (exit 2), not tracebacks.
+    assert main([*ext[:3], "sku-000001,99999", *ext[4:]]) == 2
+    assert 'UnknownItemError: unknown item id "99999"' in capsys.readouterr().err
+    assert main([*ext, "--internal-ids"]) == 2
+    assert "InputError: --internal-ids takes integers" in capsys.readouterr().err
 
 
 def test_errors_exit_2_with_the_error_class(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

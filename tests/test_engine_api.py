@@ -57,6 +57,8 @@ def test_wrong_dtypes_and_shapes(engine: Engine) -> None:
     with pytest.raises(InputTypeError, match="integers"):
         engine.tree(np.array([1.0, 2.0]))
     with pytest.raises(InputTypeError):
+        engine.score([1], np.array([b"a", b"b"]))
+    with pytest.raises(UnknownItemError, match='"a"'):  # str: external ids, none of this bundle's
         engine.score([1], np.array(["a", "b"]))
     with pytest.raises(InputError, match="1-D"):
         engine.tree(np.array([[1, 2]]))
@@ -219,7 +221,7 @@ def test_explanation_names_phrases_and_evidence(engine: Engine) -> None:
 
 
 def test_version_and_repr(engine: Engine) -> None:
-    assert airrec.__version__ and airrec.FORMAT_VERSION == 2
+    assert airrec.__version__ and airrec.FORMAT_VERSION == 3
     assert "Engine(" in repr(engine) and "UserTree(" in repr(engine.tree([1]))
 
 
@@ -264,11 +266,16 @@ def test_huge_counts_are_typed_errors(engine: Engine) -> None:
 
 def test_add_follows_the_same_rules_as_tree(engine: Engine) -> None:
     tree = engine.tree([1])
-    for item in (1.5, "3", None, True):
+    for item in (1.5, None, True, b"3"):
         with pytest.raises(InputTypeError):
             tree.add(item)  # type: ignore[arg-type]
         with pytest.raises(InputTypeError):
             engine.tree([item])
+    # A str is an external id: "3" names no item of this bundle (its ids are sku-000000, ...).
+    with pytest.raises(UnknownItemError, match='unknown item id "3"'):
+        tree.add("3")
+    with pytest.raises(UnknownItemError):
+        engine.tree(["3"])
     with pytest.raises(InputError):
         tree.add(2**64)
     for stamp in (float("nan"), float("inf")):

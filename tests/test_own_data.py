@@ -62,8 +62,9 @@ def test_walk_through(tmp_path: Path, smollm2: str, capsys: pytest.CaptureFixtur
     assert main(["evaluate", *data, "--bundle", str(exported), "--negatives", "5", "--out", str(tmp_path / "eval"),
                  "--no-plots"]) == 0
     capsys.readouterr()
-    assert main(["explain", str(exported), "--history", "0,11,3", "--candidate", "12"]) == 0
-    assert "candidate 12: score" in capsys.readouterr().out
+    assert main(["explain", str(exported), "--history", "B000,T001,B003", "--candidate", "T002"]) == 0
+    explained_text = capsys.readouterr().out
+    assert "(T002): score" in explained_text and "evidence event" in explained_text
 
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
@@ -71,7 +72,11 @@ def test_walk_through(tmp_path: Path, smollm2: str, capsys: pytest.CaptureFixtur
     from airrec.serve.app import create_app
 
     with TestClient(create_app(exported)) as client:
-        scored = client.post("/score", json={"items": [0, 11, 3], "candidates": [12, 4, 7]})
+        history = ["B000", "T001", "B003"]
+        scored = client.post("/score", json={"items": history, "candidates": ["T002", "B004", "T007"]})
         assert scored.status_code == 200 and len(scored.json()["scores"]) == 3
-        explained = client.post("/explain", json={"items": [0, 11, 3], "candidate": 12})
+        explained = client.post("/explain", json={"items": history, "candidate": "T002"})
         assert explained.status_code == 200 and explained.json()["explanation"]["chains"]
+        assert explained.json()["explanation"]["candidate_ext"] == "T002"
+        top = client.post("/retrieve", json={"items": history, "domain": "home", "k": 3}).json()
+        assert len(top["ids"]) == 3 and all(i.startswith("T") for i in top["ids"])

@@ -52,6 +52,7 @@ def write_bundle(
     node_vectors: npt.NDArray[np.float32],
     item_vectors: npt.NDArray[np.float32],
     item_domain: npt.NDArray[np.uint8],
+    item_ext_ids: list[str],
     domains: list[str],
     path_slots: int,
     composition: dict[str, npt.NDArray[np.float32]],
@@ -153,5 +154,10 @@ class Engine:
     def nearest_intents(
         self, vector: npt.NDArray[np.float32], k: int
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+    def item_ids(self, external: list[str]) -> npt.NDArray[np.int64]:
+        """Internal ids of items named by their external ids; an unknown id is an
+        ``UnknownItemError`` naming it."""
+    def external_ids(self, items: npt.NDArray[np.int64]) -> list[str]:
+        """External ids of internal item ids (range-checked)."""
     def phrase(self, node: int) -> str: ...
     def path_text(self, node: int) -> str: ...

@@ -19,6 +19,7 @@ messages in Python's terms, stages the directory and renames it into place.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -155,6 +156,8 @@ ARRAY_SPECS: Final[dict[str, tuple[str, _Shape]]] = {
     "node_vectors": ("<f4", lambda d: (d.n_nodes, d.dim)),
     "item_vectors": ("<f4", lambda d: (d.n_items, d.dim)),
     "item_domain": ("|u1", lambda d: (d.n_items,)),
+    "item_ext_offsets": ("<i8", lambda d: (d.n_items + 1,)),
+    "item_ext_bytes": ("|u1", lambda d: (None,)),
     "compose_wq": ("<f4", lambda d: (d.dim, d.attn_dim)),
     "compose_wk": ("<f4", lambda d: (d.dim, d.attn_dim)),
     "compose_wv": ("<f4", lambda d: (d.dim, d.attn_dim)),
@@ -470,6 +473,8 @@ class BundleArrays:
     node_vectors: F32
     item_vectors: F32
     item_domain: U8
+    item_ext_offsets: I64
+    item_ext_bytes: U8
     compose_wq: F32
     compose_wk: F32
     compose_wv: F32
@@ -492,6 +497,11 @@ class BundleArrays:
         """The intent phrase of trie node ``node``."""
         start, end = self.trie_phrase_offsets[node], self.trie_phrase_offsets[node + 1]
         return bytes(self.trie_phrase_bytes[start:end]).decode("utf-8")
+
+    def external_ids(self) -> list[str]:
+        """Every item's external id (the dataset's own), in internal-id order."""
+        raw, offsets = bytes(self.item_ext_bytes), self.item_ext_offsets.tolist()
+        return [raw[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets)]
 
 
 def _manifest_dims(manifest: Mapping[str, Any]) -> Dims:
@@ -609,12 +619,13 @@ def _check_loaded(arrays: Mapping[str, npt.NDArray[Any]], dims: Dims) -> None:
         raise BundleError("trie_depth disagrees with the depths trie_parent implies")
     if int(depth.max()) != dims.max_depth:
         raise BundleError(f"manifest max_depth {dims.max_depth} != the trie's {int(depth.max())}")
-    _check_offsets("trie_phrase_offsets", arrays["trie_phrase_offsets"],
-                   arrays["trie_phrase_bytes"].size, BundleError)
-    try:
-        bytes(arrays["trie_phrase_bytes"]).decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise BundleError(f"trie_phrase_bytes is not UTF-8: {e}") from e
+    for strings in ("trie_phrase", "item_ext"):  # UTF-8 strings as offsets + bytes
+        _check_offsets(f"{strings}_offsets", arrays[f"{strings}_offsets"],
+                       arrays[f"{strings}_bytes"].size, BundleError)
+        try:
+            bytes(arrays[f"{strings}_bytes"]).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BundleError(f"{strings}_bytes is not UTF-8: {e}") from e
     _check_offsets("item_path_offsets", arrays["item_path_offsets"],
                    arrays["item_path_leaves"].size, BundleError)
     _check_ids("item_path_leaves", arrays["item_path_leaves"], dims.n_nodes, BundleError)
@@ -715,6 +726,19 @@ def _domains(domain_names: Sequence[str], item_domain: npt.ArrayLike, n_items: i
     return domain.astype(np.uint8)
 
 
+def _external_ids(item_ids: Sequence[str] | None, n_items: int) -> list[str]:
+    """The items' external ids (default: the internal ids in decimal); their content is checked
+    by the engine's writer, the one owner of what an id may be."""
+    if item_ids is None:
+        return [str(i) for i in range(n_items)]
+    if isinstance(item_ids, str) or len(item_ids) != n_items:
+        raise InputError(f"item_ids must be a sequence of {n_items} strings (one per item)")
+    ids = list(item_ids)
+    if not all(isinstance(i, str) for i in ids):
+        raise InputTypeError("item_ids must hold str")
+    return ids
+
+
 def _index_settings(index: Mapping[str, Any] | None) -> dict[str, Any]:
     settings = {**DEFAULT_INDEX, **(index or {})}
     unknown = sorted(set(settings) - set(DEFAULT_INDEX))
@@ -755,14 +779,17 @@ class _Prepared:
     domains: list[str]
     #: One phrase per trie node; the engine's writer encodes them (UTF-8 offsets + bytes).
     phrases: list[str]
+    #: One external id per item, encoded by the engine's writer like the phrases (which also
+    #: checks them: unique, non-empty, short, no control characters).
+    item_ids: list[str]
 
 
 def _prepare(
     *, trie_parent: npt.ArrayLike, trie_phrases: Sequence[str], item_path_offsets: npt.ArrayLike,
     item_path_leaves: npt.ArrayLike, node_vectors: npt.ArrayLike, item_vectors: npt.ArrayLike,
-    item_domain: npt.ArrayLike, domain_names: Sequence[str], composition: Composition | None,
-    config: Mapping[str, Any] | None, n_heads: int | None, attn_dim: int | None, path_slots: int,
-    seed: int,
+    item_domain: npt.ArrayLike, domain_names: Sequence[str], item_ids: Sequence[str] | None,
+    composition: Composition | None, config: Mapping[str, Any] | None, n_heads: int | None,
+    attn_dim: int | None, path_slots: int, seed: int,
 ) -> _Prepared:
     if not _is_int(path_slots) or path_slots < 1:
         raise ConfigError(f"path_slots must be an integer >= 1, got {path_slots!r}")
@@ -786,6 +813,7 @@ def _prepare(
     _check_offsets("item_path_offsets", offsets, leaves.size, InputError)
     _check_ids("item_path_leaves", leaves, parent.size, InputError)
     domains = _domains(domain_names, item_domain, items.shape[0])
+    ext_ids = _external_ids(item_ids, items.shape[0])
     comp = _composition_for(composition, nodes.shape[1], int(depth.max()), n_heads, attn_dim, seed)
     dims = Dims(
         n_nodes=parent.size, n_items=items.shape[0], dim=nodes.shape[1], attn_dim=comp.attn_dim,
@@ -800,7 +828,7 @@ def _prepare(
     }
     return _Prepared(
         dims=dims, arrays=arrays, config=engine_config,
-        domains=list(domain_names), phrases=phrases,
+        domains=list(domain_names), phrases=phrases, item_ids=ext_ids,
     )
 
 
@@ -873,6 +901,7 @@ def _write_files(
         node_vectors=np.ascontiguousarray(arrays["node_vectors"], dtype=np.float32),
         item_vectors=np.ascontiguousarray(arrays["item_vectors"], dtype=np.float32),
         item_domain=np.ascontiguousarray(arrays["item_domain"], dtype=np.uint8),
+        item_ext_ids=prepared.item_ids,
         domains=list(prepared.domains),
         path_slots=prepared.dims.path_slots,
         composition={name: np.ascontiguousarray(arrays[name], dtype=np.float32)
@@ -922,6 +951,7 @@ def write_bundle(
     item_vectors: npt.ArrayLike,
     item_domain: npt.ArrayLike,
     domain_names: Sequence[str],
+    item_ids: Sequence[str] | None = None,
     composition: Composition | None = None,
     config: Mapping[str, Any] | None = None,
     n_heads: int | None = None,
@@ -939,7 +969,9 @@ def write_bundle(
     Inputs follow docs/online-path.md §0: ``trie_parent[n] < n`` (-1 for roots), one phrase per
     node, the CSR of each item's intent paths (row ``item * path_slots + slot``, each path given
     by its deepest node), node and item vectors (L2-normalised here; zero rows are an error),
-    each item's domain index into ``domain_names``. Without ``composition`` the weights are
+    each item's domain index into ``domain_names``, each item's external id ``item_ids`` (the
+    dataset's own names: unique, non-empty, at most 256 UTF-8 bytes, no control characters;
+    default the internal ids in decimal). Without ``composition`` the weights are
     :meth:`Composition.init` with ``n_heads`` (default 4), ``attn_dim`` (default d) and
     ``seed``. ``config`` overrides :data:`DEFAULT_CONFIG`; ``index`` overrides
     :data:`DEFAULT_INDEX`; ``meta`` is free-form JSON provenance. ``extra_files`` (name → bytes)
@@ -959,7 +991,7 @@ def write_bundle(
     prepared = _prepare(
         trie_parent=trie_parent, trie_phrases=trie_phrases, item_path_offsets=item_path_offsets,
         item_path_leaves=item_path_leaves, node_vectors=node_vectors, item_vectors=item_vectors,
-        item_domain=item_domain, domain_names=domain_names, composition=composition,
+        item_domain=item_domain, domain_names=domain_names, item_ids=item_ids, composition=composition,
         config=config, n_heads=n_heads, attn_dim=attn_dim, path_slots=path_slots, seed=seed,
     )
     settings = _index_settings(index)
@@ -1015,6 +1047,7 @@ def replace_composition(
     prepared = _Prepared(
         dims=dims, arrays={**arrays, **composition.arrays()}, config=new_config,
         domains=list(source.domains), phrases=[source.phrase(n) for n in range(dims.n_nodes)],
+        item_ids=source.external_ids(),
     )
     settings = _index_settings(manifest["index"])
     with _staged(out, overwrite) as tmp:

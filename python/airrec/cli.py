@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from airrec.errors import AirrecError
+from airrec.errors import AirrecError, InputError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -355,10 +355,14 @@ def _run_features(args: argparse.Namespace) -> int:
 
 
 def _add_explain(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ex = sub.add_parser("explain", help="explain a candidate's score for a history of item ids")
+    ex = sub.add_parser("explain", help="explain a candidate's score for a history of item ids",
+                        description="Items are named by their external ids (the dataset's own, as "
+                                    "the bundle stores them), or by internal ids with --internal-ids.")
     ex.add_argument("bundle", help="bundle directory")
     ex.add_argument("--history", required=True, help="comma-separated item ids, oldest first")
-    ex.add_argument("--candidate", type=int, required=True, help="item id to explain")
+    ex.add_argument("--candidate", required=True, help="item id to explain")
+    ex.add_argument("--internal-ids", action="store_true",
+                    help="the ids are the bundle's internal ids 0..n_items-1, not external ids")
     ex.set_defaults(handler=_run_explain)
 
 
@@ -366,8 +370,14 @@ def _run_explain(args: argparse.Namespace) -> int:
     from airrec.engine import Engine
 
     engine = Engine.load(args.bundle)
-    history = [int(x) for x in args.history.split(",") if x.strip()]
-    print(engine.explain(history, args.candidate))
+    history: list[str] | list[int] = [x.strip() for x in args.history.split(",") if x.strip()]
+    candidate: str | int = args.candidate.strip()
+    if args.internal_ids:
+        try:
+            history, candidate = [int(x) for x in history], int(candidate)
+        except ValueError as e:
+            raise InputError(f"--internal-ids takes integers: {e}") from None
+    print(engine.explain(history, candidate))
     return 0
 
 

@@ -131,6 +131,8 @@ class Explanation:
     the evidence events kept, and the attention left on the null slot."""
 
     candidate: int
+    #: The candidate's external id (evidence entries carry theirs as ``"ext"``).
+    candidate_ext: str
     score: float
     intent_vector: FloatArray
     chains: list[dict[str, Any]]
@@ -138,13 +140,13 @@ class Explanation:
     null_attention: float
 
     def __str__(self) -> str:
-        lines = [f"candidate {self.candidate}: score {self.score:+.4f}"]
+        lines = [f"candidate {self.candidate} ({self.candidate_ext}): score {self.score:+.4f}"]
         for c in self.chains:
             path = " > ".join(c["phrases"])
             lines.append(f"  chain {path}  (walk score {c['score']:.3f}, weight {c['weights'][-1]:.3f})")
         for e in self.evidence:
             lines.append(
-                f"  evidence event {e['event']}: item {e['item']} at t={e['timestamp']:g} "
+                f"  evidence event {e['event']}: item {e['item']} ({e['ext']}) at t={e['timestamp']:g} "
                 f"(weight {e['weight']:.3f}, similarity {e['similarity']:.3f}, attention {e['attention']:.3f})"
             )
         lines.append(f"  null slot attention {self.null_attention:.3f}")
@@ -227,12 +229,14 @@ class UserTree:
         self._engine = engine
         self._tree = tree
 
-    def add(self, item: int, behaviour: int = 0, timestamp: float | None = None) -> UserTree:
+    def add(self, item: int | str, behaviour: int = 0, timestamp: float | None = None) -> UserTree:
         """Adds one event (default timestamp: one after the latest). Returns ``self``.
 
-        The same rules as :meth:`Engine.tree`: ids are integers (``1.5`` and ``'3'`` are
-        :class:`~airrec.InputTypeError`, as in a list), timestamps are finite numbers."""
-        item, behaviour = _as_id(item, "item"), _as_id(behaviour, "behaviour")
+        The same rules as :meth:`Engine.tree`: an item is an internal id (an integer: ``1.5``
+        is an :class:`~airrec.InputTypeError`) or an external id (a ``str``), timestamps are
+        finite numbers."""
+        item = self._engine.item_id(item) if isinstance(item, str) else _as_id(item, "item")
+        behaviour = _as_id(behaviour, "behaviour")
         if timestamp is None:
             timestamp = self._tree.t_ref + 1.0 if self._tree.n_events else 0.0
         elif isinstance(timestamp, bool) or not isinstance(timestamp, (int, float, np.number)):
@@ -243,7 +247,8 @@ class UserTree:
         return self
 
     def extend(self, items: Any, behaviours: Any | None = None, timestamps: Any | None = None) -> UserTree:
-        it = _as_ids(items, "items")
+        """Adds events in order (items as in :meth:`Engine.tree`). Returns ``self``."""
+        it = self._engine._ids(items, "items")
         bh = np.zeros(len(it), np.int64) if behaviours is None else _as_ids(behaviours, "behaviours")
         if timestamps is None:
             start = self._tree.t_ref + 1.0 if self._tree.n_events else 0.0
@@ -362,6 +367,42 @@ class Engine:
         bundle's identity; read by the engine, so it is the manifest the files matched)."""
         return self._engine.manifest_sha256
 
+    # -- external ids ------------------------------------------------------------------------
+
+    def item_ids(self, external: Sequence[str]) -> IntArray:
+        """Internal ids of items named by their external ids (the dataset's own, as the bundle
+        stores them); an unknown id is an :class:`~airrec.errors.UnknownItemError` naming it."""
+        if isinstance(external, str):
+            raise InputTypeError("item_ids takes a sequence of external ids, not one str")
+        ids = list(external)
+        if not all(isinstance(i, str) for i in ids):
+            raise InputTypeError("external ids must be str")
+        return self._engine.item_ids(ids)
+
+    def item_id(self, external: str) -> int:
+        """The internal id of the item with external id ``external``."""
+        if not isinstance(external, str):
+            raise InputTypeError(f"an external id must be a str, got {type(external).__name__}")
+        return int(self._engine.item_ids([external])[0])
+
+    def external_ids(self, items: Any) -> list[str]:
+        """External ids of internal item ids (e.g. of what :meth:`retrieve` returns)."""
+        return self._engine.external_ids(_as_ids(items, "items"))
+
+    def _ids(self, values: Any, name: str) -> IntArray:
+        """Item ids given as internal ids (integers) or as external ids (all ``str``)."""
+        if isinstance(values, str):
+            raise InputTypeError(f"{name} must be a sequence of ids, not one str")
+        if isinstance(values, (list, tuple)) and values and any(isinstance(v, str) for v in values):
+            if not all(isinstance(v, str) for v in values):
+                raise InputTypeError(f"{name} mixes external ids (str) and internal ids (int)")
+            return self.item_ids(values)
+        if isinstance(values, np.ndarray) and values.dtype.kind == "U":
+            if values.ndim != 1:
+                raise InputError(f"{name} must be 1-D, got shape {values.shape}")
+            return self.item_ids(values.astype(str).tolist())
+        return _as_ids(values, name)
+
     def phrase(self, node: int) -> str:
         """The phrase of a trie node."""
         return self._engine.phrase(_as_id(node, "node"))
@@ -381,7 +422,7 @@ class Engine:
         An empty history is valid: it yields an empty tree, whose intent vector is the
         composition of the null slot alone.
         """
-        it, bh, ts = _events(items, behaviours, timestamps)
+        it, bh, ts = _events(self._ids(items, "items"), behaviours, timestamps)
         return UserTree(self, self._engine.build_tree(it, bh, ts))
 
     def _tree_of(self, user: TreeLike) -> _airrec.UserTree:
@@ -395,30 +436,32 @@ class Engine:
         """Scores (built-in score head) of candidates: item ids ``[C]`` or vectors ``[C, dim]``
         of items outside the bundle (L2-normalised)."""
         tree = self._tree_of(user)
-        cand = np.asarray(candidates)
-        if cand.ndim == 2 and cand.dtype.kind == "f":
+        cand = candidates if isinstance(candidates, (list, tuple, str)) else np.asarray(candidates)
+        if isinstance(cand, np.ndarray) and cand.ndim == 2 and cand.dtype.kind == "f":
             return self._engine.scores_for_vectors(tree, _as_vectors(cand, self.dim, "candidates"))
-        return self._engine.scores(tree, _as_ids(cand, "candidates"))
+        return self._engine.scores(tree, self._ids(cand, "candidates"))
 
     def intent_vectors(self, user: TreeLike, candidates: Any) -> FloatArray:
         """Target-aware intent vectors ``[C, dim]`` (ids ``[C]`` or vectors ``[C, dim]``)."""
         tree = self._tree_of(user)
-        cand = np.asarray(candidates)
-        if cand.ndim == 2 and cand.dtype.kind == "f":
+        cand = candidates if isinstance(candidates, (list, tuple, str)) else np.asarray(candidates)
+        if isinstance(cand, np.ndarray) and cand.ndim == 2 and cand.dtype.kind == "f":
             return self._engine.intent_vectors_for_vectors(tree, _as_vectors(cand, self.dim, "candidates"))
-        return self._engine.intent_vectors(tree, _as_ids(cand, "candidates"))
+        return self._engine.intent_vectors(tree, self._ids(cand, "candidates"))
 
     def contexts(self, user: TreeLike, candidates: Any) -> list[Context]:
         """The chains and evidence the walk picks for each candidate."""
-        raw = self._engine.contexts(self._tree_of(user), _as_ids(candidates, "candidates"))
+        raw = self._engine.contexts(self._tree_of(user), self._ids(candidates, "candidates"))
         return [Context([list(c) for c in chains], list(ev)) for chains, ev in raw]
 
-    def explain(self, user: TreeLike, candidate: int) -> Explanation:
-        """Chains (with phrases), evidence events and attention behind one candidate's score."""
-        candidate = _as_id(candidate, "candidate")
+    def explain(self, user: TreeLike, candidate: int | str) -> Explanation:
+        """Chains (with phrases), evidence events and attention behind one candidate's score
+        (``candidate`` an internal id, or an external id as a ``str``)."""
+        candidate = self.item_id(candidate) if isinstance(candidate, str) else _as_id(candidate, "candidate")
         d = self._engine.explain(self._tree_of(user), candidate)
         return Explanation(
             candidate=int(candidate),
+            candidate_ext=self.external_ids([candidate])[0],
             score=float(d["score"]),
             intent_vector=d["intent_vector"],
             chains=list(d["chains"]),

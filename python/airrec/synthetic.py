@@ -127,7 +127,8 @@ def make_synthetic_bundle(
     """Write a random, structured bundle (see the module docstring) and return its path.
 
     Domains split the item range into ``n_domains`` contiguous blocks (named ``d0``, ``d1``,
-    ...). About 2% of items have no paths. The composition is :meth:`Composition.init`.
+    ...), their external ids are ``sku-000000``, ``sku-000001``, .... About 2% of items have no
+    paths. The composition is :meth:`Composition.init`.
     ``config`` and ``index`` go to :func:`~airrec.bundle.write_bundle` unchanged.
     """
     if not 1 <= depth <= MAX_DEPTH or n_nodes < depth or n_items < 1 or dim < 1:
@@ -155,6 +156,7 @@ def make_synthetic_bundle(
         item_vectors=item_vectors,
         item_domain=np.arange(n_items) * n_domains // n_items,
         domain_names=[f"d{k}" for k in range(n_domains)],
+        item_ids=[f"sku-{i:06d}" for i in range(n_items)],
         composition=Composition.init(dim, dim, n_heads, depth, seed),
         config=config,
         index=index,

@@ -65,14 +65,14 @@ def test_empty_history_and_candidates_are_valid(client: TestClient, engine: Engi
     out = post(client, "/score", {"candidates": CANDIDATES})
     assert out["scores"] == engine.score(engine.tree([]), CANDIDATES).tolist()
     assert post(client, "/score", {"items": [], "candidates": []})["scores"] == []
-    assert post(client, "/retrieve", {"items": [], "domain": 0, "k": 5}) == {"version": 1, "items": [], "scores": []}
+    assert post(client, "/retrieve", {"items": [], "domain": 0, "k": 5}) == {"version": 1, "items": [], "ids": [], "scores": []}
 
 
 @pytest.mark.parametrize("domain", [0, 1, "d0", "d1"])
 def test_retrieve_equals_engine(client: TestClient, engine: Engine, domain: int | str) -> None:
     out = post(client, "/retrieve", {"items": HISTORY, "domain": domain, "k": 7, "pool": 50})
     items, scores = engine.retrieve(engine.tree(HISTORY), domain, 7, pool=50)
-    assert out == {"version": 1, "items": items.tolist(), "scores": scores.tolist()}
+    assert out == {"version": 1, "items": items.tolist(), "ids": engine.external_ids(items), "scores": scores.tolist()}
     assert len(out["items"]) == 7
     out = post(client, "/retrieve", {"items": HISTORY, "domain": domain, "k": 7, "rerank": False})
     items, scores = engine.retrieve(engine.tree(HISTORY), domain, 7, rerank=False)
@@ -84,11 +84,25 @@ def test_explain_equals_engine(client: TestClient, engine: Engine) -> None:
     x = engine.explain(engine.tree(HISTORY), 40)
     e = out["explanation"]
     assert out["version"] == 1
-    assert e["candidate"] == 40 and e["score"] == x.score
+    assert (e["candidate"], e["candidate_ext"]) == (40, "sku-000040") and e["score"] == x.score
     assert e["chains"] == x.chains and e["evidence"] == x.evidence
     assert e["null_attention"] == x.null_attention
     assert e["chains"] and all({"phrases", "attention", "nodes"} <= set(c) for c in e["chains"])
     assert all("attention" in ev for ev in e["evidence"])
+
+
+def test_external_ids_answer_like_internal_ones(client: TestClient, engine: Engine) -> None:
+    history, candidates = engine.external_ids(HISTORY), engine.external_ids(CANDIDATES)
+    by_id = post(client, "/score", {"items": HISTORY, "candidates": CANDIDATES})
+    assert post(client, "/score", {"items": history, "candidates": candidates}) == by_id
+    events = [{"item": i, "behaviour": 0} for i in history]
+    assert post(client, "/score", {"history": events, "candidates": candidates}) == by_id
+    by_id = post(client, "/explain", {"items": HISTORY, "candidate": 40})
+    assert post(client, "/explain", {"items": history, "candidate": "sku-000040"}) == by_id
+    assert all(ev["ext"] == engine.external_ids([ev["item"]])[0] for ev in by_id["explanation"]["evidence"])
+    out = post(client, "/retrieve", {"items": history, "domain": "d1", "k": 5})
+    assert out == post(client, "/retrieve", {"items": HISTORY, "domain": "d1", "k": 5})
+    assert out["ids"] == engine.external_ids(out["items"])
 
 
 def test_healthz(client: TestClient, small_bundle: Path) -> None:
@@ -117,7 +131,10 @@ def test_healthz(client: TestClient, small_bundle: Path) -> None:
         ("/score", {"items": list(range(51)), "candidates": [3]}, 413, "too_large", "history has 51"),
         ("/score", {"items": [1], "candidates": list(range(41))}, 413, "too_large", "candidates has 41"),
         ("/explain", {"items": [0] * 51, "candidate": 1}, 413, "too_large", "at most 50"),
-        ("/score", {"items": ["1"], "candidates": [3]}, 422, "validation", "items.0"),
+        ("/score", {"items": ["1"], "candidates": [3]}, 422, "unknown_item", 'unknown item id "1"'),
+        ("/score", {"items": [1], "candidates": ["sku-000001", 2]}, 422, "invalid_input", "mixes"),
+        ("/score", {"items": [""], "candidates": [3]}, 422, "validation", "items.0"),
+        ("/score", {"items": ["x" * 257], "candidates": [3]}, 422, "validation", "items.0"),
         ("/score", {"items": [1.5], "candidates": [3]}, 422, "validation", "items.0"),
         ("/score", {"items": [True], "candidates": [3]}, 422, "validation", "items.0"),
         ("/score", {"items": [2**70], "candidates": [3]}, 422, "validation", "items.0"),
@@ -128,7 +145,8 @@ def test_healthz(client: TestClient, small_bundle: Path) -> None:
         ("/score", {"history": [{"item": 1, "timestamp": 1.0}, {"item": 2}], "candidates": [3]}, 422,
          "validation", "timestamp"),
         ("/score", [1, 2], 422, "validation", "body"),
-        ("/explain", {"items": [1], "candidate": "3"}, 422, "validation", "candidate"),
+        ("/explain", {"items": [1], "candidate": "3"}, 422, "unknown_item", 'unknown item id "3"'),
+        ("/explain", {"items": [1], "candidate": None}, 422, "validation", "candidate"),
         ("/retrieve", {"items": [1], "domain": 0.5, "k": 3}, 422, "validation", "domain"),
         ("/admin/reload", {"path": ""}, 422, "validation", "path"),
     ],

@@ -313,7 +313,7 @@ def _serial(engine: Engine, endpoint: str, body: dict[str, Any]) -> dict[str, An
     if endpoint == "score":
         return {"scores": engine.score(tree, body["candidates"]).tolist()}
     items, scores = engine.retrieve(tree, body["domain"], body["k"], pool=body["pool"])
-    return {"items": items.tolist(), "scores": scores.tolist()}
+    return {"items": items.tolist(), "ids": engine.external_ids(items), "scores": scores.tolist()}
 
 
 def test_hot_reload_under_concurrent_requests(small_bundle: Path, bundle_b: Path) -> None:

@@ -366,6 +366,18 @@ class Dataset:
         """Global ids of the items in ``domain`` (the pool to rank a target of that domain in)."""
         return np.flatnonzero(self.items.domains == self.domain_index(domain)).astype(np.int64)
 
+    def bundle_item_ids(self) -> tuple[str, ...]:
+        """Each item's id as a bundle stores it and the engine, the service and ``explain``
+        accept it: its external id, qualified as ``"<domain>:<id>"`` where one external id
+        names items of several domains (the tables reader keys items by domain and id), so
+        every item has exactly one name."""
+        ext, domains = self.items.external_ids, self.items.domains.tolist()
+        seen: dict[str, set[int]] = {}
+        for e, d in zip(ext, domains):
+            seen.setdefault(e, set()).add(d)
+        names = self.domain_names
+        return tuple(e if len(seen[e]) == 1 else f"{names[d]}:{e}" for e, d in zip(ext, domains))
+
     def domain_of(self, items: npt.ArrayLike) -> DomainArray:
         """Domain index of each item id; raises :class:`UnknownItemError` for ids out of range."""
         ids = np.asarray(items)

@@ -308,7 +308,7 @@ def build_bundle(
             out_dir, trie_parent=trie.parent, trie_phrases=list(trie.phrases),
             item_path_offsets=offsets, item_path_leaves=leaves, node_vectors=node_vectors,
             item_vectors=item_vectors, item_domain=dataset.items.domains,
-            domain_names=list(dataset.domain_names),
+            domain_names=list(dataset.domain_names), item_ids=dataset.bundle_item_ids(),
             composition=Composition.init(out_dim, attn_dim or out_dim, n_heads, max_depth, seed),
             config=engine_config, path_slots=path_slots, meta=meta, seed=seed,
             overwrite=overwrite, progress=progress,

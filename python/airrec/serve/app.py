@@ -121,7 +121,8 @@ def create_app(
         with answering(snap.version):
             tree = snap.engine.tree(*req.events())
             items, scores = snap.engine.retrieve(tree, req.domain, req.k, pool=req.pool, rerank=req.rerank)
-        return RetrieveResponse(version=snap.version, items=items.tolist(), scores=scores.tolist())
+            ids = snap.engine.external_ids(items)
+        return RetrieveResponse(version=snap.version, items=items.tolist(), ids=ids, scores=scores.tolist())
 
     @app.post("/explain")
     def explain(req: ExplainRequest) -> ExplainResponse:
@@ -132,6 +133,7 @@ def create_app(
             x = snap.engine.explain(tree, req.candidate)
         explanation: dict[str, Any] = {
             "candidate": x.candidate,
+            "candidate_ext": x.candidate_ext,
             "score": x.score,
             "chains": x.chains,
             "evidence": x.evidence,

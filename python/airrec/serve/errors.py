@@ -13,9 +13,9 @@ body too large (bytes)                                413     ``body_too_large``
 history / candidates longer than the service limits   413     ``too_large``
 wrong/missing/unknown field, ``k < 0``, id > int64   422     ``validation``
 ``k`` or ``pool`` above the service limits            422     ``limit``
-item id outside the bundle                            422     ``unknown_item``
+item id (internal or external) not in the bundle      422     ``unknown_item``
 behaviour id outside the bundle                       422     ``unknown_behaviour``
-unknown domain, non-finite timestamp, other input     422     ``invalid_input``
+unknown domain, non-finite timestamp, mixed id kinds  422     ``invalid_input``
 reload: bundle missing, corrupted, invalid, too slow  422     ``bad_bundle``
 reload: another reload is running (or loads stuck)    409     ``reload_in_progress``
 reload: no admin token configured (the default)       403     ``reload_disabled``

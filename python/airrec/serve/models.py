@@ -1,7 +1,7 @@
 """Request and response bodies of the HTTP service (pydantic v2).
 
-Request models are strict (``"12"`` is not an item id, ``true`` is not an integer) and forbid
-unknown fields, so a typo such as ``"histroy"`` is a 422 naming the field instead of a silently
+Request models are strict (``true`` is not an integer, ``"12"`` is not the integer 12) and
+forbid unknown fields, so a typo such as ``"histroy"`` is a 422 naming the field instead of a silently
 empty history. Size limits (history length, candidates, k) are *not* declared here: they are
 settings of :func:`airrec.serve.app.create_app`, checked by the endpoints.
 """
@@ -27,6 +27,10 @@ __all__ = [
 
 #: Ids travel as int64 into the engine; bounding them here turns 2**70 into a clear 422.
 ItemId = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+#: An item is named by its internal id (a JSON integer: the fast path) or by its external id
+#: (a JSON string, the dataset's own id as the bundle stores it: ``"B00X4WHP5E"``; ``"12"`` is
+#: the external id "12", never the internal id 12). Lists mix neither kind.
+ItemRef = Union[ItemId, Annotated[str, Field(min_length=1, max_length=256)]]
 _STRICT = ConfigDict(strict=True, extra="forbid")
 
 
@@ -34,7 +38,7 @@ class Event(BaseModel):
     """One thing the user did: an item, a behaviour type (default 0) and a time."""
 
     model_config = _STRICT
-    item: ItemId
+    item: ItemRef
     behaviour: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     timestamp: float | None = None
 
@@ -49,7 +53,7 @@ class HistoryRequest(BaseModel):
 
     model_config = _STRICT
     history: list[Event] | None = None
-    items: list[ItemId] | None = None
+    items: list[ItemRef] | None = None
 
     @model_validator(mode="after")
     def _one_history(self) -> HistoryRequest:
@@ -65,7 +69,7 @@ class HistoryRequest(BaseModel):
     def n_events(self) -> int:
         return len(self.history if self.history is not None else self.items or [])
 
-    def events(self) -> tuple[list[int], list[int] | None, list[float] | None]:
+    def events(self) -> tuple[list[int | str], list[int] | None, list[float] | None]:
         """``(items, behaviours, timestamps)`` as :meth:`airrec.Engine.tree` takes them."""
         if self.history is None:
             return list(self.items or []), None, None
@@ -78,7 +82,7 @@ class HistoryRequest(BaseModel):
 
 
 class ScoreRequest(HistoryRequest):
-    candidates: list[ItemId]
+    candidates: list[ItemRef]
 
 
 #: Counts travel as machine integers; past this they are a 422, never an overflow (500).
@@ -93,7 +97,7 @@ class RetrieveRequest(HistoryRequest):
 
 
 class ExplainRequest(HistoryRequest):
-    candidate: ItemId
+    candidate: ItemRef
 
 
 class ReloadRequest(BaseModel):
@@ -120,7 +124,10 @@ class ScoreResponse(Versioned):
 
 
 class RetrieveResponse(Versioned):
+    """Best first: internal ids (``items``), the same items' external ids (``ids``), scores."""
+
     items: list[int]
+    ids: list[str]
     scores: list[float]
 
 

@@ -22,13 +22,15 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::index::VectorIndex;
 use crate::index_file::Expected;
+use crate::item_ids::ExternalIds;
 use crate::npy::{self, Array, Element};
 use crate::trie::Trie;
 
-/// The bundle format version this build reads and writes. Version 2 stores the folded arrays
-/// ([`crate::compose::FOLDED_ARRAYS`]); version 1 bundles are refused with a message to rebuild
-/// or re-export them.
-pub const FORMAT_VERSION: u64 = 2;
+/// The bundle format version this build reads and writes. Version 2 added the folded arrays
+/// ([`crate::compose::FOLDED_ARRAYS`]), version 3 the items' external ids
+/// ([`crate::item_ids`]); older bundles are refused with a message to rebuild or re-export
+/// them.
+pub const FORMAT_VERSION: u64 = 3;
 pub(crate) const FORMAT_NAME: &str = "airrec-bundle";
 pub(crate) const MANIFEST: &str = "manifest.json";
 
@@ -136,6 +138,8 @@ pub struct Bundle {
     pub node_vectors: Array<f32>,
     pub item_vectors: Array<f32>,
     pub item_domain: Array<u8>,
+    /// Each item's external id (the dataset's own), with the lookup back to internal ids.
+    pub external_ids: ExternalIds,
     pub composer: Composer,
     pub(crate) item_indexes: Vec<VectorIndex>,
     pub(crate) leaf_index: VectorIndex,
@@ -363,6 +367,10 @@ impl Bundle {
             return Err(Error::bundle(dir.join("item_domain.npy"), format!("domain {dm} outside 0..{}", d.n_domains)));
         }
 
+        let ext_offsets: Array<i64> = ld.array("item_ext_offsets", &[Some(d.n_items + 1)])?;
+        let ext_bytes: Array<u8> = ld.array("item_ext_bytes", &[None])?;
+        let external_ids = ExternalIds::new(ext_offsets, ext_bytes, &dir.join("item_ext_offsets.npy"), &dir.join("item_ext_bytes.npy"))?;
+
         // Composition.
         let t = Some(d.max_depth + 2);
         let weights = ComposeWeights {
@@ -434,6 +442,7 @@ impl Bundle {
             node_vectors,
             item_vectors,
             item_domain,
+            external_ids,
             composer,
             item_indexes,
             leaf_index,

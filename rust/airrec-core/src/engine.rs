@@ -204,6 +204,19 @@ impl Engine {
         Ok(item as u32)
     }
 
+    /// The internal id of the item whose external id is `id`.
+    pub fn item_by_external_id(&self, id: &str) -> Result<u32> {
+        self.bundle
+            .external_ids
+            .find(id)
+            .ok_or_else(|| Error::UnknownExternalItem { id: crate::item_ids::quoted(id), n_items: self.bundle.n_items() })
+    }
+
+    /// The external id of a raw item id (checked like [`Engine::item_id`]).
+    pub fn external_id(&self, item: i64) -> Result<&str> {
+        Ok(self.bundle.external_ids.get(self.item_id(item)?))
+    }
+
     fn event(&self, item: i64, behaviour: i64, timestamp: f64) -> Result<Event> {
         let item = self.item_id(item)?;
         let nb = self.config.n_behaviours();

@@ -28,6 +28,10 @@ pub enum Error {
     #[error("unknown item {item}: the bundle has {n_items} items (ids 0..{n_items})")]
     UnknownItem { item: i64, n_items: usize },
 
+    /// An external item id the bundle does not hold.
+    #[error("unknown item id {id}: not one of the bundle's {n_items} items' external ids")]
+    UnknownExternalItem { id: String, n_items: usize },
+
     /// A behaviour id outside the configured behaviour types.
     #[error("unknown behaviour {behaviour}: the bundle configures {n_behaviours} behaviour types (ids 0..{n_behaviours})")]
     UnknownBehaviour { behaviour: i64, n_behaviours: usize },

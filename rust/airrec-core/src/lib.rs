@@ -25,6 +25,7 @@ pub mod explain;
 pub mod files;
 pub mod index;
 pub mod index_file;
+pub mod item_ids;
 mod kernels;
 pub mod npy;
 pub mod retrieve;

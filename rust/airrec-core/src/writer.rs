@@ -220,6 +220,9 @@ pub struct BundleArrays {
     /// `[n_items, dim]`
     pub item_vectors: Vec<f32>,
     pub item_domain: Vec<u8>,
+    /// Each item's external id (the dataset's own name for it), unique; see
+    /// [`crate::item_ids::check_external_id`] for what an id may be.
+    pub item_ext_ids: Vec<String>,
     pub domains: Vec<String>,
     pub dim: usize,
     pub path_slots: usize,
@@ -292,6 +295,18 @@ pub fn trie_depths(parent: &[i32]) -> Result<Vec<u8>> {
         depth.push(d as u8);
     }
     Ok(depth)
+}
+
+/// Strings as a CSR of UTF-8 bytes: `(offsets, bytes)`, string `k` at `offsets[k]..offsets[k + 1]`.
+fn string_csr(strings: &[String]) -> (Vec<i64>, Vec<u8>) {
+    let mut offsets = Vec::with_capacity(strings.len() + 1);
+    offsets.push(0i64);
+    let mut bytes = Vec::with_capacity(strings.iter().map(String::len).sum());
+    for s in strings {
+        bytes.extend_from_slice(s.as_bytes());
+        offsets.push(bytes.len() as i64);
+    }
+    (offsets, bytes)
 }
 
 /// Ids of the nodes without children, ascending.
@@ -374,6 +389,16 @@ impl BundleArrays {
         if self.domains.is_empty() || self.item_domain.iter().any(|&k| k as usize >= self.domains.len()) {
             return bad("item_domain must index into a non-empty domains list".into());
         }
+        if self.item_ext_ids.len() != i {
+            return bad(format!("{} external ids for {i} items", self.item_ext_ids.len()));
+        }
+        if let Some(why) = self.item_ext_ids.iter().find_map(|id| crate::item_ids::check_external_id(id)) {
+            return bad(why);
+        }
+        let mut seen = std::collections::HashSet::with_capacity(i);
+        if let Some(dup) = self.item_ext_ids.iter().find(|id| !seen.insert(id.as_str())) {
+            return bad(format!("external id {} is given to more than one item", crate::item_ids::quoted(dup)));
+        }
         let offsets = &self.item_path_offsets;
         if offsets.first() != Some(&0)
             || offsets.last() != Some(&(self.item_path_leaves.len() as i64))
@@ -415,12 +440,8 @@ impl BundleArrays {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         let (n, d) = (self.n_nodes(), self.dim);
         let depth = trie_depths(&self.trie_parent)?;
-        let mut phrase_offsets = vec![0i64];
-        let mut phrase_bytes = Vec::new();
-        for p in &self.trie_phrases {
-            phrase_bytes.extend_from_slice(p.as_bytes());
-            phrase_offsets.push(phrase_bytes.len() as i64);
-        }
+        let (phrase_offsets, phrase_bytes) = string_csr(&self.trie_phrases);
+        let (ext_offsets, ext_bytes) = string_csr(&self.item_ext_ids);
         let mut files: Vec<(String, FileOut)> = Vec::new();
         let mut put = |name: String, bytes: &[u8]| -> Result<()> {
             let path = dir.join(&name);
@@ -437,6 +458,8 @@ impl BundleArrays {
         put("node_vectors.npy".into(), &npy_bytes(&self.node_vectors, &[n, d]))?;
         put("item_vectors.npy".into(), &npy_bytes(&self.item_vectors, &[self.n_items(), d]))?;
         put("item_domain.npy".into(), &npy_bytes(&self.item_domain, &[self.n_items()]))?;
+        put("item_ext_offsets.npy".into(), &npy_bytes(&ext_offsets, &[ext_offsets.len()]))?;
+        put("item_ext_bytes.npy".into(), &npy_bytes(&ext_bytes, &[ext_bytes.len()]))?;
         for (name, values, shape) in self.composition.arrays() {
             put(format!("{name}.npy"), &npy_bytes(values, &shape))?;
         }

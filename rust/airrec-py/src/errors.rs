@@ -17,7 +17,7 @@ fn class_name(err: &Error) -> &'static str {
         Error::BundleChecksum { .. } => "BundleChecksumError",
         Error::BundleVersion { .. } => "BundleVersionError",
         Error::Config(_) => "ConfigError",
-        Error::UnknownItem { .. } => "UnknownItemError",
+        Error::UnknownItem { .. } | Error::UnknownExternalItem { .. } => "UnknownItemError",
         Error::UnknownBehaviour { .. } => "UnknownBehaviourError",
         Error::Input(_) => "InputError",
         Error::Index(_) => "AirrecError",

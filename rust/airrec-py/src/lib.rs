@@ -147,8 +147,9 @@ struct PyEngine {
     engine: Engine,
 }
 
-fn explanation_dict<'py>(py: Python<'py>, e: &Explanation) -> PyResult<Bound<'py, PyDict>> {
+fn explanation_dict<'py>(py: Python<'py>, engine: &Engine, e: &Explanation) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
+    let ext = |item: u32| engine.bundle().external_ids.get(item);
     d.set_item("score", e.score)?;
     d.set_item("intent_vector", PyArray1::from_vec(py, e.intent_vector.clone()))?;
     d.set_item("null_attention", e.null_attention)?;
@@ -169,6 +170,7 @@ fn explanation_dict<'py>(py: Python<'py>, e: &Explanation) -> PyResult<Bound<'py
         let ed = PyDict::new(py);
         ed.set_item("event", ev.event)?;
         ed.set_item("item", ev.item)?;
+        ed.set_item("ext", ext(ev.item))?;
         ed.set_item("behaviour", ev.behaviour)?;
         ed.set_item("timestamp", ev.timestamp)?;
         ed.set_item("weight", ev.weight)?;
@@ -325,7 +327,7 @@ impl PyEngine {
         let id = [self.engine.item_id(candidate).py()?];
         let t = &tree.tree;
         let e = py.detach(|| self.engine.explain(t, Candidates::Items(&id))).py()?;
-        explanation_dict(py, &e)
+        explanation_dict(py, &self.engine, &e)
     }
 
     #[pyo3(signature = (offsets, items, behaviours, timestamps, candidates, vectors=false, n_threads=None))]
@@ -446,6 +448,18 @@ impl PyEngine {
         Ok((PyArray1::from_vec(py, ids.into_iter().map(i64::from).collect()), PyArray1::from_vec(py, sims)))
     }
 
+    /// Internal ids of items named by their external ids; an unknown id is an
+    /// `UnknownItemError` naming it.
+    fn item_ids<'py>(&self, py: Python<'py>, external: Vec<String>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let ids = external.iter().map(|id| self.engine.item_by_external_id(id).map(i64::from)).collect::<Result<Vec<_>, _>>().py()?;
+        Ok(PyArray1::from_vec(py, ids))
+    }
+
+    /// External ids of internal item ids (range-checked).
+    fn external_ids(&self, items: PyReadonlyArray1<'_, i64>) -> PyResult<Vec<String>> {
+        slice(&items, "items")?.iter().map(|&i| self.engine.external_id(i).map(str::to_string)).collect::<Result<_, _>>().py()
+    }
+
     fn phrase(&self, node: i64) -> PyResult<String> {
         let trie = &self.engine.bundle().trie;
         if node < 0 || node as usize >= trie.len() {
@@ -511,7 +525,7 @@ fn composition_array(arrays: &Bound<'_, PyDict>, name: &str) -> PyResult<Vec<f32
 /// each fsynced. `airrec.bundle.write_bundle` validates and converts the arguments, stages the
 /// directory and renames it into place; this function releases the GIL while writing.
 #[pyfunction]
-#[pyo3(signature = (dir, *, trie_parent, trie_phrases, item_path_offsets, item_path_leaves, node_vectors, item_vectors, item_domain, domains, path_slots, composition, config_json, index, meta_json, extra_files, created_by))]
+#[pyo3(signature = (dir, *, trie_parent, trie_phrases, item_path_offsets, item_path_leaves, node_vectors, item_vectors, item_domain, item_ext_ids, domains, path_slots, composition, config_json, index, meta_json, extra_files, created_by))]
 #[allow(clippy::too_many_arguments)]
 fn write_bundle(
     py: Python<'_>,
@@ -523,6 +537,7 @@ fn write_bundle(
     node_vectors: PyReadonlyArray2<'_, f32>,
     item_vectors: PyReadonlyArray2<'_, f32>,
     item_domain: PyReadonlyArray1<'_, u8>,
+    item_ext_ids: Vec<String>,
     domains: Vec<String>,
     path_slots: usize,
     composition: &Bound<'_, PyDict>,
@@ -572,6 +587,7 @@ fn write_bundle(
         node_vectors: contiguous(&node_vectors, "node_vectors")?,
         item_vectors: contiguous(&item_vectors, "item_vectors")?,
         item_domain: slice(&item_domain, "item_domain")?.to_vec(),
+        item_ext_ids,
         domains,
         dim,
         path_slots,

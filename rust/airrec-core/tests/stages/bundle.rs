@@ -73,6 +73,8 @@ fn fixture_round_trips() {
     assert_eq!(b.path_leaves(2), &[5, 4]);
     assert!(b.path_leaves(3).is_empty());
     assert_eq!(&*b.item_domain, &[0, 0, 1, 1]);
+    assert_eq!((0..4).map(|i| b.external_ids.get(i)).collect::<Vec<_>>(), ["item-0", "item-1", "item-2", "item-3"]);
+    assert_eq!((b.external_ids.find("item-2"), b.external_ids.find("item-4"), b.external_ids.find("2")), (Some(2), None, None));
     let arrays = f.arrays();
     assert_eq!(&*b.node_vectors, &arrays.node_vectors[..]);
     assert_eq!(&*b.item_vectors, &arrays.item_vectors[..]);
@@ -99,7 +101,7 @@ fn manifest_matches_the_python_layout() {
     let pos: Vec<usize> = order.iter().map(|k| text.find(k).unwrap_or_else(|| panic!("no {k}"))).collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "{pos:?}");
     assert_eq!(m["format"], "airrec-bundle");
-    assert_eq!(m["format_version"], 2);
+    assert_eq!(m["format_version"], 3);
     assert_eq!(m["index"], json!({"metric": "cos", "connectivity": 16, "expansion_add": 128, "expansion_search": 64}));
     assert_eq!(
         m["dims"],
@@ -119,6 +121,8 @@ fn manifest_matches_the_python_layout() {
         "node_vectors",
         "item_vectors",
         "item_domain",
+        "item_ext_offsets",
+        "item_ext_bytes",
         "compose_wq",
         "compose_wk",
         "compose_wv",
@@ -240,11 +244,11 @@ fn flipped_byte_is_a_checksum_error() {
 
 #[test]
 fn other_format_versions_are_version_errors() {
-    for v in [0u64, 1, 3, 99] {
+    for v in [0u64, 1, 2, 4, 99] {
         let dir = written();
         edit_manifest(dir.path(), |m| m["format_version"] = json!(v)).unwrap();
         match load(dir.path()) {
-            Err(Error::BundleVersion { found, supported, .. }) => assert_eq!((found, supported), (v, 2)),
+            Err(Error::BundleVersion { found, supported, .. }) => assert_eq!((found, supported), (v, 3)),
             other => panic!("expected BundleVersion, got {other:?}"),
         }
     }
@@ -476,6 +480,26 @@ fn broken_csr_is_a_bundle_error() {
 }
 
 #[test]
+fn broken_external_ids_are_bundle_errors() {
+    let ids = |offsets: &[i64], bytes: &[u8], needle: &str| {
+        let dir = written();
+        replace_file(dir.path(), "item_ext_offsets.npy", &npy_bytes(offsets, &[offsets.len()])).unwrap();
+        replace_file(dir.path(), "item_ext_bytes.npy", &npy_bytes(bytes, &[bytes.len()])).unwrap();
+        bundle_error(dir.path(), needle);
+    };
+    ids(&[0, 1, 2, 3, 4], b"abca", "items 0 and 3 share the external id \"a\"");
+    ids(&[0, 1, 1, 2, 3], b"abc", "item 1: an external id must not be empty");
+    ids(&[0, 1, 2, 3, 4], b"ab\xffd", "the external id of item 2 is not UTF-8");
+    ids(&[0, 1, 2, 3, 4], b"ab\x07d", "control character");
+    ids(&[0, 2, 1, 3, 4], b"abcd", "never decrease");
+    ids(&[0, 1, 2, 3, 9], b"abcd", "end at 4");
+    // One entry per item plus one: a wrong count is a shape error.
+    let dir = written();
+    replace_file(dir.path(), "item_ext_offsets.npy", &npy_bytes(&[0i64, 24], &[2])).unwrap();
+    assert!(matches!(load(dir.path()), Err(Error::Bundle { .. })));
+}
+
+#[test]
 fn out_of_range_ids_are_bundle_errors() {
     for leaf in [6i32, -1, i32::MAX] {
         let dir = written();
@@ -495,7 +519,7 @@ fn missing_files_are_bundle_errors() {
         bundle_error(dir.path(), "missing file");
     }
     // Present on disk but not listed in the manifest.
-    for name in ["compose_wo.npy", "index_items_1.usearch"] {
+    for name in ["compose_wo.npy", "index_items_1.usearch", "item_ext_bytes.npy"] {
         let dir = written();
         edit_manifest(dir.path(), |m| {
             m["files"].as_object_mut().unwrap().remove(name);
@@ -569,4 +593,23 @@ fn indexes_must_hold_exactly_their_ids() {
     let dir = written();
     replace_index(dir.path(), "index_items_1.usearch", &[2, 40], &a.item_vectors, &[2, 3]);
     bundle_error(dir.path(), "key 40 is not an item of domain 1");
+}
+
+#[test]
+fn the_writer_refuses_bad_external_ids() {
+    let cases: [(Vec<&str>, &str); 4] = [
+        (vec!["a", "b", "a", "c"], "external id \"a\" is given to more than one item"),
+        (vec!["a", "b", "", "c"], "must not be empty"),
+        (vec!["a", "b", "c"], "3 external ids for 4 items"),
+        (vec!["a", "b\tx", "c", "d"], "control character"),
+    ];
+    for (ids, needle) in cases {
+        let mut arrays = base().arrays();
+        arrays.item_ext_ids = ids.iter().map(|s| s.to_string()).collect();
+        let dir = tempfile::tempdir().unwrap();
+        match arrays.write(dir.path()) {
+            Err(Error::Input(m)) => assert!(m.contains(needle), "{m:?} lacks {needle:?}"),
+            other => panic!("expected Error::Input for {ids:?}, got {other:?}"),
+        }
+    }
 }

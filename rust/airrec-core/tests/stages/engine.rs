@@ -353,3 +353,24 @@ fn a_user_with_history_scores_related_items_higher() {
     let sf = mean(e.scores(&t, Candidates::Items(&far)).unwrap());
     assert!(sn > sf + 0.05, "near {sn} vs far {sf}");
 }
+
+#[test]
+fn external_ids_resolve_both_ways() {
+    let e = small();
+    let n = e.bundle().n_items();
+    for item in [0, 1, n / 2, n - 1] {
+        let ext = e.external_id(item as i64).unwrap().to_string();
+        assert_eq!(ext, format!("sku-{item:06}"));
+        assert_eq!(e.item_by_external_id(&ext).unwrap(), item as u32);
+    }
+    match e.item_by_external_id("sku-9999999") {
+        Err(Error::UnknownExternalItem { id, n_items }) => assert_eq!((id.as_str(), n_items), ("\"sku-9999999\"", n)),
+        other => panic!("expected UnknownExternalItem, got {other:?}"),
+    }
+    // A hostile id is quoted short and escaped in the message.
+    let hostile = format!("\n{}", "x".repeat(100_000));
+    let msg = e.item_by_external_id(&hostile).unwrap_err().to_string();
+    assert!(msg.len() < 200 && msg.contains("\\n") && !msg.contains('\n'), "{msg}");
+    assert!(matches!(e.external_id(n as i64), Err(Error::UnknownItem { .. })));
+    assert!(matches!(e.external_id(-1), Err(Error::UnknownItem { .. })));
+}
