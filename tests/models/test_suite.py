@@ -3,6 +3,7 @@ every finished run saved and reused, the AIR export parity-checked."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -115,3 +116,29 @@ def test_a_bundle_of_other_data_is_refused_before_any_training(cyclic: Dataset, 
     with pytest.raises(InputError, match="built for other data"):
         run_suite(cyclic, SuiteOptions(models=("sasrec-mixed", "air"), bundles={"main": other}, out_dir=tmp_path / "o",
                                        negatives=20, negatives_cache=tmp_path / "neg", progress=False))
+
+
+def test_saved_runs_are_keyed_by_their_inputs(cyclic: Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    opts = SuiteOptions(models=("popularity", "sasrec-mixed"), seeds=(0,), out_dir=tmp_path / "out", negatives=20,
+                        negatives_cache=tmp_path / "neg", epochs=1, plots=False, progress=False)
+    run_suite(cyclic, opts)
+    record = json.loads((tmp_path / "out" / "runs" / "sasrec-mixed.seed0.json").read_text())
+    assert record["provenance"] == {"data_sha256": cyclic.fingerprint(), "negatives": 20, "negatives_seed": 0,
+                                    "epochs": 1, "full_ranking": False}
+    # Another epoch budget (or other data, negatives, intents) is another run: trained again.
+    import airrec.models.train as train
+
+    calls: list[str] = []
+    real = train.train_model
+
+    def counting(kind: str, *args: object, **kwargs: object) -> object:
+        calls.append(kind)
+        return real(kind, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train, "train_model", counting)
+    with caplog.at_level("WARNING", logger="airrec.models.suite"):
+        run_suite(cyclic, dataclasses.replace(opts, epochs=2))
+    assert calls == ["sasrec-mixed"]
+    assert "was made with other epochs; running it again" in caplog.text
+    assert json.loads((tmp_path / "out" / "runs" / "sasrec-mixed.seed0.json").read_text())["provenance"]["epochs"] == 2

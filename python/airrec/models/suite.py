@@ -237,20 +237,48 @@ def _run_file(out: Path, model: str, seed: int) -> Path:
     return out / "runs" / f"{model}.seed{seed}.json"
 
 
-def _load_run(out: Path, model: str, seed: int) -> tuple[list[Any], dict[str, Any] | None] | None:
-    """A finished run's results and training log, or None when it has not finished.
+def _load_run(out: Path, model: str, seed: int,
+              provenance: dict[str, Any]) -> tuple[list[Any], dict[str, Any] | None] | None:
+    """A finished run's results and training log, or None when it has not finished or was
+    made from other inputs.
 
-    ``model`` is the run's name: the model plus :func:`hyper_tag` of its overrides."""
+    ``model`` is the run's name: the model plus :func:`hyper_tag` of its overrides. A run is
+    keyed by ``provenance`` too (the data's fingerprint, the protocol, the intents): a saved
+    run whose provenance differs is rerun, never reused for other data. Records written
+    before provenance was stored carry none and are reused as they are."""
     from airrec.evaluate.store import load_result
 
     path = _run_file(out, model, seed)
     if not path.exists():
         return None
     record = json.loads(path.read_text(encoding="utf-8"))
+    saved = record.get("provenance")
+    if saved is not None and saved != provenance:
+        differ = sorted(k for k in {*saved, *provenance} if saved.get(k) != provenance.get(k))
+        log.warning("%s seed %d: the saved run in %s was made with other %s; running it again",
+                    model, seed, out / "runs", ", ".join(differ))
+        return None
     return [load_result(out / "runs" / f) for f in record["results"]], record.get("training")
 
 
-def _save_run(out: Path, model: str, seed: int, results: Sequence[Any], training: dict[str, Any] | None) -> None:
+def _run_provenance(dataset: Dataset, opts: SuiteOptions, model: str, data_sha256: str) -> dict[str, Any]:
+    """What a run's results depend on besides its name and seed: the data, the protocol, the
+    epoch budget and, for models that read a bundle, the intents the bundle was built from."""
+    from airrec.bundle import read_manifest
+
+    provenance: dict[str, Any] = {"data_sha256": data_sha256, "negatives": opts.negatives,
+                                  "negatives_seed": opts.negatives_seed, "epochs": opts.epochs,
+                                  "full_ranking": opts.full_ranking}
+    key = AIR_VARIANTS[model][0] if model in AIR_VARIANTS else (
+        "main" if model in ("air-backbone", "sasrec-intents") else None)
+    if key is not None:
+        kb = read_manifest(opts.bundles[key]).get("meta", {}).get("kb", {})
+        provenance["intents_sha256"] = kb.get("intents_sha256") if isinstance(kb, dict) else None
+    return provenance
+
+
+def _save_run(out: Path, model: str, seed: int, results: Sequence[Any], training: dict[str, Any] | None,
+              provenance: dict[str, Any]) -> None:
     """Save a finished run: its results (one .npz each), then its record (the commit point)."""
     from airrec._files import write_json_atomic
     from airrec.evaluate.store import save_result
@@ -260,7 +288,8 @@ def _save_run(out: Path, model: str, seed: int, results: Sequence[Any], training
         name = f"{model}.seed{seed}.{r.protocol}.npz"
         save_result(r, out / "runs" / name)
         names.append(name)
-    write_json_atomic(_run_file(out, model, seed), {"model": model, "seed": seed, "results": names, "training": training})
+    write_json_atomic(_run_file(out, model, seed), {"model": model, "seed": seed, "results": names,
+                                                    "training": training, "provenance": provenance})
 
 
 def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
@@ -345,6 +374,7 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
         return evaluate_all(r.scorer, label(m), seed), log_entry
 
     ablation_seeds = set(opts.seeds if opts.ablation_seeds is None else opts.ablation_seeds)
+    data_sha256 = dataset.fingerprint()
     for seed in list(dict.fromkeys([*opts.seeds, *sorted(ablation_seeds)])):
         for m in models:
             run_seed = opts.negatives_seed if m == "popularity" else seed
@@ -356,10 +386,11 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
             elif seed not in opts.seeds:
                 continue
             run_name = m + hyper_tag(effective_hyper(opts.hyper.get(m, {})))
-            done = _load_run(out, run_name, run_seed)
+            provenance = _run_provenance(dataset, opts, m, data_sha256)
+            done = _load_run(out, run_name, run_seed, provenance)
             if done is None:
                 done = run_one(m, run_seed)
-                _save_run(out, run_name, run_seed, done[0], done[1])
+                _save_run(out, run_name, run_seed, done[0], done[1], provenance)
             else:
                 log.info("%s seed %d: reusing the saved run in %s", m, run_seed, out / "runs")
                 # A run saved under another label (the intents' source) is the same run.
