@@ -13,13 +13,16 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import numpy.typing as npt
 
 from airrec import _airrec
 from airrec.errors import InputError, InputTypeError
+
+if TYPE_CHECKING:
+    from airrec.bundle import Composition
 
 __all__ = ["Engine", "UserTree", "Context", "Histories", "Explanation", "Slots"]
 
@@ -325,6 +328,18 @@ class Engine:
     def with_config(self, **overrides: Any) -> Engine:
         """The same bundle (shared, no reload) with some config values replaced."""
         return Engine(self._engine.with_overrides(json.dumps(overrides)))
+
+    def with_composition(self, composition: Composition) -> Engine:
+        """The same bundle and config (shared) with other composition and score-head weights,
+        folded over the bundle's vectors now; nothing is written. Training validates the
+        weights it learns this way, with the arithmetic that will serve them. The weights must
+        fit the bundle's dims (:class:`~airrec.errors.InputError` otherwise)."""
+        from airrec.bundle import Composition
+
+        if not isinstance(composition, Composition):
+            raise InputTypeError("composition must be an airrec.bundle.Composition")
+        arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in composition.arrays().items()}
+        return Engine(self._engine.with_composition(arrays))
 
     # -- description -------------------------------------------------------------------------
 

@@ -198,6 +198,7 @@ def test_slot_cache_reuses_the_engines_slots_and_changes_nothing(trained: object
     """Valid is scored every epoch from cached slots: same scores as without the cache, the
     engine asked once per distinct chunk, the budget respected."""
     scorer = trained.scorer  # type: ignore[attr-defined]
+    scorer.compose_in = "torch"  # the cache serves composition in torch
     hist = Histories.from_arrays(cyclic.test.offsets, cyclic.test.items)
     cand = np.tile(np.arange(12, dtype=np.int64), (len(cyclic.test), 1))
     scorer.cache_slots(0.0)
@@ -217,6 +218,57 @@ def test_slot_cache_reuses_the_engines_slots_and_changes_nothing(trained: object
     np.testing.assert_array_equal(scorer.score(hist, cand), plain)
     assert not scorer._slots.entries
     scorer.cache_slots(0.0)
+    scorer.compose_in = "engine"
+
+
+def test_scoring_composes_in_the_engine_like_torch(trained: object, cyclic: Dataset) -> None:
+    """Validation folds the current weights into the engine and composes there: the same
+    scores as composing in torch (the export parity bound), refolded only when weights move."""
+    scorer = trained.scorer  # type: ignore[attr-defined]
+    hist = Histories.from_arrays(cyclic.test.offsets, cyclic.test.items)
+    cand = np.tile(np.arange(12, dtype=np.int64), (len(cyclic.test), 1))
+    assert scorer.compose_in == "engine"
+    in_engine = scorer.score(hist, cand)
+    folded = scorer._folded
+    assert folded is not None and scorer.score(hist, cand) is not None and scorer._folded is folded
+    scorer.compose_in = "torch"
+    in_torch = scorer.score(hist, cand)
+    scorer.compose_in = "engine"
+    np.testing.assert_allclose(in_engine, in_torch, atol=1e-5, rtol=0)
+    with torch.no_grad():
+        scorer.model.composition.score_bias += 1.0
+    try:
+        moved = scorer.score(hist, cand)
+        assert scorer._folded is not folded  # the weights changed: folded again
+        np.testing.assert_allclose(moved, in_engine + 1.0, atol=1e-4, rtol=0)
+    finally:
+        with torch.no_grad():
+            scorer.model.composition.score_bias -= 1.0
+    with pytest.raises(InputError, match="compose_in"):
+        type(scorer)(scorer.model, scorer.engine, scorer.backbone, compose_in="gpu")
+
+
+def test_with_composition_checks_the_weights(engine: Engine, bundle: Path, tmp_path: Path) -> None:
+    """In-memory weights give exactly what a bundle written with them gives; weights of other
+    dims or non-finite ones are typed errors."""
+    perturbed = _perturbed(bundle, tmp_path)
+    comp = load_arrays(perturbed).composition
+    hist = _histories(5, engine.n_items, 4)
+    cands = np.random.default_rng(5).integers(0, engine.n_items, (5, 11))
+    np.testing.assert_array_equal(engine.with_composition(comp).score_batch(hist, cands),
+                                  Engine.load(perturbed).score_batch(hist, cands))
+    arrays = comp.arrays()
+    from airrec.bundle import Composition
+
+    # The engine checks values itself (Composition refuses non-finite ones earlier).
+    bad = {**arrays, "score_w_out": np.full_like(arrays["score_w_out"], np.inf)}
+    with pytest.raises(InputError, match="finite"):
+        engine._engine.with_composition(bad)
+    other = Composition.init(engine.dim, engine.dim, 1, 3, seed=0)  # 1 head: not this bundle's 2
+    with pytest.raises(InputError, match="does not fit"):
+        engine.with_composition(other)
+    with pytest.raises(InputTypeError):
+        engine.with_composition(arrays)  # type: ignore[arg-type]
 
 
 def test_checkpoint_round_trip(trained: object, cyclic: Dataset, engine: Engine, tmp_path: Path) -> None:

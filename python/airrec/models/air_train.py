@@ -85,8 +85,15 @@ class AIRTrainConfig:
     negatives_cache: Path | None = None
     progress: bool = True
     score_chunk: int = 16  #: users per torch forward when scoring (memory bound)
+    #: Where scoring (valid every epoch, test at the end) composes the intent vectors:
+    #: ``"engine"`` folds the current weights into the engine (``Engine.with_composition``)
+    #: and composes there, what serving will compute (parity ≤ 1e-5 with torch; ~5× less
+    #: validation time on Food–Kitchen: benches/results/validation-cost.json); ``"torch"``
+    #: composes the engine's slots in torch.
+    compose_in: str = "engine"
     #: Memory for the engine's slots of the valid lines, computed once and reused every epoch
-    #: (~210 MiB for Food–Kitchen's 960 valid lines × 1,000 candidates); 0 recomputes them.
+    #: when composing in torch (~210 MiB for Food–Kitchen's 960 valid lines × 1,000
+    #: candidates); 0 recomputes them.
     slot_cache_mib: float = 512.0
     checkpoint: Path | None = None
 
@@ -117,13 +124,33 @@ class AIRScorer:
     """A trained :class:`AIRModel` behind the harness's ``score(histories, candidates)``."""
 
     def __init__(self, model: AIRModel, engine: Engine, backbone: SequentialScorer, *, name: str = "AIR",
-                 chunk: int = 16, slot_cache_mib: float = 0.0) -> None:
+                 chunk: int = 16, slot_cache_mib: float = 0.0, compose_in: str = "engine") -> None:
+        if compose_in not in ("engine", "torch"):
+            raise InputError(f"compose_in must be 'engine' or 'torch', got {compose_in!r}")
         self.model = model
         self.engine = engine
         self.backbone = backbone
         self.name = name
         self.chunk = max(1, chunk)
+        self.compose_in = compose_in
         self._slots = _SlotCache(engine, slot_cache_mib)
+        self._folded: tuple[bytes, Engine] | None = None
+
+    def _composing_engine(self) -> Engine | None:
+        """The engine with the model's current composition folded in (refolded only when the
+        weights changed), or None where scoring composes in torch (``compose_in="torch"``, or
+        a target-independent variant, which the engine does not compute)."""
+        if self.compose_in != "engine" or not self.model.variant.target_aware:
+            return None
+        comp = self.model.composition.to_composition()
+        digest = hashlib.blake2b(digest_size=16)
+        for name, array in sorted(comp.arrays().items()):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        key = digest.digest()
+        if self._folded is None or self._folded[0] != key:
+            self._folded = (key, self.engine.with_composition(comp))
+        return self._folded[1]
 
     def cache_slots(self, budget_mib: float) -> None:
         """Start a fresh slot cache of ``budget_mib`` (0: none) for :meth:`score`."""
@@ -155,10 +182,14 @@ class AIRScorer:
         try:
             with torch.no_grad():
                 states = self.backbone._states(histories, None)
+                engine = self._composing_engine()
                 for lo in range(0, histories.n_users, self.chunk):
                     hi = min(lo + self.chunk, histories.n_users)
                     sub = histories_of(histories, np.arange(lo, hi, dtype=np.int64))
-                    u = self.intent_vectors(sub, cand[lo:hi], cached=True)
+                    if engine is not None:
+                        u = torch.from_numpy(engine.intent_vectors_batch(sub, cand[lo:hi]))
+                    else:
+                        u = self.intent_vectors(sub, cand[lo:hi], cached=True)
                     s = self.model.scores(states[lo:hi], torch.from_numpy(cand[lo:hi]), u)
                     out[lo:hi] = s.cpu().numpy()
         finally:
@@ -259,7 +290,8 @@ def train_air(
     backbone = SequentialScorer(model.backbone, dataset.items.domains, view="mixed", max_len=bcfg.max_len,
                                 name="backbone")
     scorer = AIRScorer(model, engine, backbone, name=name, chunk=config.score_chunk,
-                       slot_cache_mib=config.slot_cache_mib)
+                       slot_cache_mib=config.slot_cache_mib if config.compose_in == "torch" else 0.0,
+                       compose_in=config.compose_in)
 
     s = dataset.train
     seqs = train_sequences(dataset, "mixed")

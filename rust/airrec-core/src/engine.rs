@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::bundle::{Bundle, LoadOptions};
-use crate::compose::{attend, CandidateView, ComposeScratch, Slot};
+use crate::compose::{attend, CandidateView, ComposeScratch, Composer, Slot};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::explain::{ChainExplanation, EvidenceExplanation, Explanation};
@@ -96,6 +96,9 @@ pub struct Engine {
     /// Nearest leaves of every item (CSR), for items whose cached paths are empty.
     cold_offsets: Arc<Vec<u32>>,
     cold_leaves: Arc<Vec<u32>>,
+    /// Composition weights replacing the bundle's ([`Engine::with_composition`]: training
+    /// validates with the weights it is learning), folded over the bundle's vectors.
+    composer: Option<Arc<Composer>>,
     /// The AVX2 kernels when this CPU has them; every request, slot fill, context and
     /// explanation runs with the same choice ([`Engine::with_kernels`]).
     #[cfg(target_arch = "x86_64")]
@@ -154,6 +157,7 @@ impl Engine {
             bundle_id: NEXT_BUNDLE_ID.fetch_add(1, Ordering::Relaxed),
             cold_offsets: Arc::new(cold_offsets),
             cold_leaves: Arc::new(cold_leaves),
+            composer: None,
             #[cfg(target_arch = "x86_64")]
             avx2: Avx2::detect(),
         })
@@ -165,7 +169,58 @@ impl Engine {
         let config = self.config.with_overrides(overrides)?;
         let mut e = Engine::from_bundle(self.bundle.clone(), config)?;
         e.bundle_id = self.bundle_id;
+        e.composer = self.composer.clone();
         Ok(e)
+    }
+
+    /// The same bundle and config with other composition and score-head weights, folded over
+    /// the bundle's node and item vectors now (no file is written; a trainer validates the
+    /// weights it is learning through the engine this way, with the arithmetic that serves
+    /// them). The weights must fit the bundle's dims and be finite within
+    /// [`crate::bundle::MAX_ABS_VALUE`]. Trees built by `self` stay usable.
+    pub fn with_composition(&self, composition: &crate::writer::Composition) -> Result<Engine> {
+        let d = &self.bundle.dims;
+        let c = composition;
+        if (c.dim, c.attn_dim, c.n_heads, c.max_depth) != (d.dim, d.attn_dim, d.n_heads, d.max_depth) {
+            return Err(Error::Input(format!(
+                "composition (dim, attn_dim, n_heads, max_depth) ({}, {}, {}, {}) does not fit the bundle's ({}, {}, {}, {})",
+                c.dim, c.attn_dim, c.n_heads, c.max_depth, d.dim, d.attn_dim, d.n_heads, d.max_depth
+            )));
+        }
+        for (name, values, shape) in c.arrays() {
+            if values.len() != shape.iter().product::<usize>() {
+                return Err(Error::Input(format!("{name} has {} values, its shape {shape:?} needs more or fewer", values.len())));
+            }
+            let bound = crate::bundle::MAX_ABS_VALUE;
+            if let Some(v) = values.iter().find(|v| !v.is_finite() || v.abs() > bound) {
+                return Err(Error::Input(format!("{name} holds {v}: weights must be finite and within ±{bound:e}")));
+            }
+        }
+        let b = &self.bundle;
+        let composer = Composer::fold(c.weights(), &b.node_vectors, &b.item_vectors, d.dim, d.n_heads);
+        let mut e = self.clone_shallow();
+        e.composer = Some(Arc::new(composer));
+        Ok(e)
+    }
+
+    /// A copy sharing every table (bundle, cold-start leaves, composer) and the bundle id.
+    fn clone_shallow(&self) -> Engine {
+        Engine {
+            bundle: self.bundle.clone(),
+            config: self.config.clone(),
+            bundle_id: self.bundle_id,
+            cold_offsets: self.cold_offsets.clone(),
+            cold_leaves: self.cold_leaves.clone(),
+            composer: self.composer.clone(),
+            #[cfg(target_arch = "x86_64")]
+            avx2: self.avx2,
+        }
+    }
+
+    /// The composition in use: [`Engine::with_composition`]'s, else the bundle's.
+    #[inline(always)]
+    pub fn composer(&self) -> &Composer {
+        self.composer.as_deref().unwrap_or(&self.bundle.composer)
     }
 
     pub fn bundle(&self) -> &Bundle {
@@ -314,7 +369,7 @@ impl Engine {
     /// items, computed into `buf` for raw vectors.
     #[inline(always)]
     fn candidate_row<'a>(&'a self, cands: &Candidates<'a>, k: usize, buf: &'a mut Vec<f32>) -> &'a [f32] {
-        let c = &self.bundle.composer;
+        let c = self.composer();
         match cands {
             Candidates::Items(ids) => c.item_row(ids[k]),
             Candidates::Vectors(v) => {
@@ -361,7 +416,7 @@ impl Engine {
         u: Option<&mut [f32]>,
     ) -> f32 {
         let b = &*self.bundle;
-        let c = &b.composer;
+        let c = self.composer();
         let evidence_ty = b.dims.max_depth as u8;
         slots.clear();
         for &li in &s.walk.chain_nodes {
@@ -380,7 +435,7 @@ impl Engine {
     #[inline(always)]
     fn request_impl<K: Simd>(&self, kern: K, tree: &UserTree, cands: Candidates<'_>, want: Want, out: &mut [f32], s: &mut Scratch) {
         let d = self.dim();
-        let c = &self.bundle.composer;
+        let c = self.composer();
         self.prepare_view(tree, s);
         let mut buf = std::mem::take(&mut s.row);
         let mut slots = Vec::new();
@@ -480,7 +535,7 @@ impl Engine {
                 let mut buf = Vec::new();
                 (0..cands.len(e.dim()))
                     .map(|k| {
-                        let cand = e.bundle.composer.view(e.candidate_row(&cands, k, &mut buf));
+                        let cand = e.composer().view(e.candidate_row(&cands, k, &mut buf));
                         e.walk_for(kern, tree, &cand, &mut s);
                         let chains = (0..s.walk.n_chains())
                             .map(|c| {
@@ -523,7 +578,7 @@ impl Engine {
                 let mut s = Scratch::default();
                 e.prepare_view(tree, &mut s);
                 let mut buf = Vec::new();
-                let cand = e.bundle.composer.view(e.candidate_row(&self.cands, 0, &mut buf));
+                let cand = e.composer().view(e.candidate_row(&self.cands, 0, &mut buf));
                 e.walk_for(kern, tree, &cand, &mut s);
                 let mut u = vec![0.0f32; e.dim()];
                 let score = e.compose(kern, tree, &cand, &mut s, &mut Vec::new(), Some(&mut u));

@@ -136,7 +136,8 @@ impl Engine {
         out.types.fill(PAD_TYPE);
         out.ln_w.fill(0.0);
         for (k, &item) in cands.iter().enumerate() {
-            let cand = b.composer.view(b.composer.item_row(item));
+            let c = self.composer();
+            let cand = c.view(c.item_row(item));
             self.walk_for(kern, tree, &cand, s);
             let row = k * width;
             let (walk, view) = s.walk_and_view();

@@ -197,6 +197,14 @@ impl PyEngine {
         Ok(PyEngine { engine })
     }
 
+    /// The same bundle and config with other composition weights (a `{name: float32 ndarray}`
+    /// dict as `Composition.arrays()` gives), folded now with the GIL released.
+    fn with_composition(&self, py: Python<'_>, composition: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let c = composition_from(composition, self.engine.dim())?;
+        let engine = py.detach(|| self.engine.with_composition(&c)).py()?;
+        Ok(PyEngine { engine })
+    }
+
     fn with_overrides(&self, overrides_json: &str) -> PyResult<Self> {
         let v: serde_json::Value =
             serde_json::from_str(overrides_json).map_err(|e| py_error("ConfigError", format!("overrides are not valid JSON: {e}")))?;
@@ -520,6 +528,36 @@ fn composition_array(arrays: &Bound<'_, PyDict>, name: &str) -> PyResult<Vec<f32
     array.as_slice().map(<[f32]>::to_vec).map_err(|_| input_error(format!("composition array {name:?} must be C-contiguous")))
 }
 
+/// The composition and score-head weights of a `{name: float32 ndarray}` dict, for a bundle
+/// of vector width `dim` (attention width, heads and depth follow from the arrays' sizes).
+fn composition_from(composition: &Bound<'_, PyDict>, dim: usize) -> PyResult<airrec_core::writer::Composition> {
+    let wq = composition_array(composition, "compose_wq")?;
+    let weight_bias = composition_array(composition, "compose_weight_bias")?;
+    let type_key = composition_array(composition, "compose_type_key")?;
+    let n_heads = weight_bias.len();
+    let attn_dim = wq.len().checked_div(dim).unwrap_or(0);
+    if n_heads == 0 || attn_dim == 0 || attn_dim % n_heads != 0 || type_key.len() % attn_dim != 0 || type_key.len() / attn_dim < 3 {
+        return Err(input_error(format!("composition: attn_dim {attn_dim} must be a positive multiple of n_heads {n_heads}")));
+    }
+    Ok(airrec_core::writer::Composition {
+        dim,
+        attn_dim,
+        n_heads,
+        max_depth: type_key.len() / attn_dim - 2,
+        wq,
+        wk: composition_array(composition, "compose_wk")?,
+        wv: composition_array(composition, "compose_wv")?,
+        wo: composition_array(composition, "compose_wo")?,
+        bo: composition_array(composition, "compose_bo")?,
+        type_key,
+        type_value: composition_array(composition, "compose_type_value")?,
+        weight_bias,
+        score_w_out: composition_array(composition, "score_w_out")?,
+        score_w_inter: composition_array(composition, "score_w_inter")?,
+        score_bias: composition_array(composition, "score_bias")?,
+    })
+}
+
 /// Writes a bundle into `dir` through the core's one writer (`airrec_core::writer`): every
 /// array, the folded arrays of format v2, the usearch indexes, `extra_files`, then the manifest,
 /// each fsynced. `airrec.bundle.write_bundle` validates and converts the arguments, stages the
@@ -551,31 +589,7 @@ fn write_bundle(
         a.as_slice().map(<[f32]>::to_vec).map_err(|_| input_error(format!("{name} must be C-contiguous")))
     };
     let dim = node_vectors.shape()[1];
-    let wq = composition_array(composition, "compose_wq")?;
-    let weight_bias = composition_array(composition, "compose_weight_bias")?;
-    let type_key = composition_array(composition, "compose_type_key")?;
-    let n_heads = weight_bias.len();
-    let attn_dim = wq.len().checked_div(dim).unwrap_or(0);
-    if n_heads == 0 || attn_dim == 0 || attn_dim % n_heads != 0 || type_key.len() % attn_dim != 0 || type_key.len() / attn_dim < 3 {
-        return Err(input_error(format!("composition: attn_dim {attn_dim} must be a positive multiple of n_heads {n_heads}")));
-    }
-    let composition = airrec_core::writer::Composition {
-        dim,
-        attn_dim,
-        n_heads,
-        max_depth: type_key.len() / attn_dim - 2,
-        wq,
-        wk: composition_array(composition, "compose_wk")?,
-        wv: composition_array(composition, "compose_wv")?,
-        wo: composition_array(composition, "compose_wo")?,
-        bo: composition_array(composition, "compose_bo")?,
-        type_key,
-        type_value: composition_array(composition, "compose_type_value")?,
-        weight_bias,
-        score_w_out: composition_array(composition, "score_w_out")?,
-        score_w_inter: composition_array(composition, "score_w_inter")?,
-        score_bias: composition_array(composition, "score_bias")?,
-    };
+    let composition = composition_from(composition, dim)?;
     let config: serde_json::Value =
         serde_json::from_str(config_json).map_err(|e| py_error("ConfigError", format!("config is not JSON: {e}")))?;
     let meta: serde_json::Value = serde_json::from_str(meta_json).map_err(|e| input_error(format!("meta is not JSON: {e}")))?;

@@ -374,3 +374,45 @@ fn external_ids_resolve_both_ways() {
     assert!(matches!(e.external_id(n as i64), Err(Error::UnknownItem { .. })));
     assert!(matches!(e.external_id(-1), Err(Error::UnknownItem { .. })));
 }
+
+#[test]
+fn with_composition_serves_exactly_what_a_bundle_of_those_weights_serves() {
+    use airrec_core::testing::SyntheticSpec;
+
+    let spec = SyntheticSpec::small(11);
+    let mut arrays = spec.arrays().unwrap();
+    for (k, w) in arrays.composition.wq.iter_mut().enumerate() {
+        *w += 0.01 * ((k % 7) as f32 - 3.0);
+    }
+    arrays.composition.score_bias[0] = 0.25;
+    let dir = tempfile::tempdir().unwrap();
+    arrays.write(dir.path()).unwrap();
+    let written = crate::common::load(dir.path()).unwrap();
+    let swapped = small().with_composition(&arrays.composition).unwrap();
+    let h = histories(&swapped, 5, 30, 7);
+    let nc = 9;
+    let cands = synthetic_candidates(h.n_users(), nc, swapped.bundle().n_items(), 8);
+    let (mut a, mut b, mut base) = (vec![0.0f32; 5 * nc], vec![0.0f32; 5 * nc], vec![0.0f32; 5 * nc]);
+    swapped.scores_batch(h.as_histories(), &cands, nc, &mut a).unwrap();
+    written.scores_batch(h.as_histories(), &cands, nc, &mut b).unwrap();
+    small().scores_batch(h.as_histories(), &cands, nc, &mut base).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, base, "the new weights must change the scores");
+    // Overrides keep the swapped weights.
+    let mut c = vec![0.0f32; 5 * nc];
+    swapped.with_overrides(&json!({"beam_width": 4})).unwrap().scores_batch(h.as_histories(), &cands, nc, &mut c).unwrap();
+    let mut d = vec![0.0f32; 5 * nc];
+    written.with_overrides(&json!({"beam_width": 4})).unwrap().scores_batch(h.as_histories(), &cands, nc, &mut d).unwrap();
+    assert_eq!(c, d);
+
+    let mut wrong = arrays.composition.clone();
+    wrong.n_heads = 1;
+    wrong.weight_bias.truncate(1);
+    assert!(matches!(small().with_composition(&wrong), Err(Error::Input(m)) if m.contains("does not fit")));
+    let mut nan = arrays.composition.clone();
+    nan.wv[3] = f32::NAN;
+    assert!(matches!(small().with_composition(&nan), Err(Error::Input(m)) if m.contains("compose_wv")));
+    let mut short = arrays.composition.clone();
+    short.bo.pop();
+    assert!(matches!(small().with_composition(&short), Err(Error::Input(_))));
+}
