@@ -208,10 +208,11 @@ def prepare(opts: RunOptions, models: Sequence[str]) -> tuple[Any, dict[str, Pat
 
 def intents_label(opts: RunOptions) -> str:
     """What made the run's intents, for the results labels: the committed Food–Kitchen
-    artifact is Qwen2.5-Coder-0.5B's; without seed files every intent comes from ``model``;
+    artifact is Qwen2.5-Coder-0.5B's (also when ``--intents`` names it); without seed files every intent comes from ``model``;
     given files are of unknown origin ("LLM")."""
-    if opts.intents is None and opts.source.is_food_kitchen:
-        return "Qwen"
+    committed = [DEFAULT_INTENTS.resolve()]
+    if opts.source.is_food_kitchen and (opts.intents is None or [Path(p).resolve() for p in opts.intents] == committed):
+        return "Qwen"  # the committed artifact, by default or named
     if not _seed_files(opts):
         name = Path(opts.model).name.lower()
         return "Qwen" if name.startswith("qwen") else "SmolLM2" if name.startswith("smollm2") else "LLM"

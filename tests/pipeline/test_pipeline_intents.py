@@ -45,3 +45,15 @@ def test_no_seed_and_no_generation_gives_an_empty_file(dataset, tmp_path: Path) 
     merged, counts = prepare_intents(dataset, opts)
     assert counts["covered_items"] == 0 and counts["cold_start_items"] == 6
     assert read_intents(merged).paths_by_key() == {}
+
+
+def test_labels_follow_the_intents_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airrec.pipeline import DEFAULT_INTENTS, intents_label
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the repository root, where the artifact is
+    assert intents_label(RunOptions(work_dir=tmp_path)) == "Qwen"
+    # Naming the committed artifact is the same as defaulting to it.
+    assert intents_label(RunOptions(work_dir=tmp_path, intents=[DEFAULT_INTENTS])) == "Qwen"
+    other = tmp_path / "mine.jsonl.gz"
+    assert intents_label(RunOptions(work_dir=tmp_path, intents=[other])) == "LLM"
+    assert intents_label(RunOptions(work_dir=tmp_path, intents=[], model="smollm2-135m")) == "SmolLM2"
