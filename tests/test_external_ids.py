@@ -123,3 +123,10 @@ def test_dataset_names_each_item_once(tmp_path: Path) -> None:
     names = dataset.bundle_item_ids()
     assert sorted(names) == ["B2", "H3", "books:X1", "home:X1"]
     assert len(set(names)) == dataset.n_items
+
+
+def test_candidate_vectors_as_lists_still_score(engine: Engine) -> None:
+    vectors = np.eye(engine.dim, dtype=np.float32)[:3]
+    tree = engine.tree([1, 2])
+    np.testing.assert_array_equal(engine.score(tree, vectors.tolist()), engine.score(tree, vectors))
+    np.testing.assert_array_equal(engine.intent_vectors(tree, vectors.tolist()), engine.intent_vectors(tree, vectors))

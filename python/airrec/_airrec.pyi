@@ -63,7 +63,7 @@ def write_bundle(
     created_by: str,
 ) -> None:
     """Write a bundle into ``dir`` with the engine's one writer: every array, the folded arrays
-    of format v2, the usearch indexes (connectivity, expansion_add, expansion_search), the
+    of format v2 and later, the usearch indexes (connectivity, expansion_add, expansion_search), the
     extra files and the manifest last, each fsynced. Arrays must be C-contiguous with these
     dtypes; ``composition`` maps the ``compose_*``/``score_*`` bundle names to arrays. Bad
     inputs raise ``InputError``/``ConfigError``; I/O failures ``BundleError``. Releases the

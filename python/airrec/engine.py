@@ -45,6 +45,13 @@ def _as_ids(values: Any, name: str, ndim: int = 1) -> IntArray:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def _holds_str(values: Any) -> bool:
+    """Whether ``values`` names items by external id (a ``str``, or a list/tuple with one):
+    those go to :meth:`Engine._ids` as they are; anything else becomes an array first (a list
+    of vectors stays a list of vectors)."""
+    return isinstance(values, str) or (isinstance(values, (list, tuple)) and any(isinstance(v, str) for v in values))
+
+
 def _as_times(values: Any, name: str) -> npt.NDArray[np.float64]:
     arr = np.asarray(values)
     if arr.dtype.kind not in "iuf" or arr.dtype == np.bool_:
@@ -451,7 +458,7 @@ class Engine:
         """Scores (built-in score head) of candidates: item ids ``[C]`` or vectors ``[C, dim]``
         of items outside the bundle (L2-normalised)."""
         tree = self._tree_of(user)
-        cand = candidates if isinstance(candidates, (list, tuple, str)) else np.asarray(candidates)
+        cand = candidates if _holds_str(candidates) else np.asarray(candidates)
         if isinstance(cand, np.ndarray) and cand.ndim == 2 and cand.dtype.kind == "f":
             return self._engine.scores_for_vectors(tree, _as_vectors(cand, self.dim, "candidates"))
         return self._engine.scores(tree, self._ids(cand, "candidates"))
@@ -459,7 +466,7 @@ class Engine:
     def intent_vectors(self, user: TreeLike, candidates: Any) -> FloatArray:
         """Target-aware intent vectors ``[C, dim]`` (ids ``[C]`` or vectors ``[C, dim]``)."""
         tree = self._tree_of(user)
-        cand = candidates if isinstance(candidates, (list, tuple, str)) else np.asarray(candidates)
+        cand = candidates if _holds_str(candidates) else np.asarray(candidates)
         if isinstance(cand, np.ndarray) and cand.ndim == 2 and cand.dtype.kind == "f":
             return self._engine.intent_vectors_for_vectors(tree, _as_vectors(cand, self.dim, "candidates"))
         return self._engine.intent_vectors(tree, self._ids(cand, "candidates"))

@@ -559,7 +559,7 @@ fn composition_from(composition: &Bound<'_, PyDict>, dim: usize) -> PyResult<air
 }
 
 /// Writes a bundle into `dir` through the core's one writer (`airrec_core::writer`): every
-/// array, the folded arrays of format v2, the usearch indexes, `extra_files`, then the manifest,
+/// array, the folded arrays (format v2 on), the external ids (v3), the usearch indexes, `extra_files`, then the manifest,
 /// each fsynced. `airrec.bundle.write_bundle` validates and converts the arguments, stages the
 /// directory and renames it into place; this function releases the GIL while writing.
 #[pyfunction]
