@@ -415,7 +415,7 @@ class Engine:
         """Item ids given as internal ids (integers) or as external ids (all ``str``)."""
         if isinstance(values, str):
             raise InputTypeError(f"{name} must be a sequence of ids, not one str")
-        if isinstance(values, (list, tuple)) and values and any(isinstance(v, str) for v in values):
+        if _holds_str(values):
             if not all(isinstance(v, str) for v in values):
                 raise InputTypeError(f"{name} mixes external ids (str) and internal ids (int)")
             return self.item_ids(values)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from airrec._files import atomic_writer
-from airrec.data.dataset import Dataset
+from airrec.data.dataset import Dataset, hash_arrays
 from airrec.engine import Engine, Histories, Slots
 from airrec.errors import InputError
 from airrec.evaluate.negatives import get_negatives
@@ -144,9 +144,9 @@ class AIRScorer:
             return None
         comp = self.model.composition.to_composition()
         digest = hashlib.blake2b(digest_size=16)
-        for name, array in sorted(comp.arrays().items()):
-            digest.update(name.encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
+        arrays = sorted(comp.arrays().items())
+        digest.update(" ".join(name for name, _ in arrays).encode())
+        hash_arrays(digest, [array for _, array in arrays])
         key = digest.digest()
         if self._folded is None or self._folded[0] != key:
             self._folded = (key, self.engine.with_composition(comp))
@@ -217,10 +217,7 @@ class _SlotCache:
         if self.budget <= 0:
             return self.engine.slots_batch(histories, candidates)
         digest = hashlib.blake2b(digest_size=16)
-        for a in (histories.offsets, histories.items, histories.behaviours, histories.timestamps, candidates):
-            arr = np.ascontiguousarray(a)
-            digest.update(f"{arr.dtype.str}{arr.shape}".encode())
-            digest.update(arr.tobytes())
+        hash_arrays(digest, [histories.offsets, histories.items, histories.behaviours, histories.timestamps, candidates])
         key = digest.digest()
         hit = self.entries.get(key)
         if hit is not None:

@@ -176,8 +176,8 @@ impl Engine {
     /// The same bundle and config with other composition and score-head weights, folded over
     /// the bundle's node and item vectors now (no file is written; a trainer validates the
     /// weights it is learning through the engine this way, with the arithmetic that serves
-    /// them). The weights must fit the bundle's dims and be finite within
-    /// [`crate::bundle::MAX_ABS_VALUE`]. Trees built by `self` stay usable.
+    /// them). The weights must fit the bundle's dims and pass
+    /// [`crate::writer::Composition::check_values`]. Trees built by `self` stay usable.
     pub fn with_composition(&self, composition: &crate::writer::Composition) -> Result<Engine> {
         let d = &self.bundle.dims;
         let c = composition;
@@ -187,15 +187,7 @@ impl Engine {
                 c.dim, c.attn_dim, c.n_heads, c.max_depth, d.dim, d.attn_dim, d.n_heads, d.max_depth
             )));
         }
-        for (name, values, shape) in c.arrays() {
-            if values.len() != shape.iter().product::<usize>() {
-                return Err(Error::Input(format!("{name} has {} values, its shape {shape:?} needs more or fewer", values.len())));
-            }
-            let bound = crate::bundle::MAX_ABS_VALUE;
-            if let Some(v) = values.iter().find(|v| !v.is_finite() || v.abs() > bound) {
-                return Err(Error::Input(format!("{name} holds {v}: weights must be finite and within ±{bound:e}")));
-            }
-        }
+        c.check_values()?;
         let b = &self.bundle;
         let composer = Composer::fold(c.weights(), &b.node_vectors, &b.item_vectors, d.dim, d.n_heads);
         let mut e = self.clone_shallow();

@@ -170,6 +170,13 @@ impl Composition {
         ComposeWeights { wq, wk, wv, wo, bo, type_key, type_value, weight_bias, score_w_out, score_w_inter, score_bias }
     }
 
+    /// Every array has its shape's number of values, each finite and within
+    /// [`MAX_ABS_VALUE`]; `Err` names the first array that does not. The writer checks a
+    /// bundle's weights with this, [`crate::Engine::with_composition`] in-memory ones.
+    pub fn check_values(&self) -> Result<()> {
+        check_floats(self.arrays())
+    }
+
     /// `(bundle array name, values, shape)` in bundle order.
     pub fn arrays(&self) -> [(&'static str, &[f32], Vec<usize>); 11] {
         let (d, a, h, t) = (self.dim, self.attn_dim, self.n_heads, self.max_depth + 2);
@@ -278,6 +285,21 @@ impl Serialize for FilesOut<'_> {
         }
         map.end()
     }
+}
+
+/// `(name, values, shape)` arrays: each has its shape's number of values (an empty shape:
+/// any number) and every value is finite and within [`MAX_ABS_VALUE`].
+fn check_floats<'a>(arrays: impl IntoIterator<Item = (&'a str, &'a [f32], Vec<usize>)>) -> Result<()> {
+    for (name, values, shape) in arrays {
+        let want: usize = shape.iter().product();
+        if !shape.is_empty() && values.len() != want {
+            return Err(Error::Input(format!("{name} has {} values, its shape {shape:?} needs {want}", values.len())));
+        }
+        if let Some(v) = values.iter().find(|v| !v.is_finite() || v.abs() > MAX_ABS_VALUE) {
+            return Err(Error::Input(format!("{name} holds {v}: bundle floats must be finite and within ±{MAX_ABS_VALUE:e}")));
+        }
+    }
+    Ok(())
 }
 
 /// Depth of every node (roots 1) from parent links; `Err` unless `parent[n]` is -1 or `< n`.
@@ -409,17 +431,9 @@ impl BundleArrays {
         if let Some(l) = self.item_path_leaves.iter().find(|&&l| l < 0 || l as usize >= n) {
             return bad(format!("item_path_leaves holds node id {l}, outside 0..{n}"));
         }
-        let c = &self.composition;
         let floats = [("node_vectors", &self.node_vectors[..]), ("item_vectors", &self.item_vectors[..])];
-        for (name, values, shape) in floats.into_iter().map(|(n, v)| (n, v, vec![])).chain(c.arrays()) {
-            let want: usize = shape.iter().product();
-            if !shape.is_empty() && values.len() != want {
-                return bad(format!("{name} has {} values, its shape {shape:?} needs {want}", values.len()));
-            }
-            if let Some(v) = values.iter().find(|v| !v.is_finite() || v.abs() > MAX_ABS_VALUE) {
-                return bad(format!("{name} holds {v}: bundle floats must be finite and within ±{MAX_ABS_VALUE:e}"));
-            }
-        }
+        check_floats(floats.into_iter().map(|(n, v)| (n, v, vec![])))?;
+        self.composition.check_values()?;
         for (name, _) in &self.extra_files {
             let plain = !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0']);
             if !plain || name == MANIFEST || name.ends_with(".npy") || name.ends_with(".usearch") {
