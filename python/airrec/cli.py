@@ -129,11 +129,16 @@ def _add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--full-ranking", action="store_true", help="also rank against the whole target domain")
     p.add_argument("--hyper", type=Path, metavar="TUNING_JSON",
                    help="train with the settings `airrec tune` chose per model (its tuning.json)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                   help="a setting on top of --hyper, e.g. air-gru4rec.air_positions=4 (repeatable; backbone "
+                   "TrainConfig fields, and for AIR models air_negatives, air_positions, air_weight); a run "
+                   "with settings is saved under its own name")
     p.add_argument("--no-plots", action="store_true")
 
 
 def _run_pipeline(args: argparse.Namespace) -> int:
     from airrec.data.source import source_from_args
+    from airrec.models.tune import parse_overrides
     from airrec.pipeline import RunOptions, default_work_dir, run_pipeline
 
     source = source_from_args(args)
@@ -155,6 +160,7 @@ def _run_pipeline(args: argparse.Namespace) -> int:
         download=not args.no_download,
         plots=not args.no_plots,
         hyper=args.hyper,
+        overrides=parse_overrides(args.overrides),
     )
     report = run_pipeline(opts)
     print(f"intents: {report.intents}")
@@ -189,7 +195,7 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _run_train(args: argparse.Namespace) -> int:
     from airrec.data.source import source_from_args
     from airrec.models.suite import ALL_MODELS, SuiteOptions, parse_models, run_suite
-    from airrec.models.tune import chosen_hyper
+    from airrec.models.tune import hyper_settings, parse_overrides
 
     models = list(ALL_MODELS) if args.models.strip() == "all" else parse_models(args.models)
     bundles = {"main": args.bundle}
@@ -197,7 +203,7 @@ def _run_train(args: argparse.Namespace) -> int:
         bundles["random"] = args.random_bundle
     if args.smollm2_bundle:
         bundles["smollm2"] = args.smollm2_bundle
-    hyper = chosen_hyper(args.hyper) if args.hyper is not None else {}
+    hyper = hyper_settings(args.hyper, parse_overrides(args.overrides))
     report = run_suite(source_from_args(args).load(), SuiteOptions(
         models=models, seeds=args.seeds, ablation_seeds=args.ablation_seeds, bundles=bundles, out_dir=args.out,
         negatives=args.negatives,

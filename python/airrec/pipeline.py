@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,8 @@ class RunOptions:
     plots: bool = True
     #: A ``tuning.json`` (:mod:`airrec.models.tune`) whose chosen settings replace the defaults.
     hyper: Path | None = None
+    #: Per model, settings on top of ``hyper``'s (``airrec run --set MODEL.KEY=VALUE``).
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -228,10 +230,10 @@ def _models(opts: RunOptions) -> list[str]:
 def run_pipeline(opts: RunOptions) -> RunReport:
     """Runs every stage; see the module docstring."""
     from airrec.models.suite import SuiteOptions, run_suite
-    from airrec.models.tune import chosen_hyper
+    from airrec.models.tune import hyper_settings
 
     models = _models(opts)
-    hyper = chosen_hyper(opts.hyper) if opts.hyper is not None else {}
+    hyper = hyper_settings(opts.hyper, opts.overrides)
     dataset, bundles, counts, seconds = prepare(opts, models)
 
     t = time.perf_counter()

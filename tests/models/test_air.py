@@ -186,6 +186,39 @@ def test_ablations_train_and_score(cyclic: Dataset, engine: Engine, tmp_path: Pa
         assert isinstance(r.scorer.model.backbone, GRU4Rec)
 
 
+def test_air_positions_draw_distinct_positions_with_a_history() -> None:
+    from airrec.models.air_train import _air_positions
+
+    lengths = np.array([5, 1, 3, 0, 4], dtype=np.int64)
+    starts = np.array([0, 0, 7, 0, 2], dtype=np.int64)  # rows 0, 1, 3 begin their sequence
+    for per_row in (0, 1, 2, 3, 10):
+        rows, pos = _air_positions(lengths, starts, np.random.default_rng(per_row), per_row)
+        assert rows.dtype == pos.dtype == np.int64 and rows.shape == pos.shape
+        pairs = set(zip(rows.tolist(), pos.tolist(), strict=True))
+        assert len(pairs) == rows.size  # no position twice
+        low = (starts == 0).astype(np.int64)
+        assert ((pos >= low[rows]) & (pos < lengths[rows])).all()  # a history, inside the row
+        counts = np.bincount(rows, minlength=lengths.size)
+        span = np.maximum(lengths - low, 0)
+        want = span if per_row == 0 else np.minimum(span, per_row)
+        assert counts.tolist() == want.tolist()  # rows 1 and 3 have no usable position
+    rows, pos = _air_positions(lengths, starts, np.random.default_rng(0), 0)
+    assert sorted(zip(rows.tolist(), pos.tolist(), strict=True)) == [
+        (0, 1), (0, 2), (0, 3), (0, 4), (2, 0), (2, 1), (2, 2), (4, 0), (4, 1), (4, 2), (4, 3)]
+
+
+def test_more_positions_and_negatives_train(cyclic: Dataset, engine: Engine, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(AIR_FAST, epochs=1, negatives_cache=tmp_path)
+    one = train_air(cyclic, engine, cfg, BACKBONE)
+    every = train_air(cyclic, engine, dataclasses.replace(cfg, positions=0, n_negatives=25), BACKBONE)
+    hist = Histories.from_arrays(cyclic.test.offsets, cyclic.test.items)
+    cand = np.tile(np.arange(12, dtype=np.int64), (len(cyclic.test), 1))
+    a, b = one.scorer.score(hist, cand), every.scorer.score(hist, cand)
+    assert np.isfinite(b).all() and not np.allclose(a, b)  # the objective saw other examples
+    with pytest.raises(InputError, match="positions must be >= 0"):
+        train_air(cyclic, engine, dataclasses.replace(cfg, positions=-1), BACKBONE)
+
+
 def test_air_backbone_is_checked(cyclic: Dataset, engine: Engine, tmp_path: Path) -> None:
     cfg = dataclasses.replace(AIR_FAST, epochs=1, negatives_cache=tmp_path)
     with pytest.raises(InputError, match="choose sasrec-mixed or gru4rec"):

@@ -10,11 +10,20 @@ import pytest
 
 from airrec import DataError, InputError
 from airrec.data import Dataset
-from airrec.models.suite import SuiteOptions, check_hyper, effective_hyper, hyper_tag, run_suite
+from airrec.models.suite import (
+    SuiteOptions,
+    check_hyper,
+    effective_hyper,
+    hyper_tag,
+    run_suite,
+    split_air_hyper,
+)
 from airrec.models.tune import (
     TUNING_GRID,
     TuningOptions,
     chosen_hyper,
+    hyper_settings,
+    parse_overrides,
     read_tuning,
     run_tuning,
     trial_settings,
@@ -46,6 +55,36 @@ def test_hyper_tags_and_checks() -> None:
         check_hyper({"gru4rec": {"dimension": 32}})
     with pytest.raises(InputError, match="not tunable"):
         check_hyper({"gru4rec": {"seed": 3}})  # the seed belongs to the protocol, not the search
+
+
+def test_air_objective_settings_are_hyper_parameters_of_air_models_only() -> None:
+    check_hyper({"air-gru4rec": {"dropout": 0.3, "air_positions": 0, "air_negatives": 63, "air_weight": 0.5}})
+    # The AIR keys' defaults are AIRTrainConfig's: at the defaults the run is the default run.
+    assert effective_hyper({"air_positions": 1, "air_negatives": 15, "air_weight": 1.0}) == {}
+    assert effective_hyper({"air_positions": 4, "max_len": 30}) == {"air_positions": 4, "max_len": 30}
+    assert split_air_hyper({"air_positions": 4, "max_len": 30}) == ({"max_len": 30}, {"positions": 4})
+    with pytest.raises(InputError, match="not tunable"):
+        check_hyper({"gru4rec": {"air_positions": 4}})  # a baseline has no AIR objective
+    for bad in [{"air_negatives": 0}, {"air_positions": -1}, {"air_positions": 2.5}, {"air_weight": float("nan")},
+                {"air_weight": float("inf")}, {"air_weight": -1}, {"air_negatives": True}, {"air_weight": "1"}]:
+        with pytest.raises(InputError, match="air_negatives: an int >= 1"):
+            check_hyper({"air": bad})
+
+
+def test_set_overrides_parse_and_stack_on_the_tuning_choice(tmp_path: Path) -> None:
+    assert parse_overrides(["air-gru4rec.air_positions=4", "air-gru4rec.dropout=0.3", "gru4rec.loss=bce"]) == {
+        "air-gru4rec": {"air_positions": 4, "dropout": 0.3}, "gru4rec": {"loss": "bce"}}
+    for bad in ["air_positions=4", "air-gru4rec.air_positions", ".x=1", "air-gru4rec.=1"]:
+        with pytest.raises(InputError, match=r"MODEL\.KEY=VALUE"):
+            parse_overrides([bad])
+    assert hyper_settings(None, {"air": {"air_negatives": 31}}) == {"air": {"air_negatives": 31}}
+    with pytest.raises(InputError, match="unknown model"):
+        hyper_settings(None, parse_overrides(["bert4rec.dim=32"]))
+    path = tmp_path / "tuning.json"
+    path.write_text(json.dumps({"format": "airrec-tuning", "models": {
+        "air-gru4rec": {"chosen": {"dropout": 0.3, "max_len": 30}}}}), encoding="utf-8")
+    assert hyper_settings(path, {"air-gru4rec": {"max_len": 50, "air_positions": 0}}) == {
+        "air-gru4rec": {"dropout": 0.3, "max_len": 50, "air_positions": 0}}
 
 
 def test_search_selects_on_valid_resumes_and_feeds_the_suite(cyclic: Dataset, tmp_path: Path,

@@ -5,9 +5,10 @@ Backbone and AIR part train together, from scratch, on the train split:
 * the backbone's own objective, exactly the SASRec baseline's (every position of every train
   sequence predicts its next item; sampled softmax over in-domain negatives; see
   :mod:`airrec.models.train`), so without intents this *is* the SASRec (mixed) baseline;
-* the AIR objective: per sequence and step, one random position with a non-empty history; its
-  target against ``n_negatives`` items drawn uniformly from the target's domain (the
-  distribution of the 999 evaluation negatives), scored by the full AIR score; sampled softmax.
+* the AIR objective: per sequence and step, ``positions`` random positions (default one) with a
+  non-empty history; each target against ``n_negatives`` items drawn uniformly from the
+  target's domain (the distribution of the 999 evaluation negatives), scored by the full AIR
+  score; sampled softmax.
 
 Per step, the **Rust engine** builds each chosen position's tree from its history and returns
 the attention slots of every candidate (:meth:`airrec.Engine.slots_batch`): the same tree, walk
@@ -70,6 +71,9 @@ class AIRTrainConfig:
 
     epochs: int = 30
     n_negatives: int = 15  #: AIR objective: in-domain negatives per example
+    #: AIR objective: random positions per window row (each with a non-empty history); 0 takes
+    #: every such position. The backbone's own objective always uses every position.
+    positions: int = 1
     air_weight: float = 1.0  #: weight of the AIR objective beside the backbone's
     patience: int = 3
     #: Valid is scored from this epoch on (earlier epochs of a from-scratch backbone are far
@@ -250,14 +254,25 @@ def build_air_model(
     return AIRModel(backbone, comp, variant)
 
 
-def _air_positions(lengths: IntArray, starts: IntArray, rng: np.random.Generator) -> tuple[IntArray, IntArray]:
-    """Per window row, one random position whose history is non-empty: ``(rows, positions)``
-    (rows with no such position are left out). ``starts`` is each row's first target index."""
+def _air_positions(lengths: IntArray, starts: IntArray, rng: np.random.Generator,
+                   per_row: int = 1) -> tuple[IntArray, IntArray]:
+    """Per window row, ``per_row`` random positions (distinct; 0: all) whose history is
+    non-empty: ``(rows, positions)`` (rows with no such position are left out). ``starts`` is
+    each row's first target index."""
     low = (starts == 0).astype(np.int64)  # position 0 of a full sequence has no history
     span = lengths - low
-    rows = np.flatnonzero(span > 0)
-    pos = low[rows] + (rng.random(rows.size) * span[rows]).astype(np.int64)
-    return rows, pos
+    if per_row == 1:  # the original draw, kept so that runs of the default setting reproduce
+        rows = np.flatnonzero(span > 0)
+        pos = low[rows] + (rng.random(rows.size) * span[rows]).astype(np.int64)
+        return rows, pos
+    width = int(lengths.max()) if lengths.size else 0
+    cols = np.arange(width)
+    usable = (cols >= low[:, None]) & (cols < lengths[:, None])
+    keys = np.where(usable, rng.random((lengths.size, width)), np.inf)
+    take = width if per_row <= 0 else min(per_row, width)
+    order = np.argsort(keys, axis=1, kind="stable")[:, :take]  # a random subset per row
+    rows, j = np.nonzero(np.take_along_axis(usable, order, axis=1))
+    return rows.astype(np.int64), order[rows, j].astype(np.int64)
 
 
 def train_air(
@@ -274,6 +289,8 @@ def train_air(
 
     if config.epochs < 1 or config.n_negatives < 1 or backbone_config.batch_size < 1:
         raise InputError("epochs, n_negatives and batch_size must be >= 1")
+    if config.positions < 0:
+        raise InputError(f"positions must be >= 0 (0: every position), got {config.positions}")
     if engine.n_items != dataset.n_items:
         raise InputError(f"the bundle has {engine.n_items} items, the dataset {dataset.n_items}")
     if config.threads is not None:
@@ -318,7 +335,7 @@ def train_air(
             valid = targets >= 0
             states = model.backbone.states(tokens)
             loss = seq_loss(model.backbone, states[torch.from_numpy(valid)], targets[valid])
-            rows, pos = _air_positions(windows.lengths[idx], starts[idx], rng)
+            rows, pos = _air_positions(windows.lengths[idx], starts[idx], rng, config.positions)
             if rows.size:
                 tgt = targets[rows, pos]
                 cands = np.empty((rows.size, k + 1), dtype=np.int64)

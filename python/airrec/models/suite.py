@@ -46,8 +46,8 @@ from airrec.data.dataset import Dataset
 from airrec.errors import InputError
 
 __all__ = [
-    "AIR_VARIANTS", "ALL_MODELS", "MODEL_NAMES", "SuiteOptions", "SuiteReport", "check_export_parity", "check_hyper",
-    "effective_hyper", "hyper_tag", "model_label", "run_suite",
+    "AIR_HYPER", "AIR_VARIANTS", "ALL_MODELS", "MODEL_NAMES", "SuiteOptions", "SuiteReport", "check_export_parity", "check_hyper",
+    "effective_hyper", "hyper_tag", "model_label", "run_suite", "split_air_hyper",
 ]
 
 log = logging.getLogger(__name__)
@@ -208,13 +208,30 @@ def hyper_tag(hyper: Mapping[str, Any]) -> str:
     return "@" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+#: Settings of the AIR objective an AIR model's hyper-parameters may name, by the
+#: :class:`~airrec.models.air_train.AIRTrainConfig` field they set (the other keys are the
+#: backbone's TrainConfig fields).
+AIR_HYPER: dict[str, str] = {"air_negatives": "n_negatives", "air_positions": "positions", "air_weight": "air_weight"}
+
+
 def effective_hyper(hyper: Mapping[str, Any]) -> dict[str, Any]:
-    """The overrides that differ from TrainConfig's defaults (a trial at the defaults is the
-    default run and reuses it)."""
+    """The overrides that differ from the defaults (TrainConfig's; AIRTrainConfig's for the
+    :data:`AIR_HYPER` keys): a trial at the defaults is the default run and reuses it."""
+    from airrec.models.air_train import AIRTrainConfig
     from airrec.models.train import TrainConfig
 
-    defaults = TrainConfig()
-    return {k: v for k, v in sorted(hyper.items()) if getattr(defaults, k) != v}
+    defaults, air_defaults = TrainConfig(), AIRTrainConfig()
+
+    def default(key: str) -> Any:
+        return getattr(air_defaults, AIR_HYPER[key]) if key in AIR_HYPER else getattr(defaults, key)
+
+    return {k: v for k, v in sorted(hyper.items()) if default(k) != v}
+
+
+def split_air_hyper(hyper: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(TrainConfig fields, AIRTrainConfig fields)`` of one model's hyper-parameters."""
+    backbone = {k: v for k, v in hyper.items() if k not in AIR_HYPER}
+    return backbone, {AIR_HYPER[k]: v for k, v in hyper.items() if k in AIR_HYPER}
 
 
 def check_hyper(hyper: Mapping[str, Mapping[str, Any]]) -> None:
@@ -228,9 +245,24 @@ def check_hyper(hyper: Mapping[str, Mapping[str, Any]]) -> None:
     for model, values in hyper.items():
         if model not in MODEL_NAMES:
             raise InputError(f"hyper-parameters for unknown model {model!r}")
-        bad = sorted(set(values) - allowed)
+        ok = allowed | set(AIR_HYPER) if model in AIR_VARIANTS else allowed
+        bad = sorted(set(values) - ok)
         if bad:
-            raise InputError(f"{model}: {bad} are not tunable TrainConfig fields ({', '.join(sorted(allowed))})")
+            raise InputError(f"{model}: {bad} are not tunable fields ({', '.join(sorted(ok))})")
+        for key, value in values.items():
+            if key in AIR_HYPER and not _valid_air_setting(key, value):
+                raise InputError(f"{model}: {key} = {value!r} (air_negatives: an int >= 1; air_positions: an int "
+                                 ">= 0, 0 = every position; air_weight: a finite number >= 0)")
+
+
+def _valid_air_setting(key: str, value: Any) -> bool:
+    import math
+
+    if isinstance(value, bool):
+        return False
+    if key == "air_weight":
+        return isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+    return isinstance(value, int) and value >= (1 if key == "air_negatives" else 0)
 
 
 def _run_file(out: Path, model: str, seed: int) -> Path:
@@ -349,7 +381,8 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
     def run_one(m: str, seed: int) -> tuple[list[EvalResult], dict[str, Any] | None]:
         if m == "popularity":
             return evaluate_all(PopularityScorer(dataset), label(m), seed), None
-        base_cfg = TrainConfig(**{**dict(opts.hyper.get(m, {})), "epochs": opts.epochs, "seed": seed,
+        backbone_hyper, air_hyper = split_air_hyper(opts.hyper.get(m, {}))
+        base_cfg = TrainConfig(**{**backbone_hyper, "epochs": opts.epochs, "seed": seed,
                                   "eval_seed": opts.negatives_seed, "negatives_cache": cache,
                                   "eval_negatives": opts.negatives, "progress": opts.progress})
         if m in BASELINES or m in ("air-backbone", "sasrec-intents"):
@@ -363,7 +396,7 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
             return evaluate_all(t.scorer, label(m), seed), {**t.to_dict(), "model": label(m), "seed": seed}
         key, switches = AIR_VARIANTS[m]
         variant = AIRVariant(**switches)
-        acfg = AIRTrainConfig(epochs=opts.epochs, seed=seed, eval_seed=opts.negatives_seed,
+        acfg = AIRTrainConfig(**air_hyper, epochs=opts.epochs, seed=seed, eval_seed=opts.negatives_seed,
                               eval_negatives=opts.negatives, negatives_cache=cache, progress=opts.progress)
         r = train_air(dataset, engines[key], acfg, base_cfg, variant=variant, name=label(m))
         log_entry = {**r.to_dict(), "model": label(m), "seed": seed}

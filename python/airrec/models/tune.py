@@ -27,7 +27,10 @@ from typing import Any
 from airrec.data.dataset import Dataset
 from airrec.errors import DataError, InputError
 
-__all__ = ["TUNING_GRID", "TuningOptions", "chosen_hyper", "read_tuning", "run_tuning", "trial_settings"]
+__all__ = [
+    "TUNING_GRID", "TuningOptions", "chosen_hyper", "hyper_settings", "parse_overrides", "read_tuning", "run_tuning",
+    "trial_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +174,36 @@ def read_tuning(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("models"), dict):
         raise DataError(f"{p}: not an airrec tuning file (format {FORMAT!r})")
     return data
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``MODEL.KEY=VALUE`` strings (``airrec run --set``) as per-model settings; a value is
+    read as JSON (``4``, ``0.5``) and kept as a string otherwise."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        head, eq, raw = item.partition("=")
+        model, dot, key = head.partition(".")
+        if not eq or not dot or not model.strip() or not key.strip():
+            raise InputError(f"--set {item!r}: expected MODEL.KEY=VALUE (e.g. air-gru4rec.air_positions=4)")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        out.setdefault(model.strip(), {})[key.strip()] = value
+    return out
+
+
+def hyper_settings(path: str | Path | None, overrides: Mapping[str, Mapping[str, Any]] | None = None
+                   ) -> dict[str, dict[str, Any]]:
+    """Per model, the tuning file's chosen setting (none without ``path``) with ``overrides``
+    on top (:func:`parse_overrides`), checked (:func:`airrec.models.suite.check_hyper`)."""
+    from airrec.models.suite import check_hyper
+
+    hyper = chosen_hyper(path) if path is not None else {}
+    for model, values in (overrides or {}).items():
+        hyper[model] = {**hyper.get(model, {}), **values}
+    check_hyper(hyper)
+    return hyper
 
 
 def chosen_hyper(path: str | Path) -> dict[str, dict[str, Any]]:
