@@ -347,7 +347,9 @@ fn exp_slice(v: &mut [f32]) {
     const LN2_LO: f32 = 1.428_606_8e-6;
     for x in v.iter_mut() {
         let xc = x.clamp(-87.0, 88.0);
-        let n = (xc * LOG2E).round();
+        // Ties to even (not `round`, ties away from zero): it maps to one SIMD instruction, so
+        // the loop vectorises; either rounding keeps `r` within ±ln2/2.
+        let n = (xc * LOG2E).round_ties_even();
         let r = (xc - n * LN2_HI) - n * LN2_LO;
         let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
         *x = p * f32::from_bits(((n as i32 + 127) as u32) << 23);
@@ -368,23 +370,36 @@ pub fn attend<K: Simd>(
     scratch: &mut ComposeScratch,
     u: Option<&mut [f32]>,
 ) -> f32 {
-    // The common head counts get a body where the per-head loops have a constant trip count
-    // (unrolled, fewer bounds checks): at the reference shape (4 heads, ~8 slots) composing a
-    // candidate went from ~6.1k to ~5.0k instructions (callgrind, examples/profile_request.rs).
-    // Same arithmetic, in the same order, as the general body.
+    // The common head counts get a body whose per-head loops run over `[f32; H]` arrays
+    // (straight-line SIMD, one bounds check per slot) with the softmax passes fused: at the
+    // reference shape (4 heads, ~8 slots) a request went from 3.27 M to 2.95 M instructions
+    // (callgrind, examples/profile_request.rs). Same arithmetic, in the same order, as the
+    // general body, so the results are bit-identical.
     match c.n_heads {
-        1 => attend_heads::<K, 1>(kern, c, cand, slots, scratch, u),
-        2 => attend_heads::<K, 2>(kern, c, cand, slots, scratch, u),
-        4 => attend_heads::<K, 4>(kern, c, cand, slots, scratch, u),
-        8 => attend_heads::<K, 8>(kern, c, cand, slots, scratch, u),
-        _ => attend_heads::<K, 0>(kern, c, cand, slots, scratch, u),
+        1 => attend_fixed::<K, 1>(kern, c, cand, slots, scratch, u),
+        2 => attend_fixed::<K, 2>(kern, c, cand, slots, scratch, u),
+        4 => attend_fixed::<K, 4>(kern, c, cand, slots, scratch, u),
+        8 => attend_fixed::<K, 8>(kern, c, cand, slots, scratch, u),
+        _ => attend_heads(kern, c, cand, slots, scratch, u),
     }
 }
 
-/// [`attend`] with `H` heads (`H = 0`: the composer's count, known only at run time).
+/// `H` consecutive values of `v` from `at` as an array (one bounds check; the per-head loops
+/// over it then compile to straight-line SIMD, which indexing a slice per head did not).
+#[inline(always)]
+fn heads<const H: usize>(v: &[f32], at: usize) -> [f32; H] {
+    let mut out = [0.0f32; H];
+    out.copy_from_slice(&v[at..at + H]);
+    out
+}
+
+/// [`attend`] for a head count known at compile time: the arithmetic of [`attend_heads`], in
+/// the same order (bit-identical results), with the per-head loops over `[f32; H]` arrays and
+/// the passes fused: the running max is taken while the logits are written, and each slot's
+/// weights are normalised where they are used.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-fn attend_heads<K: Simd, const H: usize>(
+fn attend_fixed<K: Simd, const H: usize>(
     kern: K,
     c: &Composer,
     cand: &CandidateView<'_>,
@@ -392,7 +407,94 @@ fn attend_heads<K: Simd, const H: usize>(
     scratch: &mut ComposeScratch,
     u: Option<&mut [f32]>,
 ) -> f32 {
-    let h_n = if H == 0 { c.n_heads } else { H };
+    let a = c.attn_dim;
+    let n_types = c.n_types;
+    let null_ty = n_types - 1;
+    let n = slots.len();
+    let w = &c.weights;
+    let weight_bias = heads::<H>(&w.weight_bias, 0);
+
+    scratch.logits.clear();
+    scratch.logits.resize((n + 1) * H, 0.0);
+    let mut max = [f32::NEG_INFINITY; H];
+    for (s, row) in slots.iter().zip(scratch.logits.chunks_exact_mut(H)) {
+        kern.head_dots(cand.q, s.key, H, row);
+        let bias = heads::<H>(cand.type_logit, s.ty as usize * H);
+        for h in 0..H {
+            row[h] += bias[h] + weight_bias[h] * s.ln_w;
+            max[h] = max[h].max(row[h]);
+        }
+    }
+    let null = heads::<H>(cand.type_logit, null_ty * H);
+    scratch.logits[n * H..].copy_from_slice(&null);
+    for h in 0..H {
+        max[h] = max[h].max(null[h]);
+    }
+    for row in scratch.logits.chunks_exact_mut(H) {
+        for h in 0..H {
+            row[h] -= max[h];
+        }
+    }
+    exp_slice(&mut scratch.logits);
+    let mut sum = [0.0f32; H];
+    for row in scratch.logits.chunks_exact(H) {
+        for h in 0..H {
+            sum[h] += row[h];
+        }
+    }
+
+    // concat_h = Σ_j att_jh (v_jh + type_value[t_j]_h); type offsets accumulated by type mass.
+    scratch.concat.clear();
+    scratch.concat.resize(a, 0.0);
+    scratch.type_mass.clear();
+    scratch.type_mass.resize(n_types * H, 0.0);
+    for (s, row) in slots.iter().zip(scratch.logits.chunks_exact_mut(H)) {
+        for h in 0..H {
+            row[h] /= sum[h];
+        }
+        kern.head_axpy(row, s.value, &mut scratch.concat);
+        let mass = &mut scratch.type_mass[s.ty as usize * H..s.ty as usize * H + H];
+        for h in 0..H {
+            mass[h] += row[h];
+        }
+    }
+    let null_row = &mut scratch.logits[n * H..];
+    let null_mass = &mut scratch.type_mass[null_ty * H..null_ty * H + H];
+    for h in 0..H {
+        null_row[h] /= sum[h];
+        null_mass[h] += null_row[h];
+    }
+    for t in 0..n_types {
+        let m = &scratch.type_mass[t * H..(t + 1) * H];
+        if m.iter().any(|&v| v != 0.0) {
+            kern.head_axpy(m, &c.type_value[t * a..(t + 1) * a], &mut scratch.concat);
+        }
+    }
+
+    if let Some(u) = u {
+        // u = concat @ wo + bo (wo's rows are in the interleaved basis, like concat)
+        u.copy_from_slice(&w.bo);
+        for (i, &x) in scratch.concat.iter().enumerate() {
+            kern.axpy(x, &c.wo[i * c.dim..(i + 1) * c.dim], u);
+        }
+    }
+    std::mem::swap(&mut scratch.attention, &mut scratch.logits);
+    dot_f32(cand.r, &scratch.concat) + cand.c
+}
+
+/// [`attend`] for other head counts (known only at run time; 1, 2, 4 and 8 go through
+/// [`attend_fixed`]).
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn attend_heads<K: Simd>(
+    kern: K,
+    c: &Composer,
+    cand: &CandidateView<'_>,
+    slots: &[Slot<'_>],
+    scratch: &mut ComposeScratch,
+    u: Option<&mut [f32]>,
+) -> f32 {
+    let h_n = c.n_heads;
     let a = c.attn_dim;
     let n_types = c.n_types;
     let null_ty = n_types - 1;

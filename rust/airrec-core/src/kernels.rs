@@ -314,11 +314,26 @@ mod avx2 {
             acc = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(j)), _mm256_loadu_ps(k.as_ptr().add(j)), acc);
             j += 8;
         }
-        let mut lanes = [0.0f32; 8];
-        _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
-        out[..h_n].iter_mut().for_each(|o| *o = 0.0);
-        for (l, v) in lanes.iter().enumerate() {
-            out[l % h_n] += v;
+        // Lane `l` holds head `l % h_n`. Eight heads are the lanes; four are the sum of the two
+        // halves (lane h + lane h+4: the portable kernel's order, so the results are equal).
+        match h_n {
+            8 => {
+                assert!(out.len() >= 8);
+                _mm256_storeu_ps(out.as_mut_ptr(), acc);
+            }
+            4 => {
+                assert!(out.len() >= 4);
+                let folded = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+                _mm_storeu_ps(out.as_mut_ptr(), folded);
+            }
+            _ => {
+                let mut lanes = [0.0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+                out[..h_n].iter_mut().for_each(|o| *o = 0.0);
+                for (l, v) in lanes.iter().enumerate() {
+                    out[l % h_n] += v;
+                }
+            }
         }
     }
 

@@ -33,7 +33,24 @@ impl Link {
     fn score(&self) -> f64 {
         self.score
     }
+
+    /// The score as an [`order_key`], for the beam's comparisons.
+    #[inline(always)]
+    fn key(&self) -> i64 {
+        order_key(self.score)
+    }
 }
+
+/// An integer that orders like [`f64::total_cmp`] orders `x` (the same bit transform), made
+/// once per chain so that the beam's many comparisons are single integer compares.
+#[inline(always)]
+fn order_key(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+/// A beam entry: the chain's [`order_key`] and its arena index.
+type Entry = (i64, u32);
 
 /// Per-request values that do not depend on the candidate (computed once per tree).
 #[derive(Default)]
@@ -101,17 +118,17 @@ impl TreeView {
 #[derive(Default)]
 pub struct WalkScratch {
     arena: Vec<Link>,
-    frontier: Vec<(f64, u32)>,
-    next: Vec<(f64, u32)>,
-    complete: Vec<(f64, u32)>,
+    frontier: Vec<Entry>,
+    next: Vec<Entry>,
+    complete: Vec<Entry>,
     node_sim: Vec<f64>,
     candidate_events: Vec<u32>,
     x64: Vec<f64>,
     root_sims: Vec<f64>,
     child_sims: Vec<f64>,
     evidence_sims: Vec<f64>,
-    /// Selected chains `(score, arena index)`, best first.
-    selected: Vec<(f64, u32)>,
+    /// Selected chains `(score key, arena index)`, best first.
+    selected: Vec<Entry>,
     /// Chain nodes in slot order (chain by chain, root to leaf, each once), local indices.
     pub chain_nodes: Vec<u32>,
     /// Selected evidence `(event, score)`, best first.
@@ -172,22 +189,23 @@ fn tie_order(tree: &UserTree, s: &WalkScratch, a: u32, b: u32) -> Ordering {
     ga.cmp(gb)
 }
 
-/// The beam order of `(score, arena index)` entries: higher score first, exact ties by
-/// [`tie_order`] (a total order, so a top-k does not depend on the order entries arrive in).
+/// The beam order of `(score key, arena index)` entries: higher score first (the keys order
+/// like `f64::total_cmp`), exact ties by [`tie_order`] (a total order, so a top-k does not
+/// depend on the order entries arrive in).
 #[inline(always)]
-fn ranks_before(tree: &UserTree, s: &WalkScratch, a: &(f64, u32), b: &(f64, u32)) -> bool {
-    match b.0.total_cmp(&a.0) {
+fn ranks_before(tree: &UserTree, s: &WalkScratch, a: &Entry, b: &Entry) -> bool {
+    match b.0.cmp(&a.0) {
         Ordering::Equal => tie_order(tree, s, a.1, b.1) == Ordering::Less,
         o => o == Ordering::Less,
     }
 }
 
-/// Keeps the best `k` of `list` (`(score, arena index)` pairs), sorted: higher score first,
+/// Keeps the best `k` of `list` (`(score key, arena index)` pairs), sorted: higher score first,
 /// exact ties by [`tie_order`]. Beams are small, so this is one insertion pass that compares a
 /// candidate with the current worst kept entry before doing anything else.
 #[inline(always)]
-fn keep_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<(f64, u32)>, k: usize) {
-    let before = |a: &(f64, u32), b: &(f64, u32)| ranks_before(tree, s, a, b);
+fn keep_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<Entry>, k: usize) {
+    let before = |a: &Entry, b: &Entry| ranks_before(tree, s, a, b);
     let mut kept = 0;
     for i in 0..list.len() {
         let item = list[i];
@@ -212,8 +230,8 @@ fn keep_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<(f64, u32)>, k: usi
 /// [`keep_top`]; the worst is dropped when full. The caller has already skipped items that are
 /// strictly worse than a full list's worst, so this runs only for likely entrants.
 #[inline(always)]
-fn insert_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<(f64, u32)>, item: (f64, u32), k: usize) {
-    let before = |a: &(f64, u32), b: &(f64, u32)| ranks_before(tree, s, a, b);
+fn insert_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<Entry>, item: Entry, k: usize) {
+    let before = |a: &Entry, b: &Entry| ranks_before(tree, s, a, b);
     if list.len() == k {
         if !before(&item, &list[k - 1]) {
             return;
@@ -258,17 +276,22 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
     for (k, &r) in tree.roots.iter().enumerate() {
         let v = record(view, s, r, s.root_sims[k]);
         let link = Link::new(v, r, NO_PREV, 1);
-        frontier.push((link.score(), s.arena.len() as u32));
+        frontier.push((link.key(), s.arena.len() as u32));
         s.arena.push(link);
     }
     keep_top(tree, s, &mut frontier, cfg.beam_width);
     while !frontier.is_empty() {
         next.clear();
+        // The score of a full `next`'s worst entry (-inf until it is full): a float compare
+        // against it rejects most children before their order key is made. Only a child
+        // strictly below it in float order is rejected here, and such a child is below it in
+        // the total order too; everything else goes through the exact test.
+        let mut worst = f64::NEG_INFINITY;
         for &(_, ci) in &frontier {
             let chain = s.arena[ci as usize];
             let children = &nodes[chain.last as usize].children;
             if children.is_empty() || chain.len as usize == cfg.max_chain_depth {
-                s.complete.push((chain.score(), ci));
+                s.complete.push((chain.key(), ci));
             } else {
                 let (a, b) = (view.child_start[chain.last as usize] as usize, view.child_start[chain.last as usize + 1] as usize);
                 s.child_sims.resize(b - a, 0.0);
@@ -276,17 +299,24 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
                 for (k, &ch) in children.iter().enumerate() {
                     let v = record(view, s, ch, s.child_sims[k]);
                     let link = Link::new(chain.sum + v, ch, ci, chain.len + 1);
+                    if link.score < worst {
+                        continue;
+                    }
                     // The beam is kept sorted as children arrive: a child strictly below a full
                     // beam's worst cannot enter, and is never stored (most children, on wide
                     // levels). The kept set is the same as sorting all children: the order
                     // (score, then `tie_order`) is total, so the top-k does not depend on
                     // arrival order.
-                    if next.len() == cfg.beam_width && link.score().total_cmp(&next[cfg.beam_width - 1].0) == Ordering::Less {
+                    let key = link.key();
+                    if next.len() == cfg.beam_width && key < next[cfg.beam_width - 1].0 {
                         continue;
                     }
                     let idx = s.arena.len() as u32;
                     s.arena.push(link);
-                    insert_top(tree, s, &mut next, (link.score(), idx), cfg.beam_width);
+                    insert_top(tree, s, &mut next, (key, idx), cfg.beam_width);
+                    if next.len() == cfg.beam_width {
+                        worst = s.arena[next[cfg.beam_width - 1].1 as usize].score;
+                    }
                 }
             }
         }

@@ -80,6 +80,11 @@ fn score_head(c: &Composition, u: &[f32], x: &[f32]) -> f64 {
 
 /// d = 6, a = 4, H = 2, depth 3, random weights everywhere; nodes and items spread randomly.
 fn random_fixture(seed: u64) -> Fixture {
+    random_fixture_heads(seed, 4, 2)
+}
+
+/// [`random_fixture`] with attention dimension `attn_dim` over `heads` heads.
+fn random_fixture_heads(seed: u64, attn_dim: usize, heads: usize) -> Fixture {
     let mut rng = Rng::new(seed);
     let mut f = Fixture::new(6);
     let v = |rng: &mut Rng| (0..6).map(|_| rng.normal()).collect::<Vec<f64>>();
@@ -94,7 +99,7 @@ fn random_fixture(seed: u64) -> Fixture {
     for leaves in [vec![a1], vec![a2, b], vec![c1], vec![b], vec![a1, c1], vec![a2]] {
         f.item(&v(&mut rng), 0, &leaves);
     }
-    f.composition = Some(Composition::random(6, 4, 2, 3, seed));
+    f.composition = Some(Composition::random(6, attn_dim, heads, 3, seed));
     f
 }
 
@@ -218,8 +223,12 @@ fn hand_computed_single_slot_attention() {
 
 #[test]
 fn engine_matches_the_reference_on_random_weights() {
-    for seed in 0..4u64 {
-        let f = random_fixture(seed);
+    // Head counts with a compile-time body (1, 2, 4, 8; with `a` a multiple of 8 the AVX2
+    // kernels run, otherwise the portable ones) and one with the run-time body (3).
+    let shapes = [(4, 2), (4, 1), (6, 3), (8, 4), (16, 8), (6, 2)];
+    for seed in 0..6u64 {
+        let (a, heads) = shapes[seed as usize];
+        let f = random_fixture_heads(seed, a, heads);
         let c = f.composition();
         let (_d, e) = engine_with(&f, json!({"beam_width": 2, "max_chains": 2, "max_evidence": 3, "walk_alpha": 0.3}));
         let mut rng = Rng::new(seed + 100);
