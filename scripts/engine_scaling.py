@@ -58,7 +58,14 @@ def main() -> int:
                    default=Path(os.environ.get("CARGO_TARGET_DIR", "target")), help="cargo target dir")
     p.add_argument("--requests", type=int, default=20, help="requests under callgrind per shape (default 20)")
     p.add_argument("--timed-requests", type=int, default=500, help="requests timed per shape (default 500)")
+    p.add_argument("--baseline", type=Path,
+                   help="an earlier output of this script (e.g. `git show REV:benches/results/engine-scaling.json`): "
+                   "its instructions per request are kept beside the new ones, with the ratio")
     args = p.parse_args()
+    baseline = {}
+    if args.baseline is not None:
+        old = json.loads(args.baseline.read_text(encoding="utf-8"))
+        baseline = {(r["events"], r["candidates"]): r["instructions_per_request"] for r in old["rows"]}
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed")
     exe = _example(args.target_dir)
@@ -75,6 +82,9 @@ def main() -> int:
             rows.append({"events": events, "candidates": cands, "instructions_per_request": round(per),
                          "instructions_per_candidate": round(per / cands), "p50_us": timed["p50_us"],
                          "p90_us": timed["p90_us"], "timed_requests": timed["requests"]})
+            if (events, cands) in baseline:
+                rows[-1]["baseline_instructions_per_request"] = baseline[(events, cands)]
+                rows[-1]["instructions_vs_baseline"] = round(per / baseline[(events, cands)], 3)
             print(f"events {events:4d} candidates {cands:5d}: {per / 1e6:6.2f} M instructions "
                   f"({per / cands:7.0f} per candidate), p50 {timed['p50_us']:8.1f} us", flush=True)
     result = {"benchmark": "airrec engine scaling (examples/profile_request.rs)",
@@ -82,6 +92,8 @@ def main() -> int:
               "method": "instructions: callgrind total with n requests minus with none, / n; time: median of "
                         "timed requests on one thread (machine load moves it, instructions do not)",
               "rows": rows}
+    if args.baseline is not None:
+        result["baseline"] = str(args.baseline)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -464,22 +464,7 @@ fn attend_fixed<K: Simd, const H: usize>(
         null_row[h] /= sum[h];
         null_mass[h] += null_row[h];
     }
-    for t in 0..n_types {
-        let m = &scratch.type_mass[t * H..(t + 1) * H];
-        if m.iter().any(|&v| v != 0.0) {
-            kern.head_axpy(m, &c.type_value[t * a..(t + 1) * a], &mut scratch.concat);
-        }
-    }
-
-    if let Some(u) = u {
-        // u = concat @ wo + bo (wo's rows are in the interleaved basis, like concat)
-        u.copy_from_slice(&w.bo);
-        for (i, &x) in scratch.concat.iter().enumerate() {
-            kern.axpy(x, &c.wo[i * c.dim..(i + 1) * c.dim], u);
-        }
-    }
-    std::mem::swap(&mut scratch.attention, &mut scratch.logits);
-    dot_f32(cand.r, &scratch.concat) + cand.c
+    finish::<K, H>(kern, c, cand, scratch, u)
 }
 
 /// [`attend`] for other head counts (known only at run time; 1, 2, 4 and 8 go through
@@ -555,16 +540,31 @@ fn attend_heads<K: Simd>(
     for h in 0..h_n {
         scratch.type_mass[null_ty * h_n + h] += scratch.logits[null_row + h];
     }
-    for t in 0..n_types {
+    finish::<K, 0>(kern, c, cand, scratch, u)
+}
+
+/// The end of [`attend`] once `scratch` holds the attention weights, `concat` the weighted
+/// values and `type_mass` each type's attention mass: adds the type offsets, writes the intent
+/// vector into `u` when given, moves the weights to `scratch.attention`, returns the score.
+#[inline(always)]
+fn finish<K: Simd, const H: usize>(
+    kern: K,
+    c: &Composer,
+    cand: &CandidateView<'_>,
+    scratch: &mut ComposeScratch,
+    u: Option<&mut [f32]>,
+) -> f32 {
+    // `H = 0`: the head count known only at run time.
+    let (a, h_n) = (c.attn_dim, if H == 0 { c.n_heads } else { H });
+    for t in 0..c.n_types {
         let m = &scratch.type_mass[t * h_n..(t + 1) * h_n];
         if m.iter().any(|&v| v != 0.0) {
             kern.head_axpy(m, &c.type_value[t * a..(t + 1) * a], &mut scratch.concat);
         }
     }
-
     if let Some(u) = u {
         // u = concat @ wo + bo (wo's rows are in the interleaved basis, like concat)
-        u.copy_from_slice(&w.bo);
+        u.copy_from_slice(&c.weights.bo);
         for (i, &x) in scratch.concat.iter().enumerate() {
             kern.axpy(x, &c.wo[i * c.dim..(i + 1) * c.dim], u);
         }
