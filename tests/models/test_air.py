@@ -219,6 +219,26 @@ def test_more_positions_and_negatives_train(cyclic: Dataset, engine: Engine, tmp
         train_air(cyclic, engine, dataclasses.replace(cfg, positions=-1), BACKBONE)
 
 
+def test_engine_settings_train_serve_and_survive_the_checkpoint(cyclic: Dataset, engine: Engine,
+                                                                 tmp_path: Path) -> None:
+    from airrec import ConfigError
+    from airrec.models.air_train import load_air_scorer, save_air_checkpoint
+
+    settings = {"max_chains": 1, "max_evidence": 1}
+    cfg = dataclasses.replace(AIR_FAST, epochs=1, negatives_cache=tmp_path, engine=settings)
+    r = train_air(cyclic, engine, cfg, BACKBONE)
+    assert {k: r.scorer.engine.config[k] for k in settings} == settings
+    assert r.scorer.engine.slot_width < engine.slot_width  # the composition saw fewer slots
+    path = save_air_checkpoint(r, BACKBONE, tmp_path / "air.pt")
+    again = load_air_scorer(path, engine, cyclic)  # the bundle's engine: the checkpoint re-applies them
+    assert {k: again.engine.config[k] for k in settings} == settings
+    hist = Histories.from_arrays(cyclic.test.offsets, cyclic.test.items)
+    cand = np.tile(np.arange(12, dtype=np.int64), (len(cyclic.test), 1))
+    np.testing.assert_array_equal(again.score(hist, cand), r.scorer.score(hist, cand))
+    with pytest.raises(ConfigError):
+        train_air(cyclic, engine, dataclasses.replace(cfg, engine={"max_evidnce": 3}), BACKBONE)
+
+
 def test_air_backbone_is_checked(cyclic: Dataset, engine: Engine, tmp_path: Path) -> None:
     cfg = dataclasses.replace(AIR_FAST, epochs=1, negatives_cache=tmp_path)
     with pytest.raises(InputError, match="choose sasrec-mixed or gru4rec"):

@@ -57,8 +57,8 @@ from airrec.models.train import (
 )
 
 __all__ = [
-    "AIRScorer", "AIRTrainConfig", "AIRTrainResult", "build_air_model", "load_air_scorer", "save_air_checkpoint",
-    "train_air",
+    "AIRScorer", "AIRTrainConfig", "AIRTrainResult", "build_air_model", "engine_settings", "load_air_scorer",
+    "save_air_checkpoint", "train_air",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -74,6 +74,10 @@ class AIRTrainConfig:
     #: AIR objective: random positions per window row (each with a non-empty history); 0 takes
     #: every such position. The backbone's own objective always uses every position.
     positions: int = 1
+    #: Engine settings for training and serving this model (walk, chains, evidence: what the
+    #: composition sees), on top of the bundle's and the variant's; saved in the checkpoint
+    #: and in an export, so serving uses what training did.
+    engine: dict[str, Any] = field(default_factory=dict)
     air_weight: float = 1.0  #: weight of the AIR objective beside the backbone's
     patience: int = 3
     #: Valid is scored from this epoch on (earlier epochs of a from-scratch backbone are far
@@ -254,6 +258,11 @@ def build_air_model(
     return AIRModel(backbone, comp, variant)
 
 
+def engine_settings(variant: AIRVariant, config: AIRTrainConfig) -> dict[str, Any]:
+    """The engine settings a model trains and serves with: the variant's, then the config's."""
+    return {**variant.engine_overrides, **config.engine}
+
+
 def _air_positions(lengths: IntArray, starts: IntArray, rng: np.random.Generator,
                    per_row: int = 1) -> tuple[IntArray, IntArray]:
     """Per window row, ``per_row`` random positions (distinct; 0: all) whose history is
@@ -295,8 +304,9 @@ def train_air(
         raise InputError(f"the bundle has {engine.n_items} items, the dataset {dataset.n_items}")
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    if variant.engine_overrides:
-        engine = engine.with_config(**variant.engine_overrides)
+    overrides = engine_settings(variant, config)
+    if overrides:
+        engine = engine.with_config(**overrides)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     bcfg = replace(backbone_config, seed=config.seed, progress=False)
@@ -379,6 +389,7 @@ def save_air_checkpoint(result: AIRTrainResult, backbone_config: TrainConfig, pa
     cfg = config_dict(backbone_config)
     payload = {"format": "airrec-air-checkpoint", "version": 1, "name": result.scorer.name,
                "variant": asdict(result.scorer.model.variant), "backbone_config": cfg,
+               "engine": engine_settings(result.scorer.model.variant, result.config),
                "best_epoch": result.best_epoch, "state": result.scorer.model.state_dict()}
     with atomic_writer(out) as handle:
         torch.save(payload, handle)
@@ -400,8 +411,9 @@ def load_air_scorer(path: str | Path, engine: Engine, dataset: Dataset) -> AIRSc
     fields_ = {f for f in TrainConfig.__dataclass_fields__}
     bcfg = TrainConfig(**{k: v for k, v in payload["backbone_config"].items() if k in fields_ and k not in
                           ("negatives_cache", "checkpoint")})
-    if variant.engine_overrides:
-        engine = engine.with_config(**variant.engine_overrides)
+    overrides = payload.get("engine", variant.engine_overrides)  # version-1 files before it: the variant's
+    if overrides:
+        engine = engine.with_config(**overrides)
     model = build_air_model(engine, dataset, bcfg, variant)
     try:
         model.load_state_dict(payload["state"])

@@ -211,7 +211,8 @@ def hyper_tag(hyper: Mapping[str, Any]) -> str:
 #: Settings of the AIR objective an AIR model's hyper-parameters may name, by the
 #: :class:`~airrec.models.air_train.AIRTrainConfig` field they set (the other keys are the
 #: backbone's TrainConfig fields).
-AIR_HYPER: dict[str, str] = {"air_negatives": "n_negatives", "air_positions": "positions", "air_weight": "air_weight"}
+AIR_HYPER: dict[str, str] = {"air_negatives": "n_negatives", "air_positions": "positions", "air_weight": "air_weight",
+                             "air_engine": "engine"}
 
 
 def effective_hyper(hyper: Mapping[str, Any]) -> dict[str, Any]:
@@ -252,12 +253,15 @@ def check_hyper(hyper: Mapping[str, Mapping[str, Any]]) -> None:
         for key, value in values.items():
             if key in AIR_HYPER and not _valid_air_setting(key, value):
                 raise InputError(f"{model}: {key} = {value!r} (air_negatives: an int >= 1; air_positions: an int "
-                                 ">= 0, 0 = every position; air_weight: a finite number >= 0)")
+                                 ">= 0, 0 = every position; air_weight: a finite number >= 0; air_engine: an object "
+                                 "of engine settings, e.g. {\"max_evidence\": 16})")
 
 
 def _valid_air_setting(key: str, value: Any) -> bool:
     import math
 
+    if key == "air_engine":  # the engine checks names and ranges when the model is built
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if isinstance(value, bool):
         return False
     if key == "air_weight":
@@ -339,7 +343,7 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
     from airrec.evaluate.protocol import EvalResult, Scorer, evaluate
     from airrec.evaluate.report import write_report
     from airrec.models.air import AIRVariant, item_intent_nodes
-    from airrec.models.air_train import AIRTrainConfig, train_air
+    from airrec.models.air_train import AIRTrainConfig, engine_settings, train_air
     from airrec.models.plots import plot_training
     from airrec.models.train import TrainConfig, train_model
 
@@ -401,7 +405,7 @@ def run_suite(dataset: Dataset, opts: SuiteOptions) -> SuiteReport:
         r = train_air(dataset, engines[key], acfg, base_cfg, variant=variant, name=label(m))
         log_entry = {**r.to_dict(), "model": label(m), "seed": seed}
         if m == "air" and opts.export:
-            path = _export(r, opts.bundles[key], out, seed, variant.engine_overrides, base_cfg)
+            path = _export(r, opts.bundles[key], out, seed, engine_settings(variant, acfg), base_cfg)
             log_entry["export"] = {"bundle": str(path), "parity": check_export_parity(r.scorer, path, dataset)}
             log.info("exported %s (parity %s)", path, log_entry["export"]["parity"])
         return evaluate_all(r.scorer, label(m), seed), log_entry
