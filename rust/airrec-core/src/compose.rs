@@ -317,13 +317,32 @@ impl Composer {
         let a = self.attn_dim;
         self.folded.item_kv[item as usize * 2 * a..(item as usize + 1) * 2 * a].split_at(a)
     }
+
+    /// The folded key and value of a slot's row.
+    #[inline(always)]
+    pub fn slot_kv(&self, row: SlotRow) -> (&[f32], &[f32]) {
+        match row {
+            SlotRow::Node(n) => self.node_kv(n),
+            SlotRow::Item(i) => self.item_kv(i),
+        }
+    }
 }
 
-/// One attention slot: folded key and value rows, slot type and `ln(w)`.
-#[derive(Clone, Copy)]
-pub struct Slot<'a> {
-    pub key: &'a [f32],
-    pub value: &'a [f32],
+/// Whose folded `[k | v]` row an attention slot reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotRow {
+    /// A trie node's (`fold_node_kv`).
+    Node(u32),
+    /// An item's (`fold_item_kv`): an evidence event's item.
+    Item(u32),
+}
+
+/// One attention slot: its folded key/value row, slot type and `ln(w)`. Slots name rows
+/// instead of borrowing them, so a caller's slot buffer outlives any one composer borrow and is
+/// reused across requests (no allocation per request).
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    pub row: SlotRow,
     pub ty: u8,
     pub ln_w: f32,
 }
@@ -366,7 +385,7 @@ pub fn attend<K: Simd>(
     kern: K,
     c: &Composer,
     cand: &CandidateView<'_>,
-    slots: &[Slot<'_>],
+    slots: &[Slot],
     scratch: &mut ComposeScratch,
     u: Option<&mut [f32]>,
 ) -> f32 {
@@ -403,7 +422,7 @@ fn attend_fixed<K: Simd, const H: usize>(
     kern: K,
     c: &Composer,
     cand: &CandidateView<'_>,
-    slots: &[Slot<'_>],
+    slots: &[Slot],
     scratch: &mut ComposeScratch,
     u: Option<&mut [f32]>,
 ) -> f32 {
@@ -418,7 +437,7 @@ fn attend_fixed<K: Simd, const H: usize>(
     scratch.logits.resize((n + 1) * H, 0.0);
     let mut max = [f32::NEG_INFINITY; H];
     for (s, row) in slots.iter().zip(scratch.logits.chunks_exact_mut(H)) {
-        kern.head_dots(cand.q, s.key, H, row);
+        kern.head_dots(cand.q, c.slot_kv(s.row).0, H, row);
         let bias = heads::<H>(cand.type_logit, s.ty as usize * H);
         for h in 0..H {
             row[h] += bias[h] + weight_bias[h] * s.ln_w;
@@ -452,7 +471,7 @@ fn attend_fixed<K: Simd, const H: usize>(
         for h in 0..H {
             row[h] /= sum[h];
         }
-        kern.head_axpy(row, s.value, &mut scratch.concat);
+        kern.head_axpy(row, c.slot_kv(s.row).1, &mut scratch.concat);
         let mass = &mut scratch.type_mass[s.ty as usize * H..s.ty as usize * H + H];
         for h in 0..H {
             mass[h] += row[h];
@@ -475,7 +494,7 @@ fn attend_heads<K: Simd>(
     kern: K,
     c: &Composer,
     cand: &CandidateView<'_>,
-    slots: &[Slot<'_>],
+    slots: &[Slot],
     scratch: &mut ComposeScratch,
     u: Option<&mut [f32]>,
 ) -> f32 {
@@ -491,7 +510,7 @@ fn attend_heads<K: Simd>(
     scratch.logits.resize(s_n * h_n, 0.0);
     for (j, s) in slots.iter().enumerate() {
         let row = &mut scratch.logits[j * h_n..(j + 1) * h_n];
-        kern.head_dots(q, s.key, h_n, row);
+        kern.head_dots(q, c.slot_kv(s.row).0, h_n, row);
         for h in 0..h_n {
             row[h] += cand.type_logit[s.ty as usize * h_n + h] + w.weight_bias[h] * s.ln_w;
         }
@@ -532,7 +551,7 @@ fn attend_heads<K: Simd>(
     scratch.type_mass.resize(n_types * h_n, 0.0);
     for (j, s) in slots.iter().enumerate() {
         let att = &scratch.logits[j * h_n..(j + 1) * h_n];
-        kern.head_axpy(att, s.value, &mut scratch.concat);
+        kern.head_axpy(att, c.slot_kv(s.row).1, &mut scratch.concat);
         for h in 0..h_n {
             scratch.type_mass[s.ty as usize * h_n + h] += att[h];
         }

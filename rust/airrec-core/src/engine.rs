@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::bundle::{Bundle, LoadOptions};
-use crate::compose::{attend, CandidateView, ComposeScratch, Composer, Slot};
+use crate::compose::{attend, CandidateView, ComposeScratch, Composer, Slot, SlotRow};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::explain::{ChainExplanation, EvidenceExplanation, Explanation};
@@ -56,6 +56,8 @@ pub struct Scratch {
     view: TreeView,
     walk: WalkScratch,
     compose: ComposeScratch,
+    /// The current candidate's attention slots (reused: no allocation per request).
+    slots: Vec<Slot>,
     row: Vec<f32>,
 }
 
@@ -398,30 +400,20 @@ impl Engine {
     /// Composes the walked candidate; returns its score and writes its intent vector into `u`
     /// when given.
     #[inline(always)]
-    fn compose<'a, K: Simd>(
-        &'a self,
-        kern: K,
-        tree: &UserTree,
-        cand: &CandidateView<'_>,
-        s: &mut Scratch,
-        slots: &mut Vec<Slot<'a>>,
-        u: Option<&mut [f32]>,
-    ) -> f32 {
+    fn compose<K: Simd>(&self, kern: K, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch, u: Option<&mut [f32]>) -> f32 {
         let b = &*self.bundle;
-        let c = self.composer();
         let evidence_ty = b.dims.max_depth as u8;
-        slots.clear();
+        s.slots.clear();
         for &li in &s.walk.chain_nodes {
             let node = tree.nodes[li as usize].node;
-            let (key, value) = c.node_kv(node);
             let ty = b.trie.depth(node) - 1;
-            slots.push(Slot { key, value, ty, ln_w: s.view.node_ln_w[li as usize] as f32 });
+            s.slots.push(Slot { row: SlotRow::Node(node), ty, ln_w: s.view.node_ln_w[li as usize] as f32 });
         }
         for &(e, _) in &s.walk.evidence {
-            let (key, value) = c.item_kv(tree.events()[e as usize].item);
-            slots.push(Slot { key, value, ty: evidence_ty, ln_w: s.view.event_ln_w[e as usize] as f32 });
+            let item = tree.events()[e as usize].item;
+            s.slots.push(Slot { row: SlotRow::Item(item), ty: evidence_ty, ln_w: s.view.event_ln_w[e as usize] as f32 });
         }
-        attend(kern, c, cand, slots, &mut s.compose, u)
+        attend(kern, self.composer(), cand, &s.slots, &mut s.compose, u)
     }
 
     #[inline(always)]
@@ -430,7 +422,6 @@ impl Engine {
         let c = self.composer();
         self.prepare_view(tree, s);
         let mut buf = std::mem::take(&mut s.row);
-        let mut slots = Vec::new();
         let n = cands.len(d);
         if let Candidates::Items(ids) = &cands {
             for &id in ids.iter().take(PREFETCH_AHEAD) {
@@ -446,9 +437,9 @@ impl Engine {
             let cand = c.view(self.candidate_row(&cands, k, &mut buf));
             self.walk_for(kern, tree, &cand, s);
             match want {
-                Want::Scores => out[k] = self.compose(kern, tree, &cand, s, &mut slots, None),
+                Want::Scores => out[k] = self.compose(kern, tree, &cand, s, None),
                 Want::Vectors => {
-                    self.compose(kern, tree, &cand, s, &mut slots, Some(&mut out[k * d..(k + 1) * d]));
+                    self.compose(kern, tree, &cand, s, Some(&mut out[k * d..(k + 1) * d]));
                 }
             }
         }
@@ -573,7 +564,7 @@ impl Engine {
                 let cand = e.composer().view(e.candidate_row(&self.cands, 0, &mut buf));
                 e.walk_for(kern, tree, &cand, &mut s);
                 let mut u = vec![0.0f32; e.dim()];
-                let score = e.compose(kern, tree, &cand, &mut s, &mut Vec::new(), Some(&mut u));
+                let score = e.compose(kern, tree, &cand, &mut s, Some(&mut u));
                 // The similarities the walk selected the evidence with, not recomputed.
                 let evidence_similarity = s.walk.evidence.iter().map(|&(ev, _)| s.walk.evidence_similarity(ev)).collect();
                 Walked { s, score, u, evidence_similarity }
