@@ -2,6 +2,7 @@
 //! merged by shared prefix, with decayed behaviour weights and bounded evidence per node.
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 use crate::trie::Trie;
@@ -23,10 +24,12 @@ pub struct TreeNode {
     pub parent: Option<u32>,
     /// Decayed behaviour mass reaching this node, in units of the tree's reference time.
     pub(crate) mass: f64,
-    /// Local indices of children, in ascending global node id.
-    pub children: Vec<u32>,
-    /// Event indices of the strongest evidence, unordered, at most `node_evidence_cap`.
-    pub evidence: Vec<u32>,
+    /// Local indices of children, in ascending global node id. Inline up to four (most nodes
+    /// have fewer), so building a tree does not allocate twice per node.
+    pub children: SmallVec<[u32; 4]>,
+    /// Event indices of the strongest evidence, unordered, at most `node_evidence_cap`; inline
+    /// up to four, like `children`.
+    pub evidence: SmallVec<[u32; 4]>,
 }
 
 /// Parameters fixed when a tree is built; an engine checks them before using a tree.
@@ -227,10 +230,10 @@ impl UserTree {
             return li;
         }
         let li = self.nodes.len() as u32;
-        self.nodes.push(TreeNode { node, parent, mass: 0.0, children: Vec::new(), evidence: Vec::new() });
+        self.nodes.push(TreeNode { node, parent, mass: 0.0, children: SmallVec::new(), evidence: SmallVec::new() });
         self.local.insert(node, li);
         // Keep siblings in ascending global id; node ids are what ties break on.
-        let siblings = match parent {
+        let siblings: &[u32] = match parent {
             Some(p) => &self.nodes[p as usize].children,
             None => &self.roots,
         };

@@ -22,7 +22,7 @@ fn weight_of(t: &UserTree, node: u32) -> f64 {
 }
 
 fn evidence_of(t: &UserTree, node: u32) -> Vec<u32> {
-    let mut ev = t.nodes()[t.local_index(node).unwrap() as usize].evidence.clone();
+    let mut ev = t.nodes()[t.local_index(node).unwrap() as usize].evidence.to_vec();
     ev.sort_unstable();
     ev
 }
