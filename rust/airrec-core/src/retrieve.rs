@@ -66,6 +66,9 @@ pub struct TreeView {
     /// are `root_vecs`. A beam expansion is then one blocked matrix-vector product.
     child_vecs: Vec<f64>,
     child_start: Vec<u32>,
+    /// The children's local indices in the same order (`child_start` delimits them too), so
+    /// the walk reads one flat array instead of each node's own list.
+    child_ids: Vec<u32>,
     root_vecs: Vec<f64>,
     /// Item vectors of the tree's events in f64, row `e` for event `e`: evidence similarities
     /// then read them without converting the same vectors again for every candidate.
@@ -95,9 +98,11 @@ impl TreeView {
         }
         self.child_vecs.clear();
         self.child_start.clear();
+        self.child_ids.clear();
         let mut rows = 0u32;
         for node in nodes {
             self.child_start.push(rows);
+            self.child_ids.extend_from_slice(&node.children);
             for &ch in &node.children {
                 push(&mut self.child_vecs, ch);
             }
@@ -289,11 +294,11 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
         let mut worst = f64::NEG_INFINITY;
         for &(_, ci) in &frontier {
             let chain = s.arena[ci as usize];
-            let children = &nodes[chain.last as usize].children;
-            if children.is_empty() || chain.len as usize == cfg.max_chain_depth {
+            let (a, b) = (view.child_start[chain.last as usize] as usize, view.child_start[chain.last as usize + 1] as usize);
+            if a == b || chain.len as usize == cfg.max_chain_depth {
                 s.complete.push((chain.key(), ci));
             } else {
-                let (a, b) = (view.child_start[chain.last as usize] as usize, view.child_start[chain.last as usize + 1] as usize);
+                let children = &view.child_ids[a..b];
                 s.child_sims.resize(b - a, 0.0);
                 kern.gemv_f64(&view.child_vecs[a * d..b * d], d, &s.x64, &mut s.child_sims);
                 for (k, &ch) in children.iter().enumerate() {
