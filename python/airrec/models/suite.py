@@ -208,9 +208,9 @@ def hyper_tag(hyper: Mapping[str, Any]) -> str:
     return "@" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-#: Settings of the AIR objective an AIR model's hyper-parameters may name, by the
-#: :class:`~airrec.models.air_train.AIRTrainConfig` field they set (the other keys are the
-#: backbone's TrainConfig fields).
+#: Settings of the AIR objective and of the engine an AIR model trains and serves with, that
+#: its hyper-parameters may name, by the :class:`~airrec.models.air_train.AIRTrainConfig` field
+#: they set (the other keys are the backbone's TrainConfig fields).
 AIR_HYPER: dict[str, str] = {"air_negatives": "n_negatives", "air_positions": "positions", "air_weight": "air_weight",
                              "air_engine": "engine"}
 
