@@ -548,6 +548,8 @@ impl Engine {
             score: f32,
             u: Vec<f32>,
             evidence_similarity: Vec<f64>,
+            /// Per chain node, in slot order.
+            node_similarity: Vec<f64>,
         }
         struct Explain<'e, 'a> {
             engine: &'e Engine,
@@ -565,13 +567,15 @@ impl Engine {
                 e.walk_for(kern, tree, &cand, &mut s);
                 let mut u = vec![0.0f32; e.dim()];
                 let score = e.compose(kern, tree, &cand, &mut s, Some(&mut u));
-                // The similarities the walk selected the evidence with, not recomputed.
+                // The similarities the walk selected the evidence with, not recomputed; the chain
+                // nodes' with the walk's kernel and rows (the walk keeps only their scores).
                 let evidence_similarity = s.walk.evidence.iter().map(|&(ev, _)| s.walk.evidence_similarity(ev)).collect();
-                Walked { s, score, u, evidence_similarity }
+                let node_similarity = s.walk.chain_nodes.iter().map(|&li| s.walk.node_similarity(kern, &s.view, li)).collect();
+                Walked { s, score, u, evidence_similarity, node_similarity }
             }
         }
         let b = &*self.bundle;
-        let Walked { s, score, u, evidence_similarity } = self.with_kernels(Explain { engine: self, tree, cands });
+        let Walked { s, score, u, evidence_similarity, node_similarity } = self.with_kernels(Explain { engine: self, tree, cands });
         let h = b.dims.n_heads;
         let att = &s.compose.attention;
         let mean_att = |slot: usize| att[slot * h..(slot + 1) * h].iter().sum::<f32>() / h as f32;
@@ -584,7 +588,7 @@ impl Engine {
                     nodes: local.iter().map(|&li| tree.nodes[li as usize].node).collect(),
                     phrases: local.iter().map(|&li| b.trie.phrase(tree.nodes[li as usize].node).to_string()).collect(),
                     weights: local.iter().map(|&li| tree.weight(li)).collect(),
-                    similarities: local.iter().map(|&li| s.walk.node_similarity(li)).collect(),
+                    similarities: local.iter().map(|&li| node_similarity[slot_of_node(li)]).collect(),
                     attention: local.iter().map(|&li| mean_att(slot_of_node(li))).collect(),
                     score,
                 }

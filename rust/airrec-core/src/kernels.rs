@@ -222,47 +222,63 @@ mod avx2 {
         _mm_cvtsd_f64(_mm_add_sd(s, h))
     }
 
-    /// Dot products of four `d`-long f64 rows with `x`, each with its own accumulator.
-    /// Beyond the module contract: every `p[k]` and `xp` is valid for `d` reads (the callers
-    /// check the slice lengths and row indices before forming the pointers).
+    /// Dot products of `N` `d`-long f64 rows with `x`, each row with its own accumulator that
+    /// sums four lanes in `j` order, then the lanes, then the tail: every row gets the same
+    /// arithmetic whatever `N` it is computed in (blocks of four, then pairs and singles for a
+    /// short tail, which most of the walk's child lists are). Beyond the module contract: every
+    /// `p[k]` and `xp` is valid for `d` reads (the callers check the slice lengths and row
+    /// indices before forming the pointers).
     #[inline(always)]
-    unsafe fn dots4(p: [*const f64; 4], xp: *const f64, d: usize) -> [f64; 4] {
+    unsafe fn dots<const N: usize>(p: [*const f64; N], xp: *const f64, d: usize) -> [f64; N] {
         let full = d / 4 * 4;
-        let (mut a0, mut a1, mut a2, mut a3) = (_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd());
+        let mut acc = [_mm256_setzero_pd(); N];
         let mut j = 0;
+        macro_rules! step {
+            ($j:expr) => {
+                let xv = _mm256_loadu_pd(xp.add($j));
+                for k in 0..N {
+                    acc[k] = _mm256_fmadd_pd(_mm256_loadu_pd(p[k].add($j)), xv, acc[k]);
+                }
+            };
+        }
+        // Four steps per iteration (the loop overhead was a tenth of the walk's instructions
+        // at d = 64); each accumulator still sums its lanes in `j` order.
+        while j + 16 <= full {
+            step!(j);
+            step!(j + 4);
+            step!(j + 8);
+            step!(j + 12);
+            j += 16;
+        }
         while j < full {
-            let xv = _mm256_loadu_pd(xp.add(j));
-            a0 = _mm256_fmadd_pd(_mm256_loadu_pd(p[0].add(j)), xv, a0);
-            a1 = _mm256_fmadd_pd(_mm256_loadu_pd(p[1].add(j)), xv, a1);
-            a2 = _mm256_fmadd_pd(_mm256_loadu_pd(p[2].add(j)), xv, a2);
-            a3 = _mm256_fmadd_pd(_mm256_loadu_pd(p[3].add(j)), xv, a3);
+            step!(j);
             j += 4;
         }
-        let mut t = [hsum_pd(a0), hsum_pd(a1), hsum_pd(a2), hsum_pd(a3)];
-        for jj in full..d {
-            for (tk, pk) in t.iter_mut().zip(p) {
-                *tk += *pk.add(jj) * *xp.add(jj);
+        let mut t = [0.0; N];
+        for k in 0..N {
+            t[k] = hsum_pd(acc[k]);
+            for jj in full..d {
+                t[k] += *p[k].add(jj) * *xp.add(jj);
             }
         }
         t
     }
 
-    /// One row's dot product with `x`: the arithmetic of one lane of [`dots4`]; `p` and `xp`
-    /// are valid for `d` reads, as there.
+    /// `out[r] = rows[row(r)] · x` in blocks of four rows, then a pair and a single.
     #[inline(always)]
-    unsafe fn dot1(p: *const f64, xp: *const f64, d: usize) -> f64 {
-        let full = d / 4 * 4;
-        let mut a = _mm256_setzero_pd();
-        let mut j = 0;
-        while j < full {
-            a = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(j)), _mm256_loadu_pd(xp.add(j)), a);
-            j += 4;
+    unsafe fn dots_into(n: usize, row: impl Fn(usize) -> *const f64, xp: *const f64, d: usize, out: &mut [f64]) {
+        let mut r = 0;
+        while r + 4 <= n {
+            out[r..r + 4].copy_from_slice(&dots([row(r), row(r + 1), row(r + 2), row(r + 3)], xp, d));
+            r += 4;
         }
-        let mut t = hsum_pd(a);
-        for jj in full..d {
-            t += *p.add(jj) * *xp.add(jj);
+        if r + 2 <= n {
+            out[r..r + 2].copy_from_slice(&dots([row(r), row(r + 1)], xp, d));
+            r += 2;
         }
-        t
+        if r < n {
+            out[r] = dots([row(r)], xp, d)[0];
+        }
     }
 
     #[inline(always)]
@@ -270,16 +286,7 @@ mod avx2 {
         let n = out.len();
         assert!(rows.len() >= n * d && x.len() >= d);
         let (p, xp) = (rows.as_ptr(), x.as_ptr());
-        let mut r = 0;
-        while r + 4 <= n {
-            let t = dots4([p.add(r * d), p.add((r + 1) * d), p.add((r + 2) * d), p.add((r + 3) * d)], xp, d);
-            out[r..r + 4].copy_from_slice(&t);
-            r += 4;
-        }
-        while r < n {
-            out[r] = dot1(p.add(r * d), xp, d);
-            r += 1;
-        }
+        dots_into(n, |r| p.add(r * d), xp, d, out);
     }
 
     /// Four gathered rows at a time: per row the same arithmetic as `gemv_f64`.
@@ -290,16 +297,7 @@ mod avx2 {
         assert!(x.len() >= d && idx[..n].iter().all(|&r| (r as usize) < n_rows));
         let xp = x.as_ptr();
         let row = |k: usize| rows.as_ptr().add(idx[k] as usize * d);
-        let mut r = 0;
-        while r + 4 <= n {
-            let t = dots4([row(r), row(r + 1), row(r + 2), row(r + 3)], xp, d);
-            out[r..r + 4].copy_from_slice(&t);
-            r += 4;
-        }
-        while r < n {
-            out[r] = dot1(row(r), xp, d);
-            r += 1;
-        }
+        dots_into(n, row, xp, d, out);
     }
 
     #[inline(always)]

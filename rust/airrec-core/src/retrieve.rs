@@ -70,6 +70,9 @@ pub struct TreeView {
     /// the walk reads one flat array instead of each node's own list.
     child_ids: Vec<u32>,
     root_vecs: Vec<f64>,
+    /// Each local node's row: `root_vecs` row `k` for the `k`-th root (`ROOT_ROW | k`), else
+    /// its `child_vecs` row (explanations recompute a chain node's similarity from it).
+    node_row: Vec<u32>,
     /// Item vectors of the tree's events in f64, row `e` for event `e`: evidence similarities
     /// then read them without converting the same vectors again for every candidate.
     event_vecs: Vec<f64>,
@@ -99,14 +102,20 @@ impl TreeView {
         self.child_vecs.clear();
         self.child_start.clear();
         self.child_ids.clear();
+        self.node_row.clear();
+        self.node_row.resize(nodes.len(), 0);
+        for (k, &r) in tree.roots.iter().enumerate() {
+            self.node_row[r as usize] = ROOT_ROW | k as u32;
+        }
         let mut rows = 0u32;
         for node in nodes {
             self.child_start.push(rows);
             self.child_ids.extend_from_slice(&node.children);
             for &ch in &node.children {
                 push(&mut self.child_vecs, ch);
+                self.node_row[ch as usize] = rows;
+                rows += 1;
             }
-            rows += node.children.len() as u32;
         }
         self.child_start.push(rows);
         let n = tree.nodes().len() as u32;
@@ -117,7 +126,17 @@ impl TreeView {
         self.event_ln_w.clear();
         self.event_ln_w.extend((0..tree.n_events() as u32).map(|e| tree.event_weight(e).ln()));
     }
+
+    /// Local node `i`'s retrieval vector in f64, the row its walk similarity is computed from.
+    fn node_vector(&self, i: u32) -> &[f64] {
+        let (r, d) = (self.node_row[i as usize], self.dim);
+        let (rows, r) = if r & ROOT_ROW != 0 { (&self.root_vecs, r & !ROOT_ROW) } else { (&self.child_vecs, r) };
+        &rows[r as usize * d..(r as usize + 1) * d]
+    }
 }
+
+/// Tags a [`TreeView::node_row`] entry as a `root_vecs` row.
+const ROOT_ROW: u32 = 1 << 31;
 
 /// Reusable buffers for one candidate's walk, and its results.
 #[derive(Default)]
@@ -126,7 +145,6 @@ pub struct WalkScratch {
     frontier: Vec<Entry>,
     next: Vec<Entry>,
     complete: Vec<Entry>,
-    node_sim: Vec<f64>,
     candidate_events: Vec<u32>,
     x64: Vec<f64>,
     root_sims: Vec<f64>,
@@ -141,9 +159,13 @@ pub struct WalkScratch {
 }
 
 impl WalkScratch {
-    /// Similarity of local node `i` to the candidate, if the walk computed it.
-    pub fn node_similarity(&self, i: u32) -> f64 {
-        self.node_sim[i as usize]
+    /// Similarity of local node `i` to the walked candidate: the arithmetic the walk used (same
+    /// kernel, same row), recomputed because the walk does not store the similarity of every
+    /// node it scores (only chain nodes are ever asked for).
+    pub fn node_similarity<K: Simd>(&self, kern: K, view: &TreeView, i: u32) -> f64 {
+        let mut sim = [0.0];
+        kern.gemv_f64(view.node_vector(i), view.dim, &self.x64, &mut sim);
+        sim[0]
     }
 
     /// Similarity of event `e` to the candidate, if it was an evidence candidate of the walk.
@@ -252,13 +274,6 @@ fn insert_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<Entry>, item: Ent
     list[pos] = item;
 }
 
-/// Node score `sim + walk_alpha * ln(w̃)` from a precomputed similarity.
-#[inline(always)]
-fn record(view: &TreeView, s: &mut WalkScratch, i: u32, sim: f64) -> f64 {
-    s.node_sim[i as usize] = sim;
-    sim + view.walk_bias[i as usize]
-}
-
 /// Walks `tree` for a candidate with retrieval vector `x`; fills the selected chains,
 /// `chain_nodes` and `evidence` of `s`.
 #[inline(always)]
@@ -270,8 +285,6 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
     // All roots are scored for every candidate: one blocked pass instead of many dots.
     s.root_sims.resize(tree.roots.len(), 0.0);
     kern.gemv_f64(&view.root_vecs, d, &s.x64, &mut s.root_sims);
-    s.node_sim.clear();
-    s.node_sim.resize(nodes.len(), f64::NAN);
     s.arena.clear();
     s.frontier.clear();
     s.complete.clear();
@@ -279,7 +292,7 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
     let mut frontier = std::mem::take(&mut s.frontier);
     let mut next = std::mem::take(&mut s.next);
     for (k, &r) in tree.roots.iter().enumerate() {
-        let v = record(view, s, r, s.root_sims[k]);
+        let v = s.root_sims[k] + view.walk_bias[r as usize];
         let link = Link::new(v, r, NO_PREV, 1);
         frontier.push((link.key(), s.arena.len() as u32));
         s.arena.push(link);
@@ -301,8 +314,10 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
                 let children = &view.child_ids[a..b];
                 s.child_sims.resize(b - a, 0.0);
                 kern.gemv_f64(&view.child_vecs[a * d..b * d], d, &s.x64, &mut s.child_sims);
-                for (k, &ch) in children.iter().enumerate() {
-                    let v = record(view, s, ch, s.child_sims[k]);
+                let sims = &s.child_sims[..children.len()];
+                for k in 0..children.len() {
+                    let ch = children[k];
+                    let v = sims[k] + view.walk_bias[ch as usize];
                     let link = Link::new(chain.sum + v, ch, ci, chain.len + 1);
                     if link.score < worst {
                         continue;
