@@ -135,7 +135,8 @@ impl TreeView {
     }
 }
 
-/// Tags a [`TreeView::node_row`] entry as a `root_vecs` row.
+/// Tags a [`TreeView::node_row`] entry as a `root_vecs` row. Rows never reach bit 31: 2³¹ child
+/// rows would be a terabyte of f64 vectors in `child_vecs`.
 const ROOT_ROW: u32 = 1 << 31;
 
 /// Reusable buffers for one candidate's walk, and its results.
