@@ -570,7 +570,7 @@ impl Engine {
                 // The similarities the walk selected the evidence with, not recomputed; the chain
                 // nodes' with the walk's kernel and rows (the walk keeps only their scores).
                 let evidence_similarity = s.walk.evidence.iter().map(|&(ev, _)| s.walk.evidence_similarity(ev)).collect();
-                let node_similarity = s.walk.chain_nodes.iter().map(|&li| s.walk.node_similarity(kern, &s.view, li)).collect();
+                let node_similarity = s.walk.chain_nodes.iter().map(|&li| s.walk.node_similarity(kern, tree, &s.view, li)).collect();
                 Walked { s, score, u, evidence_similarity, node_similarity }
             }
         }

@@ -241,8 +241,8 @@ mod avx2 {
                 }
             };
         }
-        // Four steps per iteration (the loop overhead was a tenth of the walk's instructions
-        // at d = 64); each accumulator still sums its lanes in `j` order.
+        // Four steps per iteration (fewer loop branches: ~1 % of a request at d = 64); each
+        // accumulator still sums its lanes in `j` order.
         while j + 16 <= full {
             step!(j);
             step!(j + 4);

@@ -70,9 +70,6 @@ pub struct TreeView {
     /// the walk reads one flat array instead of each node's own list.
     child_ids: Vec<u32>,
     root_vecs: Vec<f64>,
-    /// Each local node's row: `root_vecs` row `k` for the `k`-th root (`ROOT_ROW | k`), else
-    /// its `child_vecs` row (explanations recompute a chain node's similarity from it).
-    node_row: Vec<u32>,
     /// Item vectors of the tree's events in f64, row `e` for event `e`: evidence similarities
     /// then read them without converting the same vectors again for every candidate.
     event_vecs: Vec<f64>,
@@ -102,20 +99,14 @@ impl TreeView {
         self.child_vecs.clear();
         self.child_start.clear();
         self.child_ids.clear();
-        self.node_row.clear();
-        self.node_row.resize(nodes.len(), 0);
-        for (k, &r) in tree.roots.iter().enumerate() {
-            self.node_row[r as usize] = ROOT_ROW | k as u32;
-        }
         let mut rows = 0u32;
         for node in nodes {
             self.child_start.push(rows);
             self.child_ids.extend_from_slice(&node.children);
             for &ch in &node.children {
                 push(&mut self.child_vecs, ch);
-                self.node_row[ch as usize] = rows;
-                rows += 1;
             }
+            rows += node.children.len() as u32;
         }
         self.child_start.push(rows);
         let n = tree.nodes().len() as u32;
@@ -127,17 +118,22 @@ impl TreeView {
         self.event_ln_w.extend((0..tree.n_events() as u32).map(|e| tree.event_weight(e).ln()));
     }
 
-    /// Local node `i`'s retrieval vector in f64, the row its walk similarity is computed from.
-    fn node_vector(&self, i: u32) -> &[f64] {
-        let (r, d) = (self.node_row[i as usize], self.dim);
-        let (rows, r) = if r & ROOT_ROW != 0 { (&self.root_vecs, r & !ROOT_ROW) } else { (&self.child_vecs, r) };
-        &rows[r as usize * d..(r as usize + 1) * d]
+    /// Local node `i`'s retrieval vector in f64, the row its walk similarity is computed from:
+    /// its `root_vecs` row, or its row among its parent's children in `child_vecs`. Found by
+    /// a search (explanations only), so requests do not build an index for it.
+    fn node_vector(&self, tree: &UserTree, i: u32) -> &[f64] {
+        let d = self.dim;
+        let (rows, r) = match tree.nodes()[i as usize].parent {
+            None => (&self.root_vecs, tree.roots.iter().position(|&r| r == i)),
+            Some(p) => {
+                let (a, b) = (self.child_start[p as usize] as usize, self.child_start[p as usize + 1] as usize);
+                (&self.child_vecs, self.child_ids[a..b].iter().position(|&c| c == i).map(|k| a + k))
+            }
+        };
+        let r = r.expect("a tree node is a root or a child of its parent");
+        &rows[r * d..(r + 1) * d]
     }
 }
-
-/// Tags a [`TreeView::node_row`] entry as a `root_vecs` row. Rows never reach bit 31: 2³¹ child
-/// rows would be a terabyte of f64 vectors in `child_vecs`.
-const ROOT_ROW: u32 = 1 << 31;
 
 /// Reusable buffers for one candidate's walk, and its results.
 #[derive(Default)]
@@ -163,9 +159,9 @@ impl WalkScratch {
     /// Similarity of local node `i` to the walked candidate: the arithmetic the walk used (same
     /// kernel, same row), recomputed because the walk does not store the similarity of every
     /// node it scores (only chain nodes are ever asked for).
-    pub fn node_similarity<K: Simd>(&self, kern: K, view: &TreeView, i: u32) -> f64 {
+    pub fn node_similarity<K: Simd>(&self, kern: K, tree: &UserTree, view: &TreeView, i: u32) -> f64 {
         let mut sim = [0.0];
-        kern.gemv_f64(view.node_vector(i), view.dim, &self.x64, &mut sim);
+        kern.gemv_f64(view.node_vector(tree, i), view.dim, &self.x64, &mut sim);
         sim[0]
     }
 
