@@ -204,10 +204,14 @@ class AIRModel(nn.Module):
         self.variant = variant
         self.interaction = nn.Parameter(torch.zeros(backbone.dim, composition.dim))
 
-    def scores(self, states: Tensor, items: Tensor, u: Tensor) -> Tensor:
+    def scores(self, states: Tensor, items: Tensor, u: Tensor, *, backbone_grad: bool = True) -> Tensor:
         """Scores ``[B, C]`` from backbone states ``[B, db]``, candidates ``[B, C]`` and their
-        intent vectors ``[B, C, d]`` (or ``[B, 1, d]`` when target-independent)."""
+        intent vectors ``[B, C, d]`` (or ``[B, 1, d]`` when target-independent).
+        ``backbone_grad=False`` stops this score's gradient at the backbone (its states and
+        item vectors): a loss on it trains only the intent part."""
         e = self.backbone.item_vectors(items)
+        if not backbone_grad:
+            states, e = states.detach(), e.detach()
         base = torch.einsum("bd,bcd->bc", states, e)
         x = self.composition.candidate_vectors(items)
         u = u.expand(-1, items.shape[1], -1)

@@ -79,6 +79,12 @@ class AIRTrainConfig:
     #: and in an export, so serving uses what training did.
     engine: dict[str, Any] = field(default_factory=dict)
     air_weight: float = 1.0  #: weight of the AIR objective beside the backbone's
+    #: Whether the AIR objective trains the backbone too. False makes AIR a plug-in on its
+    #: backbone: the AIR objective reaches only the intent part (composition, ``P``), and
+    #: its draws come from a random stream of their own, so the backbone trains exactly as
+    #: its baseline row does (same batches, negatives, dropout: the same weights every
+    #: epoch) and the intent part learns a correction on top of it.
+    backbone_grad: bool = True
     patience: int = 3
     #: Valid is scored from this epoch on (earlier epochs of a from-scratch backbone are far
     #: from the best, and scoring 1,000 candidates per line through the engine is not free).
@@ -330,6 +336,9 @@ def train_air(
     domains = np.asarray(dataset.items.domains, dtype=np.int64)
     pools = [dataset.items_of_domain(d) for d in range(dataset.n_domains)]
     k = config.n_negatives
+    # The plug-in draws its positions and negatives from a stream of its own: the backbone's
+    # stream (batch order, its negatives) then stays the baseline's, draw for draw.
+    air_rng = rng if config.backbone_grad else np.random.default_rng([config.seed, 1])
 
     selection = Selection(model, name, patience=config.patience, min_epochs=config.min_epochs,
                           checkpoint=config.checkpoint, progress=config.progress)
@@ -345,7 +354,7 @@ def train_air(
             valid = targets >= 0
             states = model.backbone.states(tokens)
             loss = seq_loss(model.backbone, states[torch.from_numpy(valid)], targets[valid])
-            rows, pos = _air_positions(windows.lengths[idx], starts[idx], rng, config.positions)
+            rows, pos = _air_positions(windows.lengths[idx], starts[idx], air_rng, config.positions)
             if rows.size:
                 tgt = targets[rows, pos]
                 cands = np.empty((rows.size, k + 1), dtype=np.int64)
@@ -353,11 +362,12 @@ def train_air(
                 tdom = domains[tgt]
                 for d in np.unique(tdom).tolist():
                     sel = np.flatnonzero(tdom == d)
-                    cands[sel, 1:] = pools[d][rng.integers(0, pools[d].size, (sel.size, k))]
+                    cands[sel, 1:] = pools[d][air_rng.integers(0, pools[d].size, (sel.size, k))]
                 hist = histories_of(s, lines[idx[rows]], starts[idx[rows]] + pos)
                 u = scorer.intent_vectors(hist, cands)
                 cand_t = torch.from_numpy(cands)
-                logits = model.scores(states[torch.from_numpy(rows), torch.from_numpy(pos)], cand_t, u)
+                logits = model.scores(states[torch.from_numpy(rows), torch.from_numpy(pos)], cand_t, u,
+                                      backbone_grad=config.backbone_grad)
                 collide = torch.zeros_like(logits, dtype=torch.bool)
                 collide[:, 1:] = cand_t[:, 1:] == cand_t[:, :1]
                 logits = logits.masked_fill(collide, float("-inf"))
