@@ -175,13 +175,15 @@ def ablation_bundles(dataset: Any, intents: Path, opts: RunOptions, models: Sequ
     """The extra bundles the requested AIR ablations need (random / SmolLM2 intents)."""
     from airrec.errors import DataError
     from airrec.kb.intents import shuffle_intents
+    from airrec.models.suite import AIR_VARIANTS
 
+    needed = {AIR_VARIANTS[m][0] for m in models if m in AIR_VARIANTS}
     out: dict[str, Path] = {}
-    if "air-random" in models:
+    if "random" in needed:
         shuffled = opts.work_dir / "intents-random.jsonl.gz"
         shuffle_intents(intents, shuffled, seed=0)
         out["random"] = build(dataset, shuffled, opts, name="bundle-random")
-    if "air-smollm2" in models:
+    if "smollm2" in needed:
         if not Path(opts.smollm2_intents).exists():
             raise DataError(f"air-smollm2 needs SmolLM2 intents at {opts.smollm2_intents} (see benches/data/README.md)")
         out["smollm2"] = build(dataset, Path(opts.smollm2_intents), opts, name="bundle-smollm2")

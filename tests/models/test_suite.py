@@ -60,9 +60,10 @@ def test_suite_report_resume_and_export(cyclic: Dataset, bundle: Path, tmp_path:
     assert json.loads(again.results.read_text())["results"] == rows
 
 
-def test_air_models_need_their_bundle(cyclic: Dataset, bundle: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["air-random", "air-gru4rec-random"])
+def test_air_models_need_their_bundle(cyclic: Dataset, bundle: Path, tmp_path: Path, model: str) -> None:
     with pytest.raises(InputError, match="random"):
-        run_suite(cyclic, SuiteOptions(models=("air-random",), bundles={"main": bundle}, out_dir=tmp_path))
+        run_suite(cyclic, SuiteOptions(models=(model,), bundles={"main": bundle}, out_dir=tmp_path))
 
 
 def test_saved_results_round_trip(cyclic: Dataset, tmp_path: Path) -> None:

@@ -57,3 +57,27 @@ def test_labels_follow_the_intents_source(tmp_path: Path, monkeypatch: pytest.Mo
     other = tmp_path / "mine.jsonl.gz"
     assert intents_label(RunOptions(work_dir=tmp_path, intents=[other])) == "LLM"
     assert intents_label(RunOptions(work_dir=tmp_path, intents=[], model="smollm2-135m")) == "SmolLM2"
+
+
+@pytest.mark.parametrize(("models", "want"), [
+    (["air", "gru4rec"], set()),
+    (["air-random"], {"random"}),
+    (["air-gru4rec-random", "air-gru4rec"], {"random"}),  # the GRU4Rec ablation needs it too
+])
+def test_ablation_bundles_follow_the_models_bundle_keys(dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                                                        models: list[str], want: set[str]) -> None:
+    import airrec.pipeline as pipeline
+
+    built: list[str] = []
+
+    def fake_build(_dataset: object, intents: Path, _opts: object, name: str = "bundle") -> Path:
+        built.append(name)
+        assert intents.exists()  # the shuffled intents were written first
+        return tmp_path / name
+
+    monkeypatch.setattr(pipeline, "build", fake_build)
+    seed = write_intents(tmp_path / "seed.jsonl.gz", [(0, 0, [["food", "snacks"]]), (5, 0, [["kitchen", "tools"]])])
+    opts = RunOptions(work_dir=tmp_path / "work")
+    opts.work_dir.mkdir()
+    out = pipeline.ablation_bundles(dataset, seed, opts, models)
+    assert set(out) == want and built == [f"bundle-{k}" for k in sorted(want)]

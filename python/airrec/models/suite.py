@@ -22,6 +22,8 @@ Model names (``--models``):
 ``air-smollm2``            ablation: SmolLM2-135M intents instead of Qwen 0.5B (own bundle)
 ``air-item-intents``       lever: AIR with item-side intents in its backbone too (not in ``all``)
 ``air-gru4rec``            lever: AIR over a GRU4Rec backbone (against ``gru4rec``; not in ``all``)
+``air-gru4rec-random``     ablation of ``air-gru4rec``: random intents (the ``air-random`` bundle;
+                           not in ``all``)
 =========================  ===============================================================
 
 ``air`` is exported: its trained composition and score head replace the bundle's
@@ -67,6 +69,7 @@ MODEL_NAMES: dict[str, str] = {
     "sasrec-intents": "SASRec (mixed) + item intents",
     "air-item-intents": "AIR + item intents",
     "air-gru4rec": "AIR (GRU4Rec + Qwen intents)",
+    "air-gru4rec-random": "AIR (GRU4Rec) with random intents",
 }
 #: Labels of the AIR models that use the main bundle's intents, by what made those intents.
 _INTENT_LABELS = {
@@ -93,11 +96,13 @@ AIR_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "air-smollm2": ("smollm2", {}),
     "air-item-intents": ("main", {"item_intents": True}),
     "air-gru4rec": ("main", {"backbone": "gru4rec"}),
+    "air-gru4rec-random": ("random", {"backbone": "gru4rec"}),
 }
 BASELINES = ("gru4rec", "sasrec-target", "sasrec-mixed")
 #: What ``--models all`` means.
 ALL_MODELS: tuple[str, ...] = tuple(
-    m for m in MODEL_NAMES if m not in ("air-backbone", "sasrec-intents", "air-item-intents", "air-gru4rec")
+    m for m in MODEL_NAMES
+    if m not in ("air-backbone", "sasrec-intents", "air-item-intents", "air-gru4rec", "air-gru4rec-random")
 )
 #: Full ranking (``full_ranking=True``) skips the ablations: scoring a whole domain through the
 #: engine costs minutes per model, and the ablations are compared on the sampled protocol.
