@@ -42,7 +42,13 @@ def main() -> None:
     p.add_argument("--data-home", default=None)
     p.add_argument("--work-dir", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--pair", nargs=2, action="append", metavar=("MODEL", "BACKBONE"),
+                   help="saved runs to split by reach, e.g. air-gru4rec@1dd1b2d6 gru4rec@3edcfb0d (repeatable; "
+                   "default: air sasrec-mixed, air-gru4rec gru4rec)")
+    p.add_argument("--skip-channel", action="store_true",
+                   help="leave out part 2 (scoring every exported bundle's channel alone)")
     args = p.parse_args()
+    pairs = [tuple(x) for x in args.pair] if args.pair else [("air", "sasrec-mixed"), ("air-gru4rec", "gru4rec")]
     ds = load_food_kitchen(args.data_home, progress=False)
     arrays = load_arrays(args.work_dir / "bundle", verify=False)
     nodes = item_intent_nodes(arrays)
@@ -81,14 +87,15 @@ def main() -> None:
 
     neg = get_negatives(ds, "test", 999, 0)
     channel: dict[str, Any] = {}
-    for export in sorted((args.work_dir / "results" / "bundles").glob("air.seed*")):
+    exports = [] if args.skip_channel else sorted((args.work_dir / "results" / "bundles").glob("air.seed*"))
+    for export in exports:
         res = evaluate(EngineScorer(Engine.load(export), name=f"intent channel ({export.name})"), ds, "test", neg)
         channel[export.name] = {k: {m: round(v, 4) for m, v in vals.items() if m in ("HR@10", "NDCG@10")}
                                 for k, vals in res.metrics().items()}
 
     runs = args.work_dir / "results" / "runs"
     split: dict[str, Any] = {}
-    for model, backbone in (("air", "sasrec-mixed"), ("air-gru4rec", "gru4rec")):
+    for model, backbone in pairs:
         seeds = sorted({int(f.name.split(".seed")[1].split(".")[0]) for f in runs.glob(f"{model}.seed*.sampled.npz")}
                        & {int(f.name.split(".seed")[1].split(".")[0]) for f in runs.glob(f"{backbone}.seed*.sampled.npz")})
         if not seeds:
