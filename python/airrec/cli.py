@@ -131,7 +131,7 @@ def _add_training_arguments(p: argparse.ArgumentParser) -> None:
                    help="train with the settings `airrec tune` chose per model (its tuning.json)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="MODEL.KEY=VALUE",
                    help="a setting on top of --hyper, e.g. air-gru4rec.air_positions=4 (repeatable; backbone "
-                   "TrainConfig fields, and for AIR models air_negatives, air_positions, air_weight, air_backbone_grad, "
+                   "TrainConfig fields, and for AIR models air_negatives, air_positions, air_weight, air_backbone_grad, air_select_on, "
                    "air_engine as a "
                    "JSON object of engine settings); a run "
                    "with settings is saved under its own name")

@@ -264,6 +264,27 @@ def test_plugin_backbone_trains_exactly_as_its_baseline(cyclic: Dataset, engine:
             assert float(r.scorer.model.interaction.detach().abs().max()) > 0
 
 
+@pytest.mark.parametrize("backbone", ["gru4rec", "sasrec-mixed"])
+def test_plugin_selected_on_its_backbone_keeps_the_baselines_epoch(cyclic: Dataset, engine: Engine, tmp_path: Path,
+                                                                   backbone: str) -> None:
+    """``select_on="backbone"``: the kept epoch and the stop are the baseline's, so with
+    ``backbone_grad=False`` AIR holds the baseline's selected backbone exactly."""
+    from airrec.models.train import train_model
+
+    bcfg = dataclasses.replace(BACKBONE, epochs=4, min_epochs=0, patience=1, eval_negatives=20,
+                               negatives_cache=tmp_path)
+    base = train_model(backbone, cyclic, bcfg)
+    cfg = dataclasses.replace(AIR_FAST, epochs=4, negatives_cache=tmp_path, backbone_grad=False, select_on="backbone")
+    r = train_air(cyclic, engine, cfg, bcfg, variant=AIRVariant(backbone=backbone))
+    assert r.best_epoch == base.best_epoch and len(r.epochs) == len(base.epochs)
+    assert [e.valid_hr10 for e in r.epochs] == [e.valid_hr10 for e in base.epochs]  # the backbone's, every epoch
+    want, got = base.scorer.model.state_dict(), r.scorer.model.backbone.state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert 0.0 <= r.best_valid_hr10 <= 1.0  # the AIR score's valid at the kept epoch
+    with pytest.raises(InputError, match="select_on"):
+        train_air(cyclic, engine, dataclasses.replace(cfg, select_on="test"), bcfg)
+
+
 def test_air_backbone_is_checked(cyclic: Dataset, engine: Engine, tmp_path: Path) -> None:
     cfg = dataclasses.replace(AIR_FAST, epochs=1, negatives_cache=tmp_path)
     with pytest.raises(InputError, match="choose sasrec-mixed or gru4rec"):

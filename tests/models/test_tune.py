@@ -59,7 +59,8 @@ def test_hyper_tags_and_checks() -> None:
 
 def test_air_objective_settings_are_hyper_parameters_of_air_models_only() -> None:
     check_hyper({"air-gru4rec": {"dropout": 0.3, "air_positions": 0, "air_negatives": 63, "air_weight": 0.5,
-                                 "air_engine": {"max_evidence": 16}, "air_backbone_grad": False}})
+                                 "air_engine": {"max_evidence": 16}, "air_backbone_grad": False,
+                                 "air_select_on": "backbone"}})
     assert split_air_hyper({"air_backbone_grad": False}) == ({}, {"backbone_grad": False})
     assert effective_hyper({"air_backbone_grad": True}) == {}
     assert effective_hyper({"air_engine": {}}) == {}
@@ -72,7 +73,7 @@ def test_air_objective_settings_are_hyper_parameters_of_air_models_only() -> Non
     for bad in [{"air_negatives": 0}, {"air_positions": -1}, {"air_positions": 2.5}, {"air_weight": float("nan")},
                 {"air_weight": float("inf")}, {"air_weight": -1}, {"air_negatives": True}, {"air_weight": "1"},
                 {"air_engine": [1]}, {"air_engine": "max_evidence=3"}, {"air_backbone_grad": 0},
-                {"air_backbone_grad": "false"}]:
+                {"air_backbone_grad": "false"}, {"air_select_on": "test"}, {"air_select_on": 1}]:
         with pytest.raises(InputError, match="air_negatives: an int >= 1"):
             check_hyper({"air": bad})
 

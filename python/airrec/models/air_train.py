@@ -85,6 +85,13 @@ class AIRTrainConfig:
     #: its baseline row does (same batches, negatives, dropout: the same weights every
     #: epoch) and the intent part learns a correction on top of it.
     backbone_grad: bool = True
+    #: What keeps an epoch and stops training: ``"air"``, the AIR score's valid HR@10 (from
+    #: ``eval_from`` on, with this config's patience); ``"backbone"``, the backbone's own valid
+    #: HR@10, every epoch, with the backbone config's patience, as its baseline row is chosen.
+    #: With ``backbone_grad=False`` that keeps the baseline's epoch too, so AIR and its
+    #: baseline hold the same backbone weights and differ only by the intent part; without it,
+    #: the AIR score's noisier valid can keep an under-trained backbone.
+    select_on: str = "air"
     patience: int = 3
     #: Valid is scored from this epoch on (earlier epochs of a from-scratch backbone are far
     #: from the best, and scoring 1,000 candidates per line through the engine is not free).
@@ -306,6 +313,8 @@ def train_air(
         raise InputError("epochs, n_negatives and batch_size must be >= 1")
     if config.positions < 0:
         raise InputError(f"positions must be >= 0 (0: every position), got {config.positions}")
+    if config.select_on not in ("air", "backbone"):
+        raise InputError(f"select_on: choose 'air' or 'backbone', got {config.select_on!r}")
     if engine.n_items != dataset.n_items:
         raise InputError(f"the bundle has {engine.n_items} items, the dataset {dataset.n_items}")
     if config.threads is not None:
@@ -340,7 +349,10 @@ def train_air(
     # stream (batch order, its negatives) then stays the baseline's, draw for draw.
     air_rng = rng if config.backbone_grad else np.random.default_rng([config.seed, 1])
 
-    selection = Selection(model, name, patience=config.patience, min_epochs=config.min_epochs,
+    on_backbone = config.select_on == "backbone"
+    patience, min_epochs = (bcfg.patience, bcfg.min_epochs) if on_backbone else (config.patience, config.min_epochs)
+    selection = Selection(model, f"{name} (kept on its backbone's valid)" if on_backbone else name,
+                          patience=patience, min_epochs=min_epochs,
                           checkpoint=config.checkpoint, progress=config.progress)
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -379,6 +391,11 @@ def train_air(
             losses.append(float(loss.detach()))
         train_s = time.perf_counter() - started
         started = time.perf_counter()
+        if on_backbone:
+            hr, per = valid_hr10(backbone, dataset, valid_neg)
+            if selection.update(EpochLog(epoch, float(np.mean(losses)), train_s, time.perf_counter() - started, hr, per)):
+                break
+            continue
         if epoch < min(config.eval_from, config.epochs):
             selection.logs.append(EpochLog(epoch, float(np.mean(losses)), train_s, 0.0, float("nan"), {}))
             log.info("%s epoch %d: loss %.4f, train %.1f s (valid not scored before epoch %d)",
@@ -388,8 +405,10 @@ def train_air(
         if selection.update(EpochLog(epoch, float(np.mean(losses)), train_s, time.perf_counter() - started, hr, per)):
             break
     selection.restore()
+    # Selected on the backbone, the run still reports the AIR score's valid HR@10 (its epoch's).
+    best_hr = valid_hr10(scorer, dataset, valid_neg)[0] if on_backbone else selection.best_hr
     scorer.cache_slots(0.0)  # the valid lines' slots are done with; test lines are scored once
-    return AIRTrainResult(scorer, config, selection.best_epoch, selection.best_hr, selection.logs, bcfg)
+    return AIRTrainResult(scorer, config, selection.best_epoch, best_hr, selection.logs, bcfg)
 
 
 def save_air_checkpoint(result: AIRTrainResult, backbone_config: TrainConfig, path: str | Path) -> Path:

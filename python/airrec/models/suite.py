@@ -217,7 +217,8 @@ def hyper_tag(hyper: Mapping[str, Any]) -> str:
 #: its hyper-parameters may name, by the :class:`~airrec.models.air_train.AIRTrainConfig` field
 #: they set (the other keys are the backbone's TrainConfig fields).
 AIR_HYPER: dict[str, str] = {"air_negatives": "n_negatives", "air_positions": "positions", "air_weight": "air_weight",
-                             "air_engine": "engine", "air_backbone_grad": "backbone_grad"}
+                             "air_engine": "engine", "air_backbone_grad": "backbone_grad",
+                             "air_select_on": "select_on"}
 
 
 def effective_hyper(hyper: Mapping[str, Any]) -> dict[str, Any]:
@@ -259,7 +260,7 @@ def check_hyper(hyper: Mapping[str, Mapping[str, Any]]) -> None:
             if key in AIR_HYPER and not _valid_air_setting(key, value):
                 raise InputError(f"{model}: {key} = {value!r} (air_negatives: an int >= 1; air_positions: an int "
                                  ">= 0, 0 = every position; air_weight: a finite number >= 0; air_backbone_grad: true or "
-                                 "false; air_engine: an object of engine settings, e.g. {\"max_evidence\": 16})")
+                                 "false; air_select_on: \"air\" or \"backbone\"; air_engine: an object of engine settings, e.g. {\"max_evidence\": 16})")
 
 
 def _valid_air_setting(key: str, value: Any) -> bool:
@@ -269,6 +270,8 @@ def _valid_air_setting(key: str, value: Any) -> bool:
         return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if key == "air_backbone_grad":
         return isinstance(value, bool)
+    if key == "air_select_on":
+        return value in ("air", "backbone")
     if isinstance(value, bool):
         return False
     if key == "air_weight":
