@@ -57,12 +57,16 @@ from airrec.models.train import (
 )
 
 __all__ = [
-    "AIRScorer", "AIRTrainConfig", "AIRTrainResult", "build_air_model", "engine_settings", "load_air_scorer",
+    "SELECT_ON", "AIRScorer", "AIRTrainConfig", "AIRTrainResult", "build_air_model", "engine_settings", "load_air_scorer",
     "save_air_checkpoint", "train_air",
 ]
 
 IntArray = npt.NDArray[np.int64]
 log = logging.getLogger(__name__)
+
+
+#: What may keep an AIR run's epoch (:attr:`AIRTrainConfig.select_on`).
+SELECT_ON: tuple[str, ...] = ("air", "backbone")
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class AIRTrainConfig:
     #: With ``backbone_grad=False`` that keeps the baseline's epoch too, so AIR and its
     #: baseline hold the same backbone weights and differ only by the intent part; without it,
     #: the AIR score's noisier valid can keep an under-trained backbone.
-    select_on: str = "air"
+    select_on: str = "air"  #: one of :data:`SELECT_ON`
     patience: int = 3
     #: Valid is scored from this epoch on (earlier epochs of a from-scratch backbone are far
     #: from the best, and scoring 1,000 candidates per line through the engine is not free).
@@ -313,8 +317,8 @@ def train_air(
         raise InputError("epochs, n_negatives and batch_size must be >= 1")
     if config.positions < 0:
         raise InputError(f"positions must be >= 0 (0: every position), got {config.positions}")
-    if config.select_on not in ("air", "backbone"):
-        raise InputError(f"select_on: choose 'air' or 'backbone', got {config.select_on!r}")
+    if config.select_on not in SELECT_ON:
+        raise InputError(f"select_on: choose one of {SELECT_ON}, got {config.select_on!r}")
     if engine.n_items != dataset.n_items:
         raise InputError(f"the bundle has {engine.n_items} items, the dataset {dataset.n_items}")
     if config.threads is not None:
@@ -393,15 +397,13 @@ def train_air(
         started = time.perf_counter()
         if on_backbone:
             hr, per = valid_hr10(backbone, dataset, valid_neg)
-            if selection.update(EpochLog(epoch, float(np.mean(losses)), train_s, time.perf_counter() - started, hr, per)):
-                break
-            continue
-        if epoch < min(config.eval_from, config.epochs):
+        elif epoch < min(config.eval_from, config.epochs):
             selection.logs.append(EpochLog(epoch, float(np.mean(losses)), train_s, 0.0, float("nan"), {}))
             log.info("%s epoch %d: loss %.4f, train %.1f s (valid not scored before epoch %d)",
                      name, epoch, selection.logs[-1].loss, train_s, config.eval_from)
             continue
-        hr, per = valid_hr10(scorer, dataset, valid_neg)
+        else:
+            hr, per = valid_hr10(scorer, dataset, valid_neg)
         if selection.update(EpochLog(epoch, float(np.mean(losses)), train_s, time.perf_counter() - started, hr, per)):
             break
     selection.restore()

@@ -271,7 +271,9 @@ def _valid_air_setting(key: str, value: Any) -> bool:
     if key == "air_backbone_grad":
         return isinstance(value, bool)
     if key == "air_select_on":
-        return value in ("air", "backbone")
+        from airrec.models.air_train import SELECT_ON
+
+        return isinstance(value, str) and value in SELECT_ON
     if isinstance(value, bool):
         return False
     if key == "air_weight":
