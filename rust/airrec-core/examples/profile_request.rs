@@ -13,7 +13,8 @@
 //! not change results) and the median / p90 wall time per request. `scripts/engine_scaling.py`
 //! runs it over shapes and writes `benches/results/engine-scaling.json`. With
 //! `AIRREC_PROFILE_STATS=1` it first prints the first user's tree size, roots and mean slots
-//! per candidate (what a request's work is made of).
+//! per candidate (what a request's work is made of); `AIRREC_PROFILE_OVERRIDES` takes engine
+//! settings as JSON, to measure what each stage costs.
 
 use airrec_core::testing::{synthetic_candidates, synthetic_histories, SyntheticSpec};
 use airrec_core::{Candidates, Engine, LoadOptions, Scratch};
@@ -29,7 +30,9 @@ fn main() {
     let events = args.get(2).map_or(50, |s| s.parse().expect("events"));
     let n_cands = args.get(3).map_or(200, |s| s.parse().expect("candidates"));
     let options = LoadOptions { verify_checksums: false, ..LoadOptions::default() };
-    let engine = Engine::load(path, &options, None).expect("load the bundle");
+    // Engine settings for stage costs (e.g. `{"beam_width": 1, "max_evidence": 0}`).
+    let overrides = std::env::var("AIRREC_PROFILE_OVERRIDES").ok().map(|s| serde_json::from_str(&s).expect("overrides JSON"));
+    let engine = Engine::load(path, &options, overrides.as_ref()).expect("load the bundle");
     let n_items = engine.bundle().n_items();
     let users = n + 5;
     let h = synthetic_histories(users, events, n_items, engine.config().n_behaviours(), 1);

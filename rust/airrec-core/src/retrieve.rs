@@ -12,6 +12,8 @@ use crate::kernels::Simd;
 use crate::tree::UserTree;
 
 const NO_PREV: u32 = u32::MAX;
+/// `TreeView::shared_children` of a node whose children are not in the shared block.
+const NOT_SHARED: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug)]
 struct Link {
@@ -70,6 +72,15 @@ pub struct TreeView {
     /// the walk reads one flat array instead of each node's own list.
     child_ids: Vec<u32>,
     root_vecs: Vec<f64>,
+    /// The rows every candidate's walk scores, one after another, when every root enters the
+    /// first beam (no more roots than `beam_width`, chains deeper than one): the roots, then
+    /// the children of each root in `tree.roots` order; empty otherwise. A candidate scores them in one blocked
+    /// matrix-vector product (`dots` gives a row the same arithmetic in any block, so these are
+    /// the similarities the per-expansion products gave) instead of one short product per root.
+    shared_vecs: Vec<f64>,
+    /// Per local node: the row in `shared_vecs` where its children start, or [`NOT_SHARED`]
+    /// (only roots have one, and only when their children are shared).
+    shared_children: Vec<u32>,
     /// Item vectors of the tree's events in f64, row `e` for event `e`: evidence similarities
     /// then read them without converting the same vectors again for every candidate.
     event_vecs: Vec<f64>,
@@ -110,6 +121,21 @@ impl TreeView {
         }
         self.child_start.push(rows);
         let n = tree.nodes().len() as u32;
+        // The shared block: roots, then their children, if every root is expanded (else the
+        // walk scores `root_vecs` alone and the block stays empty).
+        self.shared_vecs.clear();
+        self.shared_children.clear();
+        self.shared_children.resize(n as usize, NOT_SHARED);
+        if tree.roots.len() <= cfg.beam_width && cfg.max_chain_depth > 1 {
+            self.shared_vecs.extend_from_slice(&self.root_vecs);
+            let mut row = tree.roots.len() as u32;
+            for &r in &tree.roots {
+                let (a, b) = (self.child_start[r as usize] as usize, self.child_start[r as usize + 1] as usize);
+                self.shared_children[r as usize] = row;
+                self.shared_vecs.extend_from_slice(&self.child_vecs[a * dim..b * dim]);
+                row += (b - a) as u32;
+            }
+        }
         self.node_ln_w.clear();
         self.node_ln_w.extend((0..n).map(|i| tree.weight(i).ln()));
         self.walk_bias.clear();
@@ -144,7 +170,9 @@ pub struct WalkScratch {
     complete: Vec<Entry>,
     candidate_events: Vec<u32>,
     x64: Vec<f64>,
-    root_sims: Vec<f64>,
+    /// Similarities of `TreeView::shared_vecs`' rows (the roots first), or of the roots alone
+    /// when the block is empty.
+    shared_sims: Vec<f64>,
     child_sims: Vec<f64>,
     evidence_sims: Vec<f64>,
     /// Selected chains `(score key, arena index)`, best first.
@@ -279,9 +307,10 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
     let d = view.dim;
     s.x64.clear();
     s.x64.extend(x.iter().map(|&v| v as f64));
-    // All roots are scored for every candidate: one blocked pass instead of many dots.
-    s.root_sims.resize(tree.roots.len(), 0.0);
-    kern.gemv_f64(&view.root_vecs, d, &s.x64, &mut s.root_sims);
+    // The rows every candidate scores (the roots, often their children too): one blocked pass.
+    let shared = if view.shared_vecs.is_empty() { &view.root_vecs } else { &view.shared_vecs };
+    s.shared_sims.resize(shared.len() / d.max(1), 0.0);
+    kern.gemv_f64(shared, d, &s.x64, &mut s.shared_sims);
     s.arena.clear();
     s.frontier.clear();
     s.complete.clear();
@@ -289,7 +318,7 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
     let mut frontier = std::mem::take(&mut s.frontier);
     let mut next = std::mem::take(&mut s.next);
     for (k, &r) in tree.roots.iter().enumerate() {
-        let v = s.root_sims[k] + view.walk_bias[r as usize];
+        let v = s.shared_sims[k] + view.walk_bias[r as usize];
         let link = Link::new(v, r, NO_PREV, 1);
         frontier.push((link.key(), s.arena.len() as u32));
         s.arena.push(link);
@@ -309,9 +338,14 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
                 s.complete.push((chain.key(), ci));
             } else {
                 let children = &view.child_ids[a..b];
-                s.child_sims.resize(b - a, 0.0);
-                kern.gemv_f64(&view.child_vecs[a * d..b * d], d, &s.x64, &mut s.child_sims);
-                let sims = &s.child_sims[..children.len()];
+                let shared = view.shared_children[chain.last as usize];
+                let sims = if shared != NOT_SHARED {
+                    &s.shared_sims[shared as usize..shared as usize + children.len()]
+                } else {
+                    s.child_sims.resize(b - a, 0.0);
+                    kern.gemv_f64(&view.child_vecs[a * d..b * d], d, &s.x64, &mut s.child_sims);
+                    &s.child_sims[..children.len()]
+                };
                 for k in 0..children.len() {
                     let ch = children[k];
                     let v = sims[k] + view.walk_bias[ch as usize];

@@ -421,27 +421,39 @@ fn with_composition_serves_exactly_what_a_bundle_of_those_weights_serves() {
 fn explained_chain_similarities_are_the_ones_the_walk_scored_with() {
     // The walk keeps only chain scores; an explanation recomputes its chain nodes'
     // similarities. Each chain's score must then be exactly the walk's running mean of
-    // `similarity + walk_alpha * ln(weight)`, root first: same kernel, same rows.
-    let e = small();
-    let alpha = e.config().walk_alpha;
-    let h = histories(e, 6, 40, 21);
-    let cands = synthetic_candidates(h.n_users(), 5, e.bundle().n_items(), 22);
-    let mut chains = 0;
-    for u in 0..h.n_users() {
-        let (items, behaviours, ts) = h.user(u);
-        let tree = e.build_tree(items, behaviours, ts).unwrap();
-        for &c in &cands[u * 5..(u + 1) * 5] {
-            let ex = e.explain(&tree, Candidates::Items(&[c])).unwrap();
-            for ch in &ex.chains {
-                let mut sum = 0.0f64;
-                for (s, w) in ch.similarities.iter().zip(&ch.weights) {
-                    assert!(s.is_finite() && s.abs() <= 1.0 + 1e-6, "similarity {s}");
-                    sum += s + alpha * w.ln();
+    // `similarity + walk_alpha * ln(weight)`, root first: same kernel, same rows. Both ways
+    // the walk scores the first two levels are covered: one blocked product over the roots
+    // and their children (every root in the beam), and one product per expanded root.
+    let base = small();
+    let h = histories(base, 6, 40, 21);
+    let cands = synthetic_candidates(h.n_users(), 5, base.bundle().n_items(), 22);
+    let (mut chains, mut shared, mut unshared) = (0, 0, 0);
+    for beam in [1, 8] {
+        let e = base.with_overrides(&json!({ "beam_width": beam })).unwrap();
+        let alpha = e.config().walk_alpha;
+        for u in 0..h.n_users() {
+            let (items, behaviours, ts) = h.user(u);
+            let tree = e.build_tree(items, behaviours, ts).unwrap();
+            let roots = tree.nodes().iter().filter(|n| n.parent.is_none()).count();
+            if roots <= beam {
+                shared += 1;
+            } else {
+                unshared += 1;
+            }
+            for &c in &cands[u * 5..(u + 1) * 5] {
+                let ex = e.explain(&tree, Candidates::Items(&[c])).unwrap();
+                for ch in &ex.chains {
+                    let mut sum = 0.0f64;
+                    for (s, w) in ch.similarities.iter().zip(&ch.weights) {
+                        assert!(s.is_finite() && s.abs() <= 1.0 + 1e-6, "similarity {s}");
+                        sum += s + alpha * w.ln();
+                    }
+                    assert_eq!(ch.score, sum / ch.similarities.len() as f64, "chain {:?}", ch.phrases);
+                    chains += 1;
                 }
-                assert_eq!(ch.score, sum / ch.similarities.len() as f64, "chain {:?}", ch.phrases);
-                chains += 1;
             }
         }
     }
-    assert!(chains >= 30, "only {chains} chains explained");
+    assert!(chains >= 60, "only {chains} chains explained");
+    assert!(shared > 0 && unshared > 0, "trees with shared levels {shared}, without {unshared}");
 }
