@@ -74,9 +74,10 @@ pub struct TreeView {
     root_vecs: Vec<f64>,
     /// The rows every candidate's walk scores, one after another, when every root enters the
     /// first beam (no more roots than `beam_width`, chains deeper than one): the roots, then
-    /// the children of each root in `tree.roots` order; empty otherwise. A candidate scores them in one blocked
-    /// matrix-vector product (`dots` gives a row the same arithmetic in any block, so these are
-    /// the similarities the per-expansion products gave) instead of one short product per root.
+    /// the children of each root in `tree.roots` order; empty otherwise. A candidate scores
+    /// them in one blocked matrix-vector product (`dots` gives a row the same arithmetic in any
+    /// block, so these are the similarities the per-expansion products gave) instead of one
+    /// short product per root.
     shared_vecs: Vec<f64>,
     /// Per local node: the row in `shared_vecs` where its children start, or [`NOT_SHARED`]
     /// (only roots have one, and only when their children are shared).
