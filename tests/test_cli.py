@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,20 @@ def test_bad_selections_fail_before_any_expensive_stage(tmp_path: Path, capsys: 
     assert not (tmp_path / "w" / "intents-cache.sqlite").exists()
     assert main(["train", *base, "--items", str(tmp_path / "missing.csv"), "--bundle", str(tmp_path)]) == 2
     assert "missing.csv: file not found" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instructions_per_request_count_only_the_requests(tmp_path: Path) -> None:
+    # The figure counts instructions inside the call that runs the requests, not the whole
+    # process (start-up, imports and the bundle load moved a whole-process count by up to ~1 M
+    # per request between runs of the same code): two runs agree to a few instructions.
+    from airrec.bench.online import Shape, instructions_per_request
+    from airrec.synthetic import make_synthetic_bundle
+
+    shape = Shape(events_per_user=20, candidates=50, dim=32, n_nodes=3000, n_items=800)
+    bundle = make_synthetic_bundle(tmp_path / "b", n_nodes=3000, n_items=800, dim=32, n_heads=4, depth=3,
+                                   paths_per_item=3, seed=4)
+    first, again = (instructions_per_request(bundle, shape, n=4)["per_request"] for _ in range(2))
+    assert first is not None and again is not None
+    assert 10_000 < first < 10_000_000
+    assert abs(first - again) <= 1e-3 * first

@@ -186,6 +186,7 @@ def run_online_bench(
 
 
 _CALLGRIND_CHILD = r"""
+import collections
 import sys
 import numpy as np
 from airrec.engine import Engine
@@ -197,8 +198,11 @@ cands = make_candidates(max(n, 1) + 5, n_cands, n_items, seed=seed + 2)
 ev = [h.items[h.offsets[u]:h.offsets[u + 1]] for u in range(max(n, 1) + 5)]
 for u in range(5):  # warm: page faults, pools, lazy statics are not per-request costs
     engine.score(ev[u], cands[u])
-for u in range(5, 5 + n):
-    engine.score(ev[u], cands[u])
+# The timed requests run inside one C call, `deque(iterable)` (`deque_init`), which callgrind
+# is told to collect alone: the Python call, argument checks and the engine, nothing of the
+# interpreter's start-up, imports or the bundle load (a whole-process count varied by up to ~1 M
+# per request between runs of the same code).
+collections.deque(map(lambda u: engine.score(ev[u], cands[u]), range(5, 5 + n)), maxlen=0)
 """
 
 
@@ -209,7 +213,8 @@ def _callgrind_total(args: list[str]) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c",
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--toggle-collect=deque_init",
+                        sys.executable, "-c",
                         _CALLGRIND_CHILD, *args], check=True, capture_output=True,
                        env={**os.environ, "RAYON_NUM_THREADS": "1"})
         for line in out.read_text().splitlines():
@@ -219,9 +224,11 @@ def _callgrind_total(args: list[str]) -> int:
 
 
 def instructions_per_request(bundle: Path, shape: Shape, seed: int = 0, n: int = 40) -> dict[str, Any]:
-    """Instructions the engine executes per request (tree from the events + every candidate
-    scored), from callgrind: the whole process with ``n`` requests minus the same process with
-    none, divided by ``n``. Needs ``valgrind`` on PATH (``None`` figures without it)."""
+    """Instructions per request through the Python API (``Engine.score``: the tree from the
+    events + every candidate scored), from callgrind collecting only inside the call that runs
+    the requests: that count with ``n`` requests minus the same with none, divided by ``n``
+    (the same to a few instructions from run to run). Needs ``valgrind`` on PATH (``None``
+    figures without it)."""
     import shutil
 
     if shutil.which("valgrind") is None:
@@ -230,7 +237,8 @@ def instructions_per_request(bundle: Path, shape: Shape, seed: int = 0, n: int =
     with_n = _callgrind_total([str(bundle), str(n), *common])
     without = _callgrind_total([str(bundle), "0", *common])
     return {"per_request": (with_n - without) / n, "requests": n, "tool": "valgrind --tool=callgrind",
-            "method": "process with n requests minus the same process with none, / n"}
+            "method": "callgrind collecting inside the call that runs n requests (Engine.score), minus the "
+                      "same with none, / n"}
 
 
 def summary(result: dict[str, Any]) -> str:
