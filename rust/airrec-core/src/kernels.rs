@@ -147,6 +147,9 @@ pub trait Simd: Copy + sealed::Sealed {
     fn head_dots(self, q: &[f32], k: &[f32], h_n: usize, out: &mut [f32]);
     fn head_axpy(self, w: &[f32], x: &[f32], y: &mut [f32]);
     fn axpy(self, alpha: f32, x: &[f32], y: &mut [f32]);
+    /// [`dot_f32`]'s arithmetic (eight lanes, multiply then add, the same final sums), so
+    /// both kernel sets give the same bits.
+    fn dot_f32(self, a: &[f32], b: &[f32]) -> f32;
 }
 
 /// Plain Rust kernels (auto-vectorised), valid on every CPU.
@@ -175,6 +178,10 @@ impl Simd for Portable {
     #[inline(always)]
     fn axpy(self, alpha: f32, x: &[f32], y: &mut [f32]) {
         axpy(alpha, x, y)
+    }
+    #[inline(always)]
+    fn dot_f32(self, a: &[f32], b: &[f32]) -> f32 {
+        dot_f32(a, b)
     }
 }
 
@@ -383,6 +390,31 @@ mod avx2 {
         }
     }
 
+    /// [`super::dot_f32`] in 256-bit registers: lane `l` sums `a[8i + l] * b[8i + l]` over
+    /// `i` with a multiply then an add (no FMA: the portable kernel rounds the product), then
+    /// `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`, then the tail in order: the
+    /// portable kernel's operations, so the same bits (the auto-vectoriser split its lanes
+    /// into 128-bit halves and shuffled them on every step).
+    #[inline(always)]
+    unsafe fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let full = n / 8 * 8;
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        let mut acc = _mm256_setzero_ps();
+        let mut j = 0;
+        while j < full {
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(ap.add(j)), _mm256_loadu_ps(bp.add(j))));
+            j += 8;
+        }
+        // (l0 + l4, l1 + l5, l2 + l6, l3 + l7), then (s0 + s1) + (s2 + s3).
+        let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        let mut lanes = [0.0f32; 4];
+        _mm_storeu_ps(lanes.as_mut_ptr(), s);
+        // The tail summed as the portable kernel sums it (`Sum`, the same neutral element).
+        let tail: f32 = (full..n).map(|k| *ap.add(k) * *bp.add(k)).sum();
+        ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + tail
+    }
+
     impl Simd for Avx2 {
         #[inline(always)]
         fn gemv_f64(self, rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
@@ -408,6 +440,11 @@ mod avx2 {
         fn axpy(self, alpha: f32, x: &[f32], y: &mut [f32]) {
             // SAFETY: as above.
             unsafe { axpy(alpha, x, y) }
+        }
+        #[inline(always)]
+        fn dot_f32(self, a: &[f32], b: &[f32]) -> f32 {
+            // SAFETY: as above.
+            unsafe { dot_f32(a, b) }
         }
     }
 }
@@ -474,6 +511,8 @@ mod tests {
                 kern.axpy(0.5, x, &mut got);
                 Portable.axpy(0.5, x, &mut want);
                 assert!(got.iter().zip(&want).all(|(g, w)| close(*g as f64, *w as f64)), "axpy off {off} n {n}");
+                // The composition's score: the same bits from both kernel sets.
+                assert_eq!(kern.dot_f32(x, y).to_bits(), Portable.dot_f32(x, y).to_bits(), "dot_f32 off {off} n {n}");
             }
             for h in [1, 2, 4, 8, 3] {
                 let n = 8 * 4;

@@ -71,6 +71,9 @@ pub struct TreeView {
     /// The children's local indices in the same order (`child_start` delimits them too), so
     /// the walk reads one flat array instead of each node's own list.
     child_ids: Vec<u32>,
+    /// `walk_bias` of each child in the same order: the child loop reads it beside the
+    /// similarities instead of looking it up through the child's index.
+    child_bias: Vec<f64>,
     root_vecs: Vec<f64>,
     /// The rows every candidate's walk scores, one after another, when every root enters the
     /// first beam (no more roots than `beam_width`, chains deeper than one): the roots, then
@@ -108,20 +111,32 @@ impl TreeView {
         for &r in &tree.roots {
             push(&mut self.root_vecs, r);
         }
+        let n = tree.nodes().len() as u32;
+        self.node_ln_w.clear();
+        self.node_ln_w.extend((0..n).map(|i| tree.weight(i).ln()));
+        self.walk_bias.clear();
+        self.walk_bias.extend(self.node_ln_w.iter().map(|l| cfg.walk_alpha * l));
         self.child_vecs.clear();
         self.child_start.clear();
         self.child_ids.clear();
+        self.child_bias.clear();
         let mut rows = 0u32;
         for node in nodes {
             self.child_start.push(rows);
+            // Children by walk bias, highest first: the beam test meets likely entrants early,
+            // so fewer children are inserted only to be pushed out (the kept chains do not
+            // depend on the order: the beam's order is total).
+            let start = self.child_ids.len();
             self.child_ids.extend_from_slice(&node.children);
-            for &ch in &node.children {
+            let bias = &self.walk_bias;
+            self.child_ids[start..].sort_unstable_by(|&x, &y| bias[y as usize].total_cmp(&bias[x as usize]).then(x.cmp(&y)));
+            for &ch in &self.child_ids[start..] {
                 push(&mut self.child_vecs, ch);
+                self.child_bias.push(bias[ch as usize]);
             }
             rows += node.children.len() as u32;
         }
         self.child_start.push(rows);
-        let n = tree.nodes().len() as u32;
         // The shared block: roots, then their children, if every root is expanded (else the
         // walk scores `root_vecs` alone and the block stays empty).
         self.shared_vecs.clear();
@@ -137,10 +152,6 @@ impl TreeView {
                 row += (b - a) as u32;
             }
         }
-        self.node_ln_w.clear();
-        self.node_ln_w.extend((0..n).map(|i| tree.weight(i).ln()));
-        self.walk_bias.clear();
-        self.walk_bias.extend(self.node_ln_w.iter().map(|l| cfg.walk_alpha * l));
         self.event_ln_w.clear();
         self.event_ln_w.extend((0..tree.n_events() as u32).map(|e| tree.event_weight(e).ln()));
     }
@@ -338,7 +349,7 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
             if a == b || chain.len as usize == cfg.max_chain_depth {
                 s.complete.push((chain.key(), ci));
             } else {
-                let children = &view.child_ids[a..b];
+                let (children, bias) = (&view.child_ids[a..b], &view.child_bias[a..b]);
                 let shared = view.shared_children[chain.last as usize];
                 let sims = if shared != NOT_SHARED {
                     &s.shared_sims[shared as usize..shared as usize + children.len()]
@@ -349,7 +360,7 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
                 };
                 for k in 0..children.len() {
                     let ch = children[k];
-                    let v = sims[k] + view.walk_bias[ch as usize];
+                    let v = sims[k] + bias[k];
                     let link = Link::new(chain.sum + v, ch, ci, chain.len + 1);
                     if link.score < worst {
                         continue;
