@@ -74,6 +74,8 @@ pub struct TreeView {
     /// `walk_bias` of each child in the same order: the child loop reads it beside the
     /// similarities instead of looking it up through the child's index.
     child_bias: Vec<f64>,
+    /// The most children any node has.
+    max_children: usize,
     root_vecs: Vec<f64>,
     /// The rows every candidate's walk scores, one after another, when every root enters the
     /// first beam (no more roots than `beam_width`, chains deeper than one): the roots, then
@@ -120,6 +122,7 @@ impl TreeView {
         self.child_start.clear();
         self.child_ids.clear();
         self.child_bias.clear();
+        self.max_children = 0;
         let mut rows = 0u32;
         for node in nodes {
             self.child_start.push(rows);
@@ -135,6 +138,7 @@ impl TreeView {
                 self.child_bias.push(bias[ch as usize]);
             }
             rows += node.children.len() as u32;
+            self.max_children = self.max_children.max(node.children.len());
         }
         self.child_start.push(rows);
         // The shared block: roots, then their children, if every root is expanded (else the
@@ -317,8 +321,11 @@ fn insert_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<Entry>, item: Ent
 pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConfig, x: &[f32], s: &mut WalkScratch) {
     let nodes = tree.nodes();
     let d = view.dim;
-    s.x64.clear();
-    s.x64.extend(x.iter().map(|&v| v as f64));
+    // Converted in place (no per-candidate clear and re-extend: the length stays `d`).
+    s.x64.resize(d, 0.0);
+    for (o, &v) in s.x64.iter_mut().zip(x) {
+        *o = v as f64;
+    }
     // The rows every candidate scores (the roots, often their children too): one blocked pass.
     let shared = if view.shared_vecs.is_empty() { &view.root_vecs } else { &view.shared_vecs };
     s.shared_sims.resize(shared.len() / d.max(1), 0.0);
@@ -354,8 +361,12 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
                 let sims = if shared != NOT_SHARED {
                     &s.shared_sims[shared as usize..shared as usize + children.len()]
                 } else {
-                    s.child_sims.resize(b - a, 0.0);
-                    kern.gemv_f64(&view.child_vecs[a * d..b * d], d, &s.x64, &mut s.child_sims);
+                    // Sized once per request to the widest node (not per expansion).
+                    if s.child_sims.len() < b - a {
+                        s.child_sims.resize(view.max_children, 0.0);
+                    }
+                    let out = &mut s.child_sims[..b - a];
+                    kern.gemv_f64(&view.child_vecs[a * d..b * d], d, &s.x64, out);
                     &s.child_sims[..children.len()]
                 };
                 for k in 0..children.len() {
@@ -419,8 +430,12 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
     // One gathered matrix-vector product over the kept events' f64 vectors (converted once per
     // request in `TreeView::prepare`; the conversion is exact, so these are the f32 vectors'
     // dot products accumulated in f64, as before).
-    s.evidence_sims.resize(s.candidate_events.len(), 0.0);
-    kern.gather_gemv_f64(&view.event_vecs, d, &s.candidate_events, &s.x64, &mut s.evidence_sims);
+    // Sized to the tree's events once (grown only), sliced to this candidate's.
+    let n_ev = s.candidate_events.len();
+    if s.evidence_sims.len() < n_ev {
+        s.evidence_sims.resize(tree.n_events().max(n_ev), 0.0);
+    }
+    kern.gather_gemv_f64(&view.event_vecs, d, &s.candidate_events, &s.x64, &mut s.evidence_sims[..n_ev]);
     s.evidence.clear();
     for (&e, &sim) in s.candidate_events.iter().zip(&s.evidence_sims) {
         s.evidence.push((e, view.event_ln_w[e as usize] + cfg.evidence_alpha * sim));
