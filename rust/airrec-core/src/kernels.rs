@@ -21,30 +21,35 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `out[k] = rows[idx[k]] · x` for row-major `rows` `[n, d]`: a matrix-vector product over a
-/// gathered subset of rows (the evidence events a candidate's chains reach).
+/// gathered subset of rows (the evidence events a candidate's chains reach). Each row gets
+/// [`row_dot_f64`]'s arithmetic, as in [`gemv_f64`].
 #[inline(always)]
 pub fn gather_gemv_f64(rows: &[f64], d: usize, idx: &[u32], x: &[f64], out: &mut [f64]) {
     for (o, &r) in out.iter_mut().zip(idx) {
         let r = r as usize;
-        *o = dot_f64_f64(&rows[r * d..(r + 1) * d], x);
+        *o = row_dot_f64(&rows[r * d..(r + 1) * d], &x[..d]);
     }
 }
 
-/// Dot product of two f64 vectors (eight independent lanes).
+/// One row of [`gemv_f64`] on its own, with the arithmetic a row gets inside a block of four:
+/// four lanes summed in `j` order, then `(l0 + l2) + (l1 + l3)`, then the tail in order. A row
+/// therefore has the same similarity wherever it sits in a product (a block, the tail, alone),
+/// which explanations rely on: they recompute a chain node's similarity by itself.
 #[inline(always)]
-pub fn dot_f64_f64(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f64; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
+fn row_dot_f64(row: &[f64], x: &[f64]) -> f64 {
+    let d = x.len();
+    let full = d / 4 * 4;
+    let mut acc = [0.0f64; 4];
+    for (xv, a) in x[..full].chunks_exact(4).zip(row[..full].chunks_exact(4)) {
+        for l in 0..4 {
+            acc[l] += a[l] * xv[l];
         }
     }
-    let tail: f64 = ta.iter().zip(tb).map(|(x, y)| x * y).sum();
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    let mut t = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+    for i in full..d {
+        t += row[i] * x[i];
+    }
+    t
 }
 
 /// `out[r] = rows[r] · x` for row-major `rows` `[n, d]`, four rows at a time so each chunk of
@@ -82,8 +87,10 @@ pub fn gemv_f64(rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
             out[blk * 4 + k] = t;
         }
     }
+    // The last rows one by one, with a block row's arithmetic (not another lane layout): a
+    // row's similarity must not depend on its position in the product.
     for i in n / 4 * 4..n {
-        out[i] = dot_f64_f64(&rows[i * d..(i + 1) * d], x);
+        out[i] = row_dot_f64(&rows[i * d..(i + 1) * d], x);
     }
 }
 
@@ -553,13 +560,44 @@ mod tests {
         }
     }
 
+    /// A row's similarity does not depend on where it sits in a product (a block of four, the
+    /// tail, alone, gathered): explanations recompute a chain node's similarity on its own and
+    /// must get the bits the walk scored with.
+    fn rows_are_position_independent<K: Simd>(kern: K) {
+        for d in [13, 64] {
+            let rows: Vec<f64> = (0..9 * d).map(|i| (i as f64 * 0.37).sin() * 1e3_f64.powf((i % 5) as f64 - 2.0)).collect();
+            let x: Vec<f64> = (0..d).map(|i| (i as f64 * 0.91).cos()).collect();
+            for n in 1..=9 {
+                let mut out = vec![0.0; n];
+                kern.gemv_f64(&rows[..n * d], d, &x, &mut out);
+                for r in 0..n {
+                    let mut alone = [0.0];
+                    kern.gemv_f64(&rows[r * d..(r + 1) * d], d, &x, &mut alone);
+                    let mut gathered = [0.0];
+                    kern.gather_gemv_f64(&rows, d, &[r as u32], &x, &mut gathered);
+                    assert_eq!(out[r].to_bits(), alone[0].to_bits(), "d {d} n {n} row {r}: block vs alone");
+                    assert_eq!(gathered[0].to_bits(), alone[0].to_bits(), "d {d} row {r}: gathered vs alone");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_rows_similarity_does_not_depend_on_its_position() {
+        rows_are_position_independent(Portable);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(kern) = Avx2::detect() {
+            rows_are_position_independent(kern);
+        }
+    }
+
     #[test]
     fn dots_match_naive() {
         let a: Vec<f32> = (0..19).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..19).map(|i| (i as f32 * 0.91).cos()).collect();
         let naive: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
         let (a64, b64): (Vec<f64>, Vec<f64>) = (a.iter().map(|&v| v as f64).collect(), b.iter().map(|&v| v as f64).collect());
-        assert!((dot_f64_f64(&a64, &b64) - naive).abs() < 1e-12);
+        assert!((row_dot_f64(&a64, &b64) - naive).abs() < 1e-12);
         assert!((dot_f32(&a, &b) as f64 - naive).abs() < 1e-5);
     }
 
