@@ -306,25 +306,48 @@ impl Composer {
         &self.folded.item_rows[item as usize * s..item as usize * s + self.candidate_row_len()]
     }
 
+    /// The folded K/V tables, dereferenced once: a composition reads every slot's row through
+    /// one of these rather than dereferencing the (possibly memory-mapped) arrays per slot.
+    #[inline(always)]
+    pub fn kv_tables(&self) -> KvTables<'_> {
+        KvTables { node: &self.folded.node_kv, item: &self.folded.item_kv, attn_dim: self.attn_dim }
+    }
+
     #[inline(always)]
     pub fn node_kv(&self, node: u32) -> (&[f32], &[f32]) {
-        let a = self.attn_dim;
-        self.folded.node_kv[node as usize * 2 * a..(node as usize + 1) * 2 * a].split_at(a)
+        self.kv_tables().get(SlotRow::Node(node))
     }
 
     #[inline(always)]
     pub fn item_kv(&self, item: u32) -> (&[f32], &[f32]) {
-        let a = self.attn_dim;
-        self.folded.item_kv[item as usize * 2 * a..(item as usize + 1) * 2 * a].split_at(a)
+        self.kv_tables().get(SlotRow::Item(item))
     }
 
     /// The folded key and value of a slot's row.
     #[inline(always)]
     pub fn slot_kv(&self, row: SlotRow) -> (&[f32], &[f32]) {
-        match row {
-            SlotRow::Node(n) => self.node_kv(n),
-            SlotRow::Item(i) => self.item_kv(i),
-        }
+        self.kv_tables().get(row)
+    }
+}
+
+/// The folded `[k | v]` rows of nodes and items as plain slices ([`Composer::kv_tables`]).
+#[derive(Clone, Copy, Debug)]
+pub struct KvTables<'a> {
+    node: &'a [f32],
+    item: &'a [f32],
+    attn_dim: usize,
+}
+
+impl<'a> KvTables<'a> {
+    /// The folded key and value of a slot's row.
+    #[inline(always)]
+    pub fn get(&self, row: SlotRow) -> (&'a [f32], &'a [f32]) {
+        let (table, r) = match row {
+            SlotRow::Node(i) => (self.node, i as usize),
+            SlotRow::Item(i) => (self.item, i as usize),
+        };
+        let a = self.attn_dim;
+        table[r * 2 * a..(r + 1) * 2 * a].split_at(a)
     }
 }
 
@@ -443,15 +466,7 @@ fn attend_fixed<K: Simd, const H: usize>(
     let w = &c.weights;
     let weight_bias = heads::<H>(&w.weight_bias, 0);
 
-    // The folded K/V tables, dereferenced once (not per slot).
-    let (node_kv, item_kv): (&[f32], &[f32]) = (&c.folded.node_kv, &c.folded.item_kv);
-    let kv = |row: SlotRow| -> (&[f32], &[f32]) {
-        let (table, r) = match row {
-            SlotRow::Node(i) => (node_kv, i as usize),
-            SlotRow::Item(i) => (item_kv, i as usize),
-        };
-        table[r * 2 * a..(r + 1) * 2 * a].split_at(a)
-    };
+    let kv = c.kv_tables();
 
     // The logits are padded to whole SIMD vectors (zeros, never read) so `exp_slice` has no
     // scalar tail; every other pass reads the `(n + 1) * H` real ones. Nothing is zeroed
@@ -462,7 +477,7 @@ fn attend_fixed<K: Simd, const H: usize>(
     pad.fill(0.0);
     let mut max = [f32::NEG_INFINITY; H];
     for (s, row) in slots.iter().zip(logits.chunks_exact_mut(H)) {
-        kern.head_dots(cand.q, kv(s.row).0, H, row);
+        kern.head_dots(cand.q, kv.get(s.row).0, H, row);
         let bias = heads::<H>(cand.type_logit, s.ty as usize * H);
         for h in 0..H {
             row[h] += bias[h] + weight_bias[h] * s.ln_w;
@@ -497,7 +512,7 @@ fn attend_fixed<K: Simd, const H: usize>(
         for h in 0..H {
             row[h] /= sum[h];
         }
-        kern.head_axpy(row, kv(s.row).1, &mut scratch.concat);
+        kern.head_axpy(row, kv.get(s.row).1, &mut scratch.concat);
         let mass = &mut scratch.type_mass[s.ty as usize * H..s.ty as usize * H + H];
         for h in 0..H {
             mass[h] += row[h];
@@ -531,12 +546,13 @@ fn attend_heads<K: Simd>(
     let s_n = slots.len() + 1;
     let w = &c.weights;
     let q = cand.q;
+    let kv = c.kv_tables();
 
     scratch.logits.clear();
     scratch.logits.resize(s_n * h_n, 0.0);
     for (j, s) in slots.iter().enumerate() {
         let row = &mut scratch.logits[j * h_n..(j + 1) * h_n];
-        kern.head_dots(q, c.slot_kv(s.row).0, h_n, row);
+        kern.head_dots(q, kv.get(s.row).0, h_n, row);
         for h in 0..h_n {
             row[h] += cand.type_logit[s.ty as usize * h_n + h] + w.weight_bias[h] * s.ln_w;
         }
@@ -577,7 +593,7 @@ fn attend_heads<K: Simd>(
     scratch.type_mass.resize(n_types * h_n, 0.0);
     for (j, s) in slots.iter().enumerate() {
         let att = &scratch.logits[j * h_n..(j + 1) * h_n];
-        kern.head_axpy(att, c.slot_kv(s.row).1, &mut scratch.concat);
+        kern.head_axpy(att, kv.get(s.row).1, &mut scratch.concat);
         for h in 0..h_n {
             scratch.type_mass[s.ty as usize * h_n + h] += att[h];
         }

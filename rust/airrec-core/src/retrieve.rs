@@ -74,8 +74,6 @@ pub struct TreeView {
     /// `walk_bias` of each child in the same order: the child loop reads it beside the
     /// similarities instead of looking it up through the child's index.
     child_bias: Vec<f64>,
-    /// The most children any node has.
-    max_children: usize,
     root_vecs: Vec<f64>,
     /// The rows every candidate's walk scores, one after another, when every root enters the
     /// first beam (no more roots than `beam_width`, chains deeper than one): the roots, then
@@ -122,7 +120,6 @@ impl TreeView {
         self.child_start.clear();
         self.child_ids.clear();
         self.child_bias.clear();
-        self.max_children = 0;
         let mut rows = 0u32;
         for node in nodes {
             self.child_start.push(rows);
@@ -138,7 +135,6 @@ impl TreeView {
                 self.child_bias.push(bias[ch as usize]);
             }
             rows += node.children.len() as u32;
-            self.max_children = self.max_children.max(node.children.len());
         }
         self.child_start.push(rows);
         // The shared block: roots, then their children, if every root is expanded (else the
@@ -315,6 +311,16 @@ fn insert_top(tree: &UserTree, s: &WalkScratch, list: &mut Vec<Entry>, item: Ent
     list[pos] = item;
 }
 
+/// The first `n` values of a reusable buffer that only grows: per-candidate outputs are written
+/// into it without resizing (and zero-filling) it for every expansion.
+#[inline(always)]
+fn grown(buf: &mut Vec<f64>, n: usize) -> &mut [f64] {
+    if buf.len() < n {
+        buf.resize(n, 0.0);
+    }
+    &mut buf[..n]
+}
+
 /// Walks `tree` for a candidate with retrieval vector `x`; fills the selected chains,
 /// `chain_nodes` and `evidence` of `s`.
 #[inline(always)]
@@ -361,12 +367,7 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
                 let sims = if shared != NOT_SHARED {
                     &s.shared_sims[shared as usize..shared as usize + children.len()]
                 } else {
-                    // Sized once per request to the widest node (not per expansion).
-                    if s.child_sims.len() < b - a {
-                        s.child_sims.resize(view.max_children, 0.0);
-                    }
-                    let out = &mut s.child_sims[..b - a];
-                    kern.gemv_f64(&view.child_vecs[a * d..b * d], d, &s.x64, out);
+                    kern.gemv_f64(&view.child_vecs[a * d..b * d], d, &s.x64, grown(&mut s.child_sims, b - a));
                     &s.child_sims[..children.len()]
                 };
                 for k in 0..children.len() {
@@ -430,12 +431,8 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
     // One gathered matrix-vector product over the kept events' f64 vectors (converted once per
     // request in `TreeView::prepare`; the conversion is exact, so these are the f32 vectors'
     // dot products accumulated in f64, as before).
-    // Sized to the tree's events once (grown only), sliced to this candidate's.
     let n_ev = s.candidate_events.len();
-    if s.evidence_sims.len() < n_ev {
-        s.evidence_sims.resize(tree.n_events().max(n_ev), 0.0);
-    }
-    kern.gather_gemv_f64(&view.event_vecs, d, &s.candidate_events, &s.x64, &mut s.evidence_sims[..n_ev]);
+    kern.gather_gemv_f64(&view.event_vecs, d, &s.candidate_events, &s.x64, grown(&mut s.evidence_sims, n_ev));
     s.evidence.clear();
     for (&e, &sim) in s.candidate_events.iter().zip(&s.evidence_sims) {
         s.evidence.push((e, view.event_ln_w[e as usize] + cfg.evidence_alpha * sim));
