@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::kernels::{dot_f32, matmul_rows, Simd};
+use crate::kernels::{dot_f32, fold_lanes, matmul_rows, repeat_lanes, Simd};
 use crate::npy::Array;
 
 /// The trained weights, as stored in the bundle.
@@ -349,6 +349,18 @@ impl<'a> KvTables<'a> {
         let a = self.attn_dim;
         table[r * 2 * a..(r + 1) * 2 * a].split_at(a)
     }
+
+    /// [`KvTables::get`] for a width `A` known at compile time (`A == attn_dim`).
+    #[inline(always)]
+    pub fn get_fixed<const A: usize>(&self, row: SlotRow) -> (&'a [f32; A], &'a [f32; A]) {
+        let (table, r) = match row {
+            SlotRow::Node(i) => (self.node, i as usize),
+            SlotRow::Item(i) => (self.item, i as usize),
+        };
+        debug_assert_eq!(A, self.attn_dim);
+        let (k, v) = table[r * 2 * A..(r + 1) * 2 * A].split_at(A);
+        (k.try_into().expect("A-long key"), v.try_into().expect("A-long value"))
+    }
 }
 
 /// Whose folded `[k | v]` row an attention slot reads.
@@ -422,18 +434,20 @@ pub fn attend<K: Simd>(
     scratch: &mut ComposeScratch,
     u: Option<&mut [f32]>,
 ) -> f32 {
-    // The common head counts get a body whose per-head loops run over `[f32; H]` arrays
-    // (straight-line SIMD, one bounds check per slot) with the softmax passes fused: at the
-    // reference shape (4 heads, ~8 slots) a request went from 3.27 M to 2.95 M instructions
-    // (callgrind, examples/profile_request.rs). Same arithmetic, in the same order, as the
-    // general body, so the results are bit-identical.
-    match c.n_heads {
-        1 => attend_fixed::<K, 1>(kern, c, cand, slots, scratch, u),
-        2 => attend_fixed::<K, 2>(kern, c, cand, slots, scratch, u),
-        4 => attend_fixed::<K, 4>(kern, c, cand, slots, scratch, u),
-        8 => attend_fixed::<K, 8>(kern, c, cand, slots, scratch, u),
-        _ => attend_heads(kern, c, cand, slots, scratch, u),
+    // The common head counts and widths get a body whose per-head loops run over `[f32; H]`
+    // arrays and whose per-slot kernels are unrolled over `A`-long rows (see [`attend_fixed`]):
+    // at the reference shape (4 heads, width 64, ~8 slots) the head arrays took a request from
+    // 3.27 M to 2.95 M instructions, and the fixed width attention from ~2.3 k to ~1.4 k
+    // instructions per candidate (callgrind, examples/profile_request.rs).
+    macro_rules! fixed {
+        ($($h:literal, $a:literal);*) => {
+            match (c.n_heads, c.attn_dim) {
+                $(($h, $a) => attend_fixed::<K, $h, $a>(kern, c, cand, slots, scratch, u),)*
+                _ => attend_heads(kern, c, cand, slots, scratch, u),
+            }
+        };
     }
+    fixed!(1, 32; 2, 32; 4, 32; 8, 32; 1, 64; 2, 64; 4, 64; 8, 64; 1, 128; 2, 128; 4, 128; 8, 128)
 }
 
 /// `H` consecutive values of `v` from `at` as an array (one bounds check; the per-head loops
@@ -445,13 +459,15 @@ fn heads<const H: usize>(v: &[f32], at: usize) -> [f32; H] {
     out
 }
 
-/// [`attend`] for a head count known at compile time: the arithmetic of [`attend_heads`], in
-/// the same order (bit-identical results), with the per-head loops over `[f32; H]` arrays and
-/// the passes fused: the running max is taken while the logits are written, and each slot's
-/// weights are normalised where they are used.
+/// [`attend`] for a head count and attention width known at compile time: the arithmetic of
+/// [`attend_heads`], in the same order (bit-identical results up to the sign of a zero
+/// logit), with the per-head loops over `[f32; H]` arrays, the softmax passes fused (the
+/// running max is taken while the logits are written, each slot's weights are normalised where
+/// they are used), and `A`-long rows: the per-slot kernels run fully unrolled with no length
+/// checks, and the weighted sum of values stays in registers across slots.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-fn attend_fixed<K: Simd, const H: usize>(
+fn attend_fixed<K: Simd, const H: usize, const A: usize>(
     kern: K,
     c: &Composer,
     cand: &CandidateView<'_>,
@@ -459,14 +475,13 @@ fn attend_fixed<K: Simd, const H: usize>(
     scratch: &mut ComposeScratch,
     u: Option<&mut [f32]>,
 ) -> f32 {
-    let a = c.attn_dim;
     let n_types = c.n_types;
     let null_ty = n_types - 1;
     let n = slots.len();
     let w = &c.weights;
     let weight_bias = heads::<H>(&w.weight_bias, 0);
-
     let kv = c.kv_tables();
+    let q: &[f32; A] = cand.q.try_into().expect("a query is attn_dim long");
 
     // The logits are padded to whole SIMD vectors (zeros, never read) so `exp_slice` has no
     // scalar tail; every other pass reads the `(n + 1) * H` real ones. Nothing is zeroed
@@ -477,12 +492,13 @@ fn attend_fixed<K: Simd, const H: usize>(
     pad.fill(0.0);
     let mut max = [f32::NEG_INFINITY; H];
     for (s, row) in slots.iter().zip(logits.chunks_exact_mut(H)) {
-        kern.head_dots(cand.q, kv.get(s.row).0, H, row);
+        let mut l = fold_lanes::<H>(kern.lane_dots(q, kv.get_fixed::<A>(s.row).0));
         let bias = heads::<H>(cand.type_logit, s.ty as usize * H);
         for h in 0..H {
-            row[h] += bias[h] + weight_bias[h] * s.ln_w;
-            max[h] = max[h].max(row[h]);
+            l[h] += bias[h] + weight_bias[h] * s.ln_w;
+            max[h] = max[h].max(l[h]);
         }
+        row.copy_from_slice(&l);
     }
     let null = heads::<H>(cand.type_logit, null_ty * H);
     logits[n * H..].copy_from_slice(&null);
@@ -504,19 +520,23 @@ fn attend_fixed<K: Simd, const H: usize>(
     }
 
     // concat_h = Σ_j att_jh (v_jh + type_value[t_j]_h); type offsets accumulated by type mass.
-    scratch.concat.resize(a, 0.0);
-    scratch.concat.fill(0.0);
+    let mut concat = [0.0f32; A];
     scratch.type_mass.resize(n_types * H, 0.0);
     scratch.type_mass.fill(0.0);
     for (s, row) in slots.iter().zip(scratch.logits.chunks_exact_mut(H)) {
         for h in 0..H {
             row[h] /= sum[h];
         }
-        kern.head_axpy(row, kv.get(s.row).1, &mut scratch.concat);
-        let mass = &mut scratch.type_mass[s.ty as usize * H..s.ty as usize * H + H];
+        kern.lane_axpy(&repeat_lanes::<H>(row), kv.get_fixed::<A>(s.row).1, &mut concat);
+        // Through arrays: the logits and masses are both f32 slices of `scratch`, so adding
+        // in place kept every head's load and store scalar (LLVM assumes they may overlap).
+        let at = s.ty as usize * H;
+        let mut mass = heads::<H>(&scratch.type_mass, at);
+        let att = heads::<H>(row, 0);
         for h in 0..H {
-            mass[h] += row[h];
+            mass[h] += att[h];
         }
+        scratch.type_mass[at..at + H].copy_from_slice(&mass);
     }
     let null_row = &mut scratch.logits[n * H..];
     let null_mass = &mut scratch.type_mass[null_ty * H..null_ty * H + H];
@@ -524,7 +544,15 @@ fn attend_fixed<K: Simd, const H: usize>(
         null_row[h] /= sum[h];
         null_mass[h] += null_row[h];
     }
-    finish::<K, H>(kern, c, cand, scratch, u)
+    // Type offsets, as [`add_type_offsets`] adds them.
+    for (m, tv) in scratch.type_mass.chunks_exact(H).zip(c.type_value.chunks_exact(A)).take(n_types) {
+        if m.iter().any(|&v| v != 0.0) {
+            kern.lane_axpy(&repeat_lanes::<H>(m), tv.try_into().expect("A-long rows"), &mut concat);
+        }
+    }
+    scratch.concat.clear();
+    scratch.concat.extend_from_slice(&concat);
+    finish(kern, c, cand, scratch, u)
 }
 
 /// [`attend`] for other head counts (known only at run time; 1, 2, 4 and 8 go through
@@ -601,28 +629,28 @@ fn attend_heads<K: Simd>(
     for h in 0..h_n {
         scratch.type_mass[null_ty * h_n + h] += scratch.logits[null_row + h];
     }
-    finish::<K, 0>(kern, c, cand, scratch, u)
+    add_type_offsets(kern, c, scratch);
+    finish(kern, c, cand, scratch, u)
 }
 
-/// The end of [`attend`] once `scratch` holds the attention weights, `concat` the weighted
-/// values and `type_mass` each type's attention mass: adds the type offsets, writes the intent
-/// vector into `u` when given, moves the weights to `scratch.attention`, returns the score.
+/// Adds each type's value offset to `scratch.concat`, weighted by the type's attention mass
+/// (`scratch.type_mass`, `[type, head]`).
 #[inline(always)]
-fn finish<K: Simd, const H: usize>(
-    kern: K,
-    c: &Composer,
-    cand: &CandidateView<'_>,
-    scratch: &mut ComposeScratch,
-    u: Option<&mut [f32]>,
-) -> f32 {
-    // `H = 0`: the head count known only at run time.
-    let (a, h_n) = (c.attn_dim, if H == 0 { c.n_heads } else { H });
+fn add_type_offsets<K: Simd>(kern: K, c: &Composer, scratch: &mut ComposeScratch) {
+    let (a, h_n) = (c.attn_dim, c.n_heads);
     // Zipped chunks rather than indexing per type: no bounds checks in the loop.
     for (m, tv) in scratch.type_mass.chunks_exact(h_n).zip(c.type_value.chunks_exact(a)).take(c.n_types) {
         if m.iter().any(|&v| v != 0.0) {
             kern.head_axpy(m, tv, &mut scratch.concat);
         }
     }
+}
+
+/// The end of [`attend`] once `scratch` holds the attention weights and `concat` the weighted
+/// values with the type offsets: writes the intent vector into `u` when given, moves the
+/// weights to `scratch.attention`, returns the score.
+#[inline(always)]
+fn finish<K: Simd>(kern: K, c: &Composer, cand: &CandidateView<'_>, scratch: &mut ComposeScratch, u: Option<&mut [f32]>) -> f32 {
     if let Some(u) = u {
         // u = concat @ wo + bo (wo's rows are in the interleaved basis, like concat)
         u.copy_from_slice(&c.weights.bo);

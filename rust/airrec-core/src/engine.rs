@@ -58,13 +58,18 @@ pub struct Scratch {
     compose: ComposeScratch,
     /// The current candidate's attention slots (reused: no allocation per request).
     slots: Vec<Slot>,
+    /// The slot of each local tree node and of each event, made once per request
+    /// ([`Engine::prepare_view`]): a candidate's slots are copies of these.
+    node_slots: Vec<Slot>,
+    event_slots: Vec<Slot>,
     row: Vec<f32>,
 }
 
 impl Scratch {
-    /// The last walk's result and the tree view it walked.
-    pub(crate) fn walk_and_view(&self) -> (&WalkScratch, &TreeView) {
-        (&self.walk, &self.view)
+    /// The last walk's attention slots, in slot order: its chain nodes, then its evidence.
+    pub(crate) fn walked_slots(&self) -> impl Iterator<Item = &Slot> {
+        let nodes = self.walk.chain_nodes.iter().map(|&li| &self.node_slots[li as usize]);
+        nodes.chain(self.walk.evidence.iter().map(|&(e, _)| &self.event_slots[e as usize]))
     }
 }
 
@@ -388,7 +393,22 @@ impl Engine {
 
     /// Prepares `s` for walking `tree` (per-request, before any candidate).
     pub(crate) fn prepare_view(&self, tree: &UserTree, s: &mut Scratch) {
-        s.view.prepare(tree, &self.config, self.dim(), |n| self.bundle.node_vector(n), |i| self.bundle.item_vector(i));
+        let b = &*self.bundle;
+        s.view.prepare(tree, &self.config, self.dim(), |n| b.node_vector(n), |i| b.item_vector(i));
+        // Slot types: a node's depth minus one (1-based depths), evidence after the deepest.
+        s.node_slots.clear();
+        s.node_slots.extend(tree.nodes().iter().zip(&s.view.node_ln_w).map(|(n, &ln_w)| Slot {
+            row: SlotRow::Node(n.node),
+            ty: b.trie.depth(n.node) - 1,
+            ln_w: ln_w as f32,
+        }));
+        let evidence_ty = b.dims.max_depth as u8;
+        s.event_slots.clear();
+        s.event_slots.extend(tree.events().iter().zip(&s.view.event_ln_w).map(|(e, &ln_w)| Slot {
+            row: SlotRow::Item(e.item),
+            ty: evidence_ty,
+            ln_w: ln_w as f32,
+        }));
     }
 
     /// Walks the tree for one candidate (results in `s.walk`).
@@ -400,20 +420,18 @@ impl Engine {
     /// Composes the walked candidate; returns its score and writes its intent vector into `u`
     /// when given.
     #[inline(always)]
-    fn compose<K: Simd>(&self, kern: K, tree: &UserTree, cand: &CandidateView<'_>, s: &mut Scratch, u: Option<&mut [f32]>) -> f32 {
-        let b = &*self.bundle;
-        let evidence_ty = b.dims.max_depth as u8;
-        s.slots.clear();
+    fn compose<K: Simd>(&self, kern: K, cand: &CandidateView<'_>, s: &mut Scratch, u: Option<&mut [f32]>) -> f32 {
+        let mut slots = std::mem::take(&mut s.slots);
+        slots.clear();
         for &li in &s.walk.chain_nodes {
-            let node = tree.nodes[li as usize].node;
-            let ty = b.trie.depth(node) - 1;
-            s.slots.push(Slot { row: SlotRow::Node(node), ty, ln_w: s.view.node_ln_w[li as usize] as f32 });
+            slots.push(s.node_slots[li as usize]);
         }
         for &(e, _) in &s.walk.evidence {
-            let item = tree.events()[e as usize].item;
-            s.slots.push(Slot { row: SlotRow::Item(item), ty: evidence_ty, ln_w: s.view.event_ln_w[e as usize] as f32 });
+            slots.push(s.event_slots[e as usize]);
         }
-        attend(kern, self.composer(), cand, &s.slots, &mut s.compose, u)
+        let score = attend(kern, self.composer(), cand, &slots, &mut s.compose, u);
+        s.slots = slots;
+        score
     }
 
     #[inline(always)]
@@ -437,9 +455,9 @@ impl Engine {
             let cand = c.view(self.candidate_row(&cands, k, &mut buf));
             self.walk_for(kern, tree, &cand, s);
             match want {
-                Want::Scores => out[k] = self.compose(kern, tree, &cand, s, None),
+                Want::Scores => out[k] = self.compose(kern, &cand, s, None),
                 Want::Vectors => {
-                    self.compose(kern, tree, &cand, s, Some(&mut out[k * d..(k + 1) * d]));
+                    self.compose(kern, &cand, s, Some(&mut out[k * d..(k + 1) * d]));
                 }
             }
         }
@@ -566,7 +584,7 @@ impl Engine {
                 let cand = e.composer().view(e.candidate_row(&self.cands, 0, &mut buf));
                 e.walk_for(kern, tree, &cand, &mut s);
                 let mut u = vec![0.0f32; e.dim()];
-                let score = e.compose(kern, tree, &cand, &mut s, Some(&mut u));
+                let score = e.compose(kern, &cand, &mut s, Some(&mut u));
                 // The similarities the walk selected the evidence with, not recomputed; the chain
                 // nodes' with the walk's kernel and rows (the walk keeps only their scores).
                 let evidence_similarity = s.walk.evidence.iter().map(|&(ev, _)| s.walk.evidence_similarity(ev)).collect();

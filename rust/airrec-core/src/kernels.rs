@@ -139,6 +139,57 @@ pub fn head_axpy(w: &[f32], x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// [`head_dots`] for a length known at compile time, before the heads are folded: lane `l`
+/// of the result sums `q[8i + l] k[8i + l]` over `i` (multiply, then add, in `i` order), so
+/// [`fold_lanes`] of it is what [`head_dots`] gives. The loop has a constant trip count: no
+/// length checks or remainder per call (attention calls it once per slot).
+#[inline(always)]
+pub fn lane_dots<const A: usize>(q: &[f32; A], k: &[f32; A]) -> [f32; 8] {
+    const { assert!(A % 8 == 0) };
+    let mut acc = [0.0f32; 8];
+    for (qc, kc) in q.chunks_exact(8).zip(k.chunks_exact(8)) {
+        for l in 0..8 {
+            acc[l] += qc[l] * kc[l];
+        }
+    }
+    acc
+}
+
+/// `y[8i + l] += w[l] * x[8i + l]`: [`head_axpy`] with the head weights already repeated over
+/// the eight lanes ([`repeat_lanes`]) and a length known at compile time.
+#[inline(always)]
+pub fn lane_axpy<const A: usize>(w: &[f32; 8], x: &[f32; A], y: &mut [f32; A]) {
+    const { assert!(A % 8 == 0) };
+    for (yc, xc) in y.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
+        for l in 0..8 {
+            yc[l] += w[l] * xc[l];
+        }
+    }
+}
+
+/// Per-head sums of [`lane_dots`]' lanes for `H` heads (`H` divides 8; lane `l` is head
+/// `l % H`), added in lane order as [`head_dots`] adds them.
+#[inline(always)]
+pub fn fold_lanes<const H: usize>(lanes: [f32; 8]) -> [f32; H] {
+    const { assert!(H > 0 && 8 % H == 0) };
+    let mut out = [0.0f32; H];
+    if H == 8 {
+        out.copy_from_slice(&lanes);
+    } else {
+        for (l, v) in lanes.iter().enumerate() {
+            out[l % H] += v;
+        }
+    }
+    out
+}
+
+/// `H` head weights repeated over eight lanes (lane `l` gets head `l % H`), for [`lane_axpy`].
+#[inline(always)]
+pub fn repeat_lanes<const H: usize>(w: &[f32]) -> [f32; 8] {
+    let w: &[f32; H] = w[..H].try_into().expect("H head weights");
+    std::array::from_fn(|l| w[l % H])
+}
+
 mod sealed {
     /// Only this module's kernel sets implement [`super::Simd`].
     pub trait Sealed {}
@@ -157,6 +208,10 @@ pub trait Simd: Copy + sealed::Sealed {
     /// [`dot_f32`]'s arithmetic (eight lanes, multiply then add, the same final sums), so
     /// both kernel sets give the same bits.
     fn dot_f32(self, a: &[f32], b: &[f32]) -> f32;
+    /// [`lane_dots`] (the AVX2 set with fused multiply-adds, as its [`Simd::head_dots`]).
+    fn lane_dots<const A: usize>(self, q: &[f32; A], k: &[f32; A]) -> [f32; 8];
+    /// [`lane_axpy`] (the AVX2 set with fused multiply-adds, as its [`Simd::head_axpy`]).
+    fn lane_axpy<const A: usize>(self, w: &[f32; 8], x: &[f32; A], y: &mut [f32; A]);
 }
 
 /// Plain Rust kernels (auto-vectorised), valid on every CPU.
@@ -189,6 +244,14 @@ impl Simd for Portable {
     #[inline(always)]
     fn dot_f32(self, a: &[f32], b: &[f32]) -> f32 {
         dot_f32(a, b)
+    }
+    #[inline(always)]
+    fn lane_dots<const A: usize>(self, q: &[f32; A], k: &[f32; A]) -> [f32; 8] {
+        lane_dots(q, k)
+    }
+    #[inline(always)]
+    fn lane_axpy<const A: usize>(self, w: &[f32; 8], x: &[f32; A], y: &mut [f32; A]) {
+        lane_axpy(w, x, y)
     }
 }
 
@@ -422,6 +485,31 @@ mod avx2 {
         ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + tail
     }
 
+    /// [`super::lane_dots`] in one 256-bit accumulator with fused multiply-adds, in `i` order:
+    /// the lanes [`head_dots`] computes before folding them into heads.
+    #[inline(always)]
+    unsafe fn lane_dots<const A: usize>(q: &[f32; A], k: &[f32; A]) -> [f32; 8] {
+        const { assert!(A % 8 == 0) };
+        let mut acc = _mm256_setzero_ps();
+        for j in (0..A).step_by(8) {
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(j)), _mm256_loadu_ps(k.as_ptr().add(j)), acc);
+        }
+        let mut out = [0.0f32; 8];
+        _mm256_storeu_ps(out.as_mut_ptr(), acc);
+        out
+    }
+
+    /// [`super::lane_axpy`] with fused multiply-adds (as [`head_axpy`]).
+    #[inline(always)]
+    unsafe fn lane_axpy<const A: usize>(w: &[f32; 8], x: &[f32; A], y: &mut [f32; A]) {
+        const { assert!(A % 8 == 0) };
+        let wv = _mm256_loadu_ps(w.as_ptr());
+        for j in (0..A).step_by(8) {
+            let yp = y.as_mut_ptr().add(j);
+            _mm256_storeu_ps(yp, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.as_ptr().add(j)), _mm256_loadu_ps(yp)));
+        }
+    }
+
     impl Simd for Avx2 {
         #[inline(always)]
         fn gemv_f64(self, rows: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
@@ -452,6 +540,16 @@ mod avx2 {
         fn dot_f32(self, a: &[f32], b: &[f32]) -> f32 {
             // SAFETY: as above.
             unsafe { dot_f32(a, b) }
+        }
+        #[inline(always)]
+        fn lane_dots<const A: usize>(self, q: &[f32; A], k: &[f32; A]) -> [f32; 8] {
+            // SAFETY: as above; `A`-long arrays bound every load.
+            unsafe { lane_dots(q, k) }
+        }
+        #[inline(always)]
+        fn lane_axpy<const A: usize>(self, w: &[f32; 8], x: &[f32; A], y: &mut [f32; A]) {
+            // SAFETY: as above; `A`-long arrays bound every load and store.
+            unsafe { lane_axpy(w, x, y) }
         }
     }
 }
@@ -497,6 +595,24 @@ pub fn matmul_rows(rows: &[f32], d: usize, w: &[f32], a: usize, scale: f32, out:
 mod tests {
     use super::*;
 
+    /// `fold_lanes(lane_dots)` and `lane_axpy(repeat_lanes)` give the bits of `head_dots` and
+    /// `head_axpy` of the same kernel set, and agree with the portable set.
+    fn fixed_width_agree<K: Simd, const H: usize>(kern: K, q: &[f32; 32], k: &[f32; 32], w: &[f32]) {
+        let mut want = [0.0f32; H];
+        kern.head_dots(q, k, H, &mut want);
+        let got = fold_lanes::<H>(kern.lane_dots(q, k));
+        // Equal values (a zero's sign may differ: the slice kernel folds lanes without the 0 +).
+        assert!(got.iter().zip(&want).all(|(g, w)| g == w), "lane_dots h {H}: {got:?} vs {want:?}");
+        let portable = fold_lanes::<H>(Portable.lane_dots(q, k));
+        assert!(got.iter().zip(&portable).all(|(g, p)| (g - p).abs() <= 1e-5 * (1.0 + p.abs())), "lane_dots vs portable h {H}");
+        let (mut gy, mut wy, mut py) = (*k, *k, *k);
+        kern.head_axpy(&w[..H], q, &mut wy);
+        kern.lane_axpy(&repeat_lanes::<H>(w), q, &mut gy);
+        Portable.lane_axpy(&repeat_lanes::<H>(w), q, &mut py);
+        assert!(gy.iter().zip(&wy).all(|(g, w)| g.to_bits() == w.to_bits()), "lane_axpy h {H}");
+        assert!(gy.iter().zip(&py).all(|(g, p)| (g - p).abs() <= 1e-5 * (1.0 + p.abs())), "lane_axpy vs portable h {H}");
+    }
+
     /// Every kernel of `kern` on slices starting 1–7 elements past a 32-byte boundary (so
     /// never 16- or 32-byte aligned) and with odd lengths, against the portable kernels.
     fn misaligned_agree<K: Simd>(kern: K) {
@@ -534,6 +650,13 @@ mod tests {
                 Portable.head_axpy(w, q, &mut wy);
                 assert!(gy.iter().zip(&wy).all(|(g, w)| close(*g as f64, *w as f64)), "head_axpy off {off} h {h}");
             }
+            // The fixed-width kernels on misaligned arrays: within a kernel set, the bits of
+            // the slice kernels (attention's two bodies must agree), and close across sets.
+            let (q, k): (&[f32; 32], &[f32; 32]) = (a.0[off..off + 32].try_into().unwrap(), b.0[off..off + 32].try_into().unwrap());
+            fixed_width_agree::<K, 1>(kern, q, k, &a.0[off + 100..]);
+            fixed_width_agree::<K, 2>(kern, q, k, &a.0[off + 100..]);
+            fixed_width_agree::<K, 4>(kern, q, k, &a.0[off + 100..]);
+            fixed_width_agree::<K, 8>(kern, q, k, &a.0[off + 100..]);
             // f64 rows: offsets of one element leave them 8- but not 32-byte aligned.
             let rows: Vec<f64> = (0..7 * 13 + off).map(|i| (i as f64 * 0.3).sin()).collect();
             let x: Vec<f64> = (0..13 + off).map(|i| (i as f64 * 0.7).cos()).collect();

@@ -16,6 +16,7 @@
 
 use rayon::prelude::*;
 
+use crate::compose::SlotRow;
 use crate::engine::KernelTask;
 use crate::engine::{Candidates, Engine, Histories, Scratch};
 use crate::error::{Error, Result};
@@ -128,9 +129,7 @@ impl Engine {
     /// The same walk as a scoring request (same kernels), writing slots instead of composing.
     #[inline(always)]
     fn fill_slots_impl<K: Simd>(&self, kern: K, tree: &UserTree, cands: &[u32], out: SlotsOut<'_>, s: &mut Scratch) {
-        let b = self.bundle();
         let width = self.slot_width();
-        let evidence_ty = b.dims.max_depth as u8;
         self.prepare_view(tree, s);
         out.ids.fill(-1);
         out.types.fill(PAD_TYPE);
@@ -140,19 +139,13 @@ impl Engine {
             let cand = c.view(c.item_row(item));
             self.walk_for(kern, tree, &cand, s);
             let row = k * width;
-            let (walk, view) = s.walk_and_view();
             let mut j = row;
-            for &li in &walk.chain_nodes {
-                let node = tree.nodes()[li as usize].node;
-                out.ids[j] = node as i32;
-                out.types[j] = b.trie.depth(node) - 1;
-                out.ln_w[j] = view.node_ln_w[li as usize] as f32;
-                j += 1;
-            }
-            for &(e, _) in &walk.evidence {
-                out.ids[j] = tree.events()[e as usize].item as i32;
-                out.types[j] = evidence_ty;
-                out.ln_w[j] = view.event_ln_w[e as usize] as f32;
+            for slot in s.walked_slots() {
+                out.ids[j] = match slot.row {
+                    SlotRow::Node(id) | SlotRow::Item(id) => id as i32,
+                };
+                out.types[j] = slot.ty;
+                out.ln_w[j] = slot.ln_w;
                 j += 1;
             }
             debug_assert!(j <= row + width);

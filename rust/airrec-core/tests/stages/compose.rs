@@ -224,10 +224,11 @@ fn hand_computed_single_slot_attention() {
 #[test]
 fn engine_matches_the_reference_on_random_weights() {
     // Head counts with a compile-time body (1, 2, 4, 8; with `a` a multiple of 8 the AVX2
-    // kernels run, otherwise the portable ones) and one with the run-time body (3).
-    let shapes = [(4, 2), (4, 1), (6, 3), (8, 4), (16, 8), (6, 2)];
-    for seed in 0..6u64 {
-        let (a, heads) = shapes[seed as usize];
+    // kernels run, otherwise the portable ones), one with the run-time body (3), and widths
+    // with a compile-time body too (32, 64, 128 with 1, 2, 4 or 8 heads).
+    let shapes = [(4, 2), (4, 1), (6, 3), (8, 4), (16, 8), (6, 2), (32, 4), (64, 8), (128, 1), (64, 2), (96, 3)];
+    for (seed, &(a, heads)) in shapes.iter().enumerate() {
+        let seed = seed as u64;
         let f = random_fixture_heads(seed, a, heads);
         let c = f.composition();
         let (_d, e) = engine_with(&f, json!({"beam_width": 2, "max_chains": 2, "max_evidence": 3, "walk_alpha": 0.3}));
