@@ -332,8 +332,24 @@ mod avx2 {
             j += 4;
         }
         let mut t = [0.0; N];
+        if N == 4 {
+            // Four rows' `hsum_pd` at once, with its additions: `(l0 + l2, l1 + l3)` of rows 0
+            // and 1, then of rows 2 and 3, then `hadd` sums each pair (giving rows 0, 2, 1, 3).
+            // (A macro, not a closure: a closure is a function of its own, without AVX2.)
+            macro_rules! pair {
+                ($a:expr, $b:expr) => {
+                    _mm256_add_pd(_mm256_permute2f128_pd($a, $b, 0x20), _mm256_permute2f128_pd($a, $b, 0x31))
+                };
+            }
+            let sums = _mm256_hadd_pd(pair!(acc[0], acc[1]), pair!(acc[2], acc[3]));
+            // `t` has four elements here (`N == 4`).
+            _mm256_storeu_pd(t.as_mut_ptr(), _mm256_permute4x64_pd(sums, 0b11_01_10_00));
+        } else {
+            for k in 0..N {
+                t[k] = hsum_pd(acc[k]);
+            }
+        }
         for k in 0..N {
-            t[k] = hsum_pd(acc[k]);
             for jj in full..d {
                 t[k] += *p[k].add(jj) * *xp.add(jj);
             }
