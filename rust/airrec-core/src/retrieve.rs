@@ -189,6 +189,8 @@ pub struct WalkScratch {
     evidence_sims: Vec<f64>,
     /// Selected chains `(score key, arena index)`, best first.
     selected: Vec<Entry>,
+    /// The selected chains' nodes (root first) and lengths, while `chain_nodes` is made.
+    paths: Vec<([u32; MAX_CHAIN_DEPTH_LIMIT], usize)>,
     /// Chain nodes in slot order (chain by chain, root to leaf, each once), local indices.
     pub chain_nodes: Vec<u32>,
     /// Selected evidence `(event, score)`, best first.
@@ -406,16 +408,24 @@ pub fn walk<K: Simd>(kern: K, tree: &UserTree, view: &TreeView, cfg: &EngineConf
     keep_top(tree, s, &mut selected, cfg.max_chains);
     s.selected = selected;
 
+    // Each chain's nodes not already in an earlier chain. A node's position in a chain is its
+    // depth, and the same node means the same ancestors, so a chain's nodes already taken are
+    // exactly its longest common prefix with an earlier chain (no search of `chain_nodes`).
     s.chain_nodes.clear();
-    let mut buf = [0u32; MAX_CHAIN_DEPTH_LIMIT];
+    let mut paths = std::mem::take(&mut s.paths);
+    paths.clear();
     for k in 0..s.selected.len() {
+        let mut buf = [0u32; MAX_CHAIN_DEPTH_LIMIT];
         let len = s.materialise(s.selected[k].1, &mut buf);
-        for &n in &buf[..len] {
-            if !s.chain_nodes.contains(&n) {
-                s.chain_nodes.push(n);
-            }
-        }
+        let taken = paths
+            .iter()
+            .map(|(p, n): &([u32; MAX_CHAIN_DEPTH_LIMIT], usize)| p[..len.min(*n)].iter().zip(&buf).take_while(|(a, b)| a == b).count())
+            .max()
+            .unwrap_or(0);
+        s.chain_nodes.extend_from_slice(&buf[taken..len]);
+        paths.push((buf, len));
     }
+    s.paths = paths;
 
     // Evidence: events under the chains' last nodes, pruned by weight, similarity, recency.
     s.candidate_events.clear();

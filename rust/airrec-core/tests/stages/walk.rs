@@ -149,6 +149,27 @@ fn shared_prefixes_appear_once_in_the_chain_nodes() {
     close(total as f64, 1.0, 1e-5);
 }
 
+#[test]
+fn a_chain_shares_its_prefix_with_any_earlier_chain_not_only_the_last() {
+    // r1 > a, r1 > b, r2 > c; without weights in the walk, the chains rank [r1, a] (0.85),
+    // [r2, c] (0.775), [r1, b] (0.6): the third shares r1 with the first, not the second.
+    let mut f = Fixture::new(4);
+    let r1 = f.node(None, "r1", &at(0.9, 1));
+    let a = f.node(Some(r1), "a", &at(0.8, 2));
+    let b = f.node(Some(r1), "b", &at(0.3, 3));
+    let r2 = f.node(None, "r2", &at(0.85, 2));
+    let c = f.node(Some(r2), "c", &at(0.7, 3));
+    f.item(&at(0.5, 1), 0, &[a, b, c]);
+    let (_d, e) = engine_with(&f, json!({"max_evidence": 0, "max_chains": 3, "walk_alpha": 0.0}));
+    let t = e.build_tree(&[0], &[0], &[0.0]).unwrap();
+    assert_eq!(contexts(&e, &t, &X).chains, vec![vec![r1, a], vec![r2, c], vec![r1, b]]);
+    let ex = e.explain(&t, Candidates::Vectors(&X)).unwrap();
+    // Five node slots (r1 once) + null: their attention sums to 1 per head, so to 1 in the mean.
+    let distinct: f32 = ex.chains[0].attention.iter().sum::<f32>() + ex.chains[1].attention.iter().sum::<f32>() + ex.chains[2].attention[1];
+    close((distinct + ex.null_attention) as f64, 1.0, 1e-5);
+    assert_eq!(ex.chains[2].attention[0], ex.chains[0].attention[0], "r1 is one slot");
+}
+
 /// One leaf (node 1 under root 0) reached by three items: item 0 = X (sim 1), item 1 (sim 0),
 /// item 2 (sim 0.5).
 fn evidence_fixture() -> Fixture {
