@@ -350,14 +350,14 @@ impl<'a> KvTables<'a> {
         table[r * 2 * a..(r + 1) * 2 * a].split_at(a)
     }
 
-    /// [`KvTables::get`] for a width `A` known at compile time (`A == attn_dim`).
+    /// [`KvTables::get`] for a width `A` known at compile time, which must be `attn_dim`.
     #[inline(always)]
-    pub fn get_fixed<const A: usize>(&self, row: SlotRow) -> (&'a [f32; A], &'a [f32; A]) {
+    pub(crate) fn get_fixed<const A: usize>(&self, row: SlotRow) -> (&'a [f32; A], &'a [f32; A]) {
         let (table, r) = match row {
             SlotRow::Node(i) => (self.node, i as usize),
             SlotRow::Item(i) => (self.item, i as usize),
         };
-        debug_assert_eq!(A, self.attn_dim);
+        assert_eq!(A, self.attn_dim, "a fixed-width read of another width's rows");
         let (k, v) = table[r * 2 * A..(r + 1) * 2 * A].split_at(A);
         (k.try_into().expect("A-long key"), v.try_into().expect("A-long value"))
     }
@@ -460,8 +460,8 @@ fn heads<const H: usize>(v: &[f32], at: usize) -> [f32; H] {
 }
 
 /// [`attend`] for a head count and attention width known at compile time: the arithmetic of
-/// [`attend_heads`], in the same order (bit-identical results up to the sign of a zero
-/// logit), with the per-head loops over `[f32; H]` arrays, the softmax passes fused (the
+/// [`attend_heads`], in the same order, so bit-identical results (a raw dot of zero may keep
+/// another sign, which neither `exp` nor the max-subtraction can see), with the per-head loops over `[f32; H]` arrays, the softmax passes fused (the
 /// running max is taken while the logits are written, each slot's weights are normalised where
 /// they are used), and `A`-long rows: the per-slot kernels run fully unrolled with no length
 /// checks, and the weighted sum of values stays in registers across slots.
@@ -544,19 +544,16 @@ fn attend_fixed<K: Simd, const H: usize, const A: usize>(
         null_row[h] /= sum[h];
         null_mass[h] += null_row[h];
     }
-    // Type offsets, as [`add_type_offsets`] adds them.
-    for (m, tv) in scratch.type_mass.chunks_exact(H).zip(c.type_value.chunks_exact(A)).take(n_types) {
-        if m.iter().any(|&v| v != 0.0) {
-            kern.lane_axpy(&repeat_lanes::<H>(m), tv.try_into().expect("A-long rows"), &mut concat);
-        }
-    }
+    for_each_type_offset(c, &scratch.type_mass, |m, tv| {
+        kern.lane_axpy(&repeat_lanes::<H>(m), tv.try_into().expect("A-long rows"), &mut concat)
+    });
     scratch.concat.clear();
     scratch.concat.extend_from_slice(&concat);
     finish(kern, c, cand, scratch, u)
 }
 
-/// [`attend`] for other head counts (known only at run time; 1, 2, 4 and 8 go through
-/// [`attend_fixed`]).
+/// [`attend`] for shapes without a compiled body (head counts other than 1, 2, 4 and 8, or
+/// widths other than 32, 64 and 128; the others go through [`attend_fixed`]).
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn attend_heads<K: Simd>(
@@ -629,19 +626,20 @@ fn attend_heads<K: Simd>(
     for h in 0..h_n {
         scratch.type_mass[null_ty * h_n + h] += scratch.logits[null_row + h];
     }
-    add_type_offsets(kern, c, scratch);
+    let ComposeScratch { type_mass, concat, .. } = scratch;
+    for_each_type_offset(c, type_mass, |m, tv| kern.head_axpy(m, tv, concat));
     finish(kern, c, cand, scratch, u)
 }
 
-/// Adds each type's value offset to `scratch.concat`, weighted by the type's attention mass
-/// (`scratch.type_mass`, `[type, head]`).
+/// Calls `add(mass, type_value)` for each slot type that has attention mass (`type_mass` is
+/// `[type, head]`): both attention bodies add the type offsets to their weighted values
+/// through this, each with its own kernel, in the same order.
 #[inline(always)]
-fn add_type_offsets<K: Simd>(kern: K, c: &Composer, scratch: &mut ComposeScratch) {
-    let (a, h_n) = (c.attn_dim, c.n_heads);
+fn for_each_type_offset(c: &Composer, type_mass: &[f32], mut add: impl FnMut(&[f32], &[f32])) {
     // Zipped chunks rather than indexing per type: no bounds checks in the loop.
-    for (m, tv) in scratch.type_mass.chunks_exact(h_n).zip(c.type_value.chunks_exact(a)).take(c.n_types) {
+    for (m, tv) in type_mass.chunks_exact(c.n_heads).zip(c.type_value.chunks_exact(c.attn_dim)).take(c.n_types) {
         if m.iter().any(|&v| v != 0.0) {
-            kern.head_axpy(m, tv, &mut scratch.concat);
+            add(m, tv);
         }
     }
 }
@@ -664,7 +662,75 @@ fn finish<K: Simd>(kern: K, c: &Composer, cand: &CandidateView<'_>, scratch: &mu
 
 #[cfg(test)]
 mod tests {
-    use super::exp_slice;
+    use super::*;
+    use crate::kernels::Portable;
+    use crate::testing::{Composition, Rng};
+
+    /// [`attend_fixed`] against [`attend_heads`] at one compiled shape: score, intent vector and
+    /// attention weights bit for bit, with no slots, with a type that has no mass, and with
+    /// many slots of every type.
+    fn compiled_body_is_the_general_one<K: Simd, const H: usize, const A: usize>(kern: K) {
+        let (d, max_depth) = (16, 3);
+        let comp = Composition::random(d, A, H, max_depth, (H * 1000 + A) as u64);
+        let mut rng = Rng::new(7);
+        let mut vectors = |n: usize| (0..n * d).map(|_| rng.normal() as f32).collect::<Vec<f32>>();
+        let (nodes, items, x) = (vectors(7), vectors(5), vectors(1));
+        let c = Composer::fold(comp.weights(), &nodes, &items, d, H);
+        let mut row = vec![0.0f32; c.candidate_row_len()];
+        c.fill_candidate_row(&x, &mut row);
+        let cand = c.view(&row);
+        let evidence_ty = (c.n_types - 2) as u8;
+        let slot = |row, ty, ln_w| Slot { row, ty, ln_w };
+        let mut many = Vec::new();
+        for k in 0..12u32 {
+            let ty = (k % (evidence_ty as u32 + 1)) as u8;
+            let row = if ty == evidence_ty { SlotRow::Item(k % 5) } else { SlotRow::Node(k % 7) };
+            many.push(slot(row, ty, -(rng.exponential() as f32)));
+        }
+        let cases = [
+            vec![],
+            // Type 2 has no slot: its offset is skipped in both bodies.
+            vec![
+                slot(SlotRow::Node(0), 0, -0.5),
+                slot(SlotRow::Node(1), 1, -1.5),
+                slot(SlotRow::Node(2), 1, -0.1),
+                slot(SlotRow::Item(3), evidence_ty, -2.0),
+            ],
+            many,
+        ];
+        for slots in &cases {
+            let (mut fixed, mut general) = (ComposeScratch::default(), ComposeScratch::default());
+            let (mut u_fixed, mut u_general) = (vec![0.0f32; d], vec![0.0f32; d]);
+            let a = attend_fixed::<K, H, A>(kern, &c, &cand, slots, &mut fixed, Some(&mut u_fixed));
+            let b = attend_heads(kern, &c, &cand, slots, &mut general, Some(&mut u_general));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let shape = format!("H {H} A {A} slots {}", slots.len());
+            assert_eq!(a.to_bits(), b.to_bits(), "score, {shape}");
+            assert_eq!(bits(&u_fixed), bits(&u_general), "intent vector, {shape}");
+            assert_eq!(bits(&fixed.attention), bits(&general.attention), "attention, {shape}");
+            // The score-only path (no intent vector) too.
+            let a = attend_fixed::<K, H, A>(kern, &c, &cand, slots, &mut fixed, None);
+            assert_eq!(a.to_bits(), b.to_bits(), "score without the vector, {shape}");
+        }
+    }
+
+    fn compiled_bodies_are_the_general_one<K: Simd>(kern: K) {
+        macro_rules! shapes {
+            ($($h:literal, $a:literal);*) => {
+                $(compiled_body_is_the_general_one::<K, $h, $a>(kern);)*
+            };
+        }
+        shapes!(1, 32; 2, 32; 4, 32; 8, 32; 1, 64; 2, 64; 4, 64; 8, 64; 1, 128; 2, 128; 4, 128; 8, 128);
+    }
+
+    #[test]
+    fn every_compiled_attention_body_gives_the_general_bodys_bits() {
+        compiled_bodies_are_the_general_one(Portable);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(kern) = crate::kernels::Avx2::detect() {
+            compiled_bodies_are_the_general_one(kern);
+        }
+    }
 
     /// The formula before the shifter trick (`round_ties_even` and a saturating cast): the
     /// softmax's arithmetic must not change, so the two agree bit for bit.

@@ -66,7 +66,9 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// The last walk's attention slots, in slot order: its chain nodes, then its evidence.
+    /// The last walk's attention slots, in slot order: its chain nodes, then its evidence
+    /// (the walk and the slot tables are of the same tree: both are made per request, after
+    /// [`Engine::prepare_view`] for it).
     pub(crate) fn walked_slots(&self) -> impl Iterator<Item = &Slot> {
         let nodes = self.walk.chain_nodes.iter().map(|&li| &self.node_slots[li as usize]);
         nodes.chain(self.walk.evidence.iter().map(|&(e, _)| &self.event_slots[e as usize]))
@@ -395,6 +397,7 @@ impl Engine {
     pub(crate) fn prepare_view(&self, tree: &UserTree, s: &mut Scratch) {
         let b = &*self.bundle;
         s.view.prepare(tree, &self.config, self.dim(), |n| b.node_vector(n), |i| b.item_vector(i));
+        debug_assert_eq!((s.view.node_ln_w.len(), s.view.event_ln_w.len()), (tree.nodes().len(), tree.n_events()));
         // Slot types: a node's depth minus one (1-based depths), evidence after the deepest.
         s.node_slots.clear();
         s.node_slots.extend(tree.nodes().iter().zip(&s.view.node_ln_w).map(|(n, &ln_w)| Slot {
@@ -421,14 +424,10 @@ impl Engine {
     /// when given.
     #[inline(always)]
     fn compose<K: Simd>(&self, kern: K, cand: &CandidateView<'_>, s: &mut Scratch, u: Option<&mut [f32]>) -> f32 {
+        // Taken out of `s` while `attend` borrows the rest of it mutably.
         let mut slots = std::mem::take(&mut s.slots);
         slots.clear();
-        for &li in &s.walk.chain_nodes {
-            slots.push(s.node_slots[li as usize]);
-        }
-        for &(e, _) in &s.walk.evidence {
-            slots.push(s.event_slots[e as usize]);
-        }
+        slots.extend(s.walked_slots().copied());
         let score = attend(kern, self.composer(), cand, &slots, &mut s.compose, u);
         s.slots = slots;
         score
@@ -454,11 +453,14 @@ impl Engine {
             }
             let cand = c.view(self.candidate_row(&cands, k, &mut buf));
             self.walk_for(kern, tree, &cand, s);
-            match want {
-                Want::Scores => out[k] = self.compose(kern, &cand, s, None),
-                Want::Vectors => {
-                    self.compose(kern, &cand, s, Some(&mut out[k * d..(k + 1) * d]));
-                }
+            // One composition call site (the attention bodies are large and inlined).
+            let (score, u) = match want {
+                Want::Scores => (Some(&mut out[k]), None),
+                Want::Vectors => (None, Some(&mut out[k * d..(k + 1) * d])),
+            };
+            let v = self.compose(kern, &cand, s, u);
+            if let Some(score) = score {
+                *score = v;
             }
         }
         s.row = buf;

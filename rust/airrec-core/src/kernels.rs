@@ -265,7 +265,9 @@ pub use avx2::Avx2;
 /// store is unaligned (`loadu`/`storeu`): slices of `f32`/`f64` are only 4/8-byte aligned.
 ///
 /// Safety contract of every `unsafe fn` here: the CPU supports AVX2 and FMA (an [`Avx2`]
-/// value exists). Memory safety is by the length checks in each function.
+/// value exists). Memory safety is by the length checks in each function, or for the
+/// fixed-width ones (`lane_*`) by their array types: every access is inside an `A`-long array,
+/// `A` a multiple of 8 (a compile-time assertion).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -289,7 +291,7 @@ mod avx2 {
 
     // SAFETY (for the intrinsics in every function below): the caller guarantees AVX2 and
     // FMA (module contract); pointer arithmetic stays within the slices as each function's
-    // length checks establish, and all accesses are unaligned loads/stores.
+    // length checks (or array types) establish, and all accesses are unaligned loads/stores.
     #[inline(always)]
     unsafe fn hsum_pd(v: __m256d) -> f64 {
         let lo = _mm256_castpd256_pd128(v);
@@ -332,7 +334,7 @@ mod avx2 {
             j += 4;
         }
         let mut t = [0.0; N];
-        if N == 4 {
+        if let Ok(t4) = <&mut [f64; 4]>::try_from(&mut t[..]) {
             // Four rows' `hsum_pd` at once, with its additions: `(l0 + l2, l1 + l3)` of rows 0
             // and 1, then of rows 2 and 3, then `hadd` sums each pair (giving rows 0, 2, 1, 3).
             // (A macro, not a closure: a closure is a function of its own, without AVX2.)
@@ -342,8 +344,8 @@ mod avx2 {
                 };
             }
             let sums = _mm256_hadd_pd(pair!(acc[0], acc[1]), pair!(acc[2], acc[3]));
-            // `t` has four elements here (`N == 4`).
-            _mm256_storeu_pd(t.as_mut_ptr(), _mm256_permute4x64_pd(sums, 0b11_01_10_00));
+            // Four values into `t4`, a four-element array.
+            _mm256_storeu_pd(t4.as_mut_ptr(), _mm256_permute4x64_pd(sums, 0b11_01_10_00));
         } else {
             for k in 0..N {
                 t[k] = hsum_pd(acc[k]);
@@ -613,11 +615,11 @@ mod tests {
 
     /// `fold_lanes(lane_dots)` and `lane_axpy(repeat_lanes)` give the bits of `head_dots` and
     /// `head_axpy` of the same kernel set, and agree with the portable set.
-    fn fixed_width_agree<K: Simd, const H: usize>(kern: K, q: &[f32; 32], k: &[f32; 32], w: &[f32]) {
+    fn fixed_width_agree<K: Simd, const H: usize, const A: usize>(kern: K, q: &[f32; A], k: &[f32; A], w: &[f32]) {
         let mut want = [0.0f32; H];
         kern.head_dots(q, k, H, &mut want);
         let got = fold_lanes::<H>(kern.lane_dots(q, k));
-        // Equal values (a zero's sign may differ: the slice kernel folds lanes without the 0 +).
+        // Equal values (a zero's sign may differ: one of the two adds the lanes to 0 first).
         assert!(got.iter().zip(&want).all(|(g, w)| g == w), "lane_dots h {H}: {got:?} vs {want:?}");
         let portable = fold_lanes::<H>(Portable.lane_dots(q, k));
         assert!(got.iter().zip(&portable).all(|(g, p)| (g - p).abs() <= 1e-5 * (1.0 + p.abs())), "lane_dots vs portable h {H}");
@@ -627,6 +629,17 @@ mod tests {
         Portable.lane_axpy(&repeat_lanes::<H>(w), q, &mut py);
         assert!(gy.iter().zip(&wy).all(|(g, w)| g.to_bits() == w.to_bits()), "lane_axpy h {H}");
         assert!(gy.iter().zip(&py).all(|(g, p)| (g - p).abs() <= 1e-5 * (1.0 + p.abs())), "lane_axpy vs portable h {H}");
+    }
+
+    /// [`fixed_width_agree`] for every head count at width `A`, on `A`-long arrays at the start
+    /// of `a` and `b` (the head weights from `a`, past the query).
+    fn fixed_widths_agree<K: Simd, const A: usize>(kern: K, a: &[f32], b: &[f32]) {
+        let (q, k): (&[f32; A], &[f32; A]) = (a[..A].try_into().unwrap(), b[..A].try_into().unwrap());
+        let w = &a[A..];
+        fixed_width_agree::<K, 1, A>(kern, q, k, w);
+        fixed_width_agree::<K, 2, A>(kern, q, k, w);
+        fixed_width_agree::<K, 4, A>(kern, q, k, w);
+        fixed_width_agree::<K, 8, A>(kern, q, k, w);
     }
 
     /// Every kernel of `kern` on slices starting 1–7 elements past a 32-byte boundary (so
@@ -668,11 +681,9 @@ mod tests {
             }
             // The fixed-width kernels on misaligned arrays: within a kernel set, the bits of
             // the slice kernels (attention's two bodies must agree), and close across sets.
-            let (q, k): (&[f32; 32], &[f32; 32]) = (a.0[off..off + 32].try_into().unwrap(), b.0[off..off + 32].try_into().unwrap());
-            fixed_width_agree::<K, 1>(kern, q, k, &a.0[off + 100..]);
-            fixed_width_agree::<K, 2>(kern, q, k, &a.0[off + 100..]);
-            fixed_width_agree::<K, 4>(kern, q, k, &a.0[off + 100..]);
-            fixed_width_agree::<K, 8>(kern, q, k, &a.0[off + 100..]);
+            fixed_widths_agree::<K, 32>(kern, &a.0[off..], &b.0[off..]);
+            fixed_widths_agree::<K, 64>(kern, &a.0[off..], &b.0[off..]);
+            fixed_widths_agree::<K, 128>(kern, &a.0[off..], &b.0[off..]);
             // f64 rows: offsets of one element leave them 8- but not 32-byte aligned.
             let rows: Vec<f64> = (0..7 * 13 + off).map(|i| (i as f64 * 0.3).sin()).collect();
             let x: Vec<f64> = (0..13 + off).map(|i| (i as f64 * 0.7).cos()).collect();
