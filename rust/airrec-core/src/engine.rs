@@ -311,6 +311,7 @@ impl Engine {
         }
         let events = (0..items.len()).map(|k| self.event(items[k], behaviours[k], timestamps[k])).collect::<Result<Vec<_>>>()?;
         let mut tree = self.new_tree();
+        tree.reserve(events.len());
         if let Some(t_max) = events.iter().map(|e| e.timestamp).reduce(f64::max) {
             tree.set_reference_time(t_max);
         }

@@ -164,6 +164,18 @@ impl UserTree {
         Ok(())
     }
 
+    /// Room for `n_events` more events and the nodes they are likely to add, so a batch build
+    /// does not grow its arrays and node map step by step (a fifth of a 50-event build was
+    /// reallocation). Nodes are guessed at four per event (three paths of depth three share
+    /// most of their prefixes), at most 4,096: past that, growth is already amortised.
+    pub(crate) fn reserve(&mut self, n_events: usize) {
+        self.events.reserve(n_events);
+        self.contrib.reserve(n_events);
+        let nodes = n_events.saturating_mul(4).min(4096);
+        self.nodes.reserve(nodes);
+        self.local.reserve(nodes);
+    }
+
     /// Fixes the reference time of an empty tree (a batch build uses the latest timestamp, so no
     /// mass is ever rescaled).
     pub(crate) fn set_reference_time(&mut self, t: f64) {
