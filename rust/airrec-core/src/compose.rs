@@ -481,7 +481,10 @@ fn attend_fixed<K: Simd, const H: usize, const A: usize>(
     let w = &c.weights;
     let weight_bias = heads::<H>(&w.weight_bias, 0);
     let kv = c.kv_tables();
-    let q: &[f32; A] = cand.q.try_into().expect("a query is attn_dim long");
+    // A local copy: the per-slot loop can keep it in registers (the candidate row is read
+    // through raw-pointer loads, which LLVM does not hoist past the logits' stores).
+    let q: [f32; A] = cand.q.try_into().expect("a query is attn_dim long");
+    let q = &q;
 
     // The logits are padded to whole SIMD vectors (zeros, never read) so `exp_slice` has no
     // scalar tail; every other pass reads the `(n + 1) * H` real ones. Nothing is zeroed
