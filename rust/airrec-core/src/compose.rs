@@ -547,9 +547,9 @@ fn attend_fixed<K: Simd, const H: usize, const A: usize>(
         null_row[h] /= sum[h];
         null_mass[h] += null_row[h];
     }
-    for_each_type_offset(c, &scratch.type_mass, |m, tv| {
-        kern.lane_axpy(&repeat_lanes::<H>(m), tv.try_into().expect("A-long rows"), &mut concat)
-    });
+    for (m, tv) in type_offsets(c, &scratch.type_mass) {
+        kern.lane_axpy(&repeat_lanes::<H>(m), tv.try_into().expect("A-long rows"), &mut concat);
+    }
     scratch.concat.clear();
     scratch.concat.extend_from_slice(&concat);
     finish(kern, c, cand, scratch, u)
@@ -630,21 +630,25 @@ fn attend_heads<K: Simd>(
         scratch.type_mass[null_ty * h_n + h] += scratch.logits[null_row + h];
     }
     let ComposeScratch { type_mass, concat, .. } = scratch;
-    for_each_type_offset(c, type_mass, |m, tv| kern.head_axpy(m, tv, concat));
+    for (m, tv) in type_offsets(c, type_mass) {
+        kern.head_axpy(m, tv, concat);
+    }
     finish(kern, c, cand, scratch, u)
 }
 
-/// Calls `add(mass, type_value)` for each slot type that has attention mass (`type_mass` is
-/// `[type, head]`): both attention bodies add the type offsets to their weighted values
-/// through this, each with its own kernel, in the same order.
+/// Each slot type that has attention mass, as `(mass per head, type value row)` (`type_mass`
+/// is `[type, head]`): both attention bodies add these offsets to their weighted values, each
+/// with its own kernel, in this order. An iterator rather than a callback: a closure is a
+/// function of its own, and one holding AVX2 kernels compiled, where LLVM did not inline it,
+/// without AVX2 (every intrinsic a call: +18 % through the Python module's build).
 #[inline(always)]
-fn for_each_type_offset(c: &Composer, type_mass: &[f32], mut add: impl FnMut(&[f32], &[f32])) {
+fn type_offsets<'a>(c: &'a Composer, type_mass: &'a [f32]) -> impl Iterator<Item = (&'a [f32], &'a [f32])> {
     // Zipped chunks rather than indexing per type: no bounds checks in the loop.
-    for (m, tv) in type_mass.chunks_exact(c.n_heads).zip(c.type_value.chunks_exact(c.attn_dim)).take(c.n_types) {
-        if m.iter().any(|&v| v != 0.0) {
-            add(m, tv);
-        }
-    }
+    type_mass
+        .chunks_exact(c.n_heads)
+        .zip(c.type_value.chunks_exact(c.attn_dim))
+        .take(c.n_types)
+        .filter(|(m, _)| m.iter().any(|&v| v != 0.0))
 }
 
 /// The end of [`attend`] once `scratch` holds the attention weights and `concat` the weighted
