@@ -3,10 +3,10 @@
 //! reference written from the contract.
 
 use airrec_core::testing::{Composition, Fixture, Rng};
-use airrec_core::{Candidates, Engine, UserTree};
+use airrec_core::{Candidates, Engine, Scratch, UserTree};
 use serde_json::json;
 
-use crate::common::{close, close_slices, engine_with};
+use crate::common::{close, close_slices, engine_with, small};
 
 /// One attention slot of the reference: vector (`None` for the null slot), weight, type.
 struct RefSlot {
@@ -285,5 +285,30 @@ fn scores_are_the_score_head_of_the_intent_vectors() {
     let u_raw = e.intent_vectors(&t, Candidates::Vectors(&raw)).unwrap();
     for (a, b) in u.iter().zip(&u_raw) {
         close(*a as f64, *b as f64, 1e-6);
+    }
+}
+
+#[test]
+fn scores_on_one_thread_across_engines_and_trees_are_a_fresh_scratchs() {
+    // `scores` and `intent_vectors` reuse a per-thread scratch: alternate engines of other
+    // widths (d = 6 with a = 4, d = 6 with a = 64, the small synthetic bundle's d = 16) and
+    // trees of other sizes on this thread; every call gives a fresh scratch's bits.
+    let (_d1, e1) = engine_with(&random_fixture_heads(1, 4, 2), json!({}));
+    let (_d2, e2) = engine_with(&random_fixture_heads(2, 64, 4), json!({}));
+    let e3 = small();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut rng = Rng::new(5);
+    for round in 0..3 {
+        for (k, e) in [&e1, &e2, e3].into_iter().enumerate() {
+            let n_events = 2 + 3 * ((round + k) % 3);
+            let items: Vec<i64> = (0..n_events).map(|_| rng.below(6) as i64).collect();
+            let t = e.build_tree(&items, &vec![0; n_events], &(0..n_events).map(|i| i as f64).collect::<Vec<_>>()).unwrap();
+            let x: Vec<f32> = (0..2 * e.dim()).map(|_| rng.normal() as f32).collect();
+            let (mut want, mut want_u) = (vec![0.0f32; 2], vec![0.0f32; 2 * e.dim()]);
+            e.scores_into(&t, Candidates::Vectors(&x), &mut want, &mut Scratch::default()).unwrap();
+            e.intent_vectors_into(&t, Candidates::Vectors(&x), &mut want_u, &mut Scratch::default()).unwrap();
+            assert_eq!(bits(&e.scores(&t, Candidates::Vectors(&x)).unwrap()), bits(&want), "round {round} engine {k}");
+            assert_eq!(bits(&e.intent_vectors(&t, Candidates::Vectors(&x)).unwrap()), bits(&want_u), "round {round} engine {k}");
+        }
     }
 }
