@@ -353,12 +353,8 @@ impl<'a> KvTables<'a> {
     /// [`KvTables::get`] for a width `A` known at compile time, which must be `attn_dim`.
     #[inline(always)]
     pub(crate) fn get_fixed<const A: usize>(&self, row: SlotRow) -> (&'a [f32; A], &'a [f32; A]) {
-        let (table, r) = match row {
-            SlotRow::Node(i) => (self.node, i as usize),
-            SlotRow::Item(i) => (self.item, i as usize),
-        };
         assert_eq!(A, self.attn_dim, "a fixed-width read of another width's rows");
-        let (k, v) = table[r * 2 * A..(r + 1) * 2 * A].split_at(A);
+        let (k, v) = self.get(row);
         (k.try_into().expect("A-long key"), v.try_into().expect("A-long value"))
     }
 }
@@ -461,10 +457,11 @@ fn heads<const H: usize>(v: &[f32], at: usize) -> [f32; H] {
 
 /// [`attend`] for a head count and attention width known at compile time: the arithmetic of
 /// [`attend_heads`], in the same order, so bit-identical results (a raw dot of zero may keep
-/// another sign, which neither `exp` nor the max-subtraction can see), with the per-head loops over `[f32; H]` arrays, the softmax passes fused (the
-/// running max is taken while the logits are written, each slot's weights are normalised where
-/// they are used), and `A`-long rows: the per-slot kernels run fully unrolled with no length
-/// checks, and the weighted sum of values stays in registers across slots.
+/// another sign, which neither `exp` nor the max-subtraction can see), with the per-head loops
+/// over `[f32; H]` arrays, the softmax passes fused (the running max is taken while the logits
+/// are written, each slot's weights are normalised where they are used), and `A`-long rows:
+/// the per-slot kernels run fully unrolled with no length checks, and the weighted sum of
+/// values stays in registers across slots.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn attend_fixed<K: Simd, const H: usize, const A: usize>(
