@@ -12,8 +12,9 @@
 //! It prints one JSON line: a checksum of the scores (equal across engine changes that must
 //! not change results, on the same bundle directory: `write` builds the usearch indexes with
 //! several threads, so two writes can give some items other nearest leaves for their cold
-//! start, and another checksum) and the median / p90 wall time per request. `scripts/engine_scaling.py`
-//! runs it over shapes and writes `benches/results/engine-scaling.json`. With
+//! start, and another checksum) and the median / p90 wall time per request.
+//! `scripts/engine_scaling.py` runs it over shapes and writes
+//! `benches/results/engine-scaling.json`. With
 //! `AIRREC_PROFILE_STATS=1` it first prints the first user's tree size, roots and mean slots
 //! per candidate (what a request's work is made of); `AIRREC_PROFILE_OVERRIDES` takes engine
 //! settings as JSON, to measure what each stage costs.
